@@ -1,0 +1,190 @@
+"""The library's front door: one function per CLI command, returning plain data.
+
+Every function takes a :class:`~provision.config.Settings` (``Settings.from_env()`` when
+omitted) and returns dataclasses or JSON-ready dicts; none prints or exits.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from .config import Settings
+from .errors import NotFetchedError, UsageError
+from .fetch import FetchReport
+from .fetch import fetch as _fetch
+from .hashing import ALGORITHMS, hash_file
+from .manifest import Artifact, Benchmark, Catalog, load_catalog
+from .manifest import lint as _lint
+from .progress import Progress
+from .store import GcReport, Store
+from .verify import VerifyReport
+from .verify import verify as _verify
+
+__all__ = [
+    "describe",
+    "fetch",
+    "gc",
+    "hash_paths",
+    "lint",
+    "list_entries",
+    "load",
+    "path",
+    "status",
+    "verify",
+]
+
+
+def _settings(settings: Settings | None) -> Settings:
+    return settings if settings is not None else Settings.from_env()
+
+
+def load(settings: Settings | None = None) -> Catalog:
+    """The catalog of built-in manifests plus ``PROVISION_MANIFESTS`` folders."""
+    return load_catalog(_settings(settings).all_manifest_dirs)
+
+
+def _entry_summary(entry: Artifact | Benchmark, store: Store) -> dict[str, Any]:
+    if isinstance(entry, Benchmark):
+        return {"name": entry.name, "kind": "benchmark", "description": entry.description,
+                "aliases": list(entry.aliases), "artifacts": list(entry.artifact_names)}
+    usage = store.usage(entry)
+    return {"name": entry.name, "kind": entry.kind, "description": entry.description,
+            "aliases": list(entry.aliases), "format": entry.format, "files": len(entry.files),
+            "size": entry.size, "state": usage["state"]}
+
+
+def list_entries(settings: Settings | None = None) -> list[dict[str, Any]]:
+    """One summary dict per dataset, model and benchmark."""
+    settings = _settings(settings)
+    store = Store(settings.cache_dir)
+    return [_entry_summary(e, store) for e in load(settings).entries()]
+
+
+def _artifact_detail(art: Artifact, store: Store) -> dict[str, Any]:
+    return {
+        "name": art.name, "kind": art.kind, "description": art.description,
+        "license": art.license, "homepage": art.homepage, "notes": art.notes,
+        "aliases": list(art.aliases), "format": art.format, "size": art.size,
+        "manifest": str(art.source) if art.source else None,
+        "files": [{"name": f.name, "urls": list(f.urls), "size": f.size,
+                   "checksum": str(f.checksum)} for f in art.files],
+        "cache": store.usage(art),
+    }
+
+
+def describe(name: str, settings: Settings | None = None) -> dict[str, Any]:
+    """Everything the manifests say about ``name``, plus its state in the cache."""
+    settings = _settings(settings)
+    catalog = load(settings)
+    store = Store(settings.cache_dir)
+    entry = catalog.get(name)
+    if isinstance(entry, Artifact):
+        return _artifact_detail(entry, store)
+    return {
+        "name": entry.name, "kind": "benchmark", "description": entry.description,
+        "notes": entry.notes, "aliases": list(entry.aliases),
+        "manifest": str(entry.source) if entry.source else None,
+        "dataset": entry.dataset, "labels": str(entry.labels) if entry.labels else None,
+        "models": list(entry.models),
+        "preprocess": ({"recipe": entry.preprocess.recipe, **dict(entry.preprocess.params)}
+                       if entry.preprocess else None),
+        "accuracy": ({**asdict(entry.accuracy), "target_ratio": list(entry.accuracy.target_ratio),
+                      "targets": list(entry.accuracy.targets())} if entry.accuracy else None),
+        "artifacts": [_artifact_detail(catalog.artifacts[a], store) for a in entry.artifact_names],
+    }
+
+
+def fetch(
+    names: Sequence[str],
+    settings: Settings | None = None,
+    *,
+    from_paths: Iterable[Path] = (),
+    session: requests.Session | None = None,
+    progress: Progress | None = None,
+) -> FetchReport:
+    """Fetch and verify every artifact ``names`` stands for; see :func:`provision.fetch.fetch`."""
+    settings = _settings(settings)
+    if not names:
+        raise UsageError("name at least one dataset, model or benchmark to fetch")
+    for p in from_paths:
+        if not Path(p).exists():
+            raise UsageError(f"--from {p}: no such file or folder")
+    return _fetch(load(settings), names, settings, session=session, from_paths=from_paths,
+                  progress=progress)
+
+
+def verify(
+    names: Sequence[str] = (),
+    settings: Settings | None = None,
+    *,
+    full: bool = False,
+    progress: Progress | None = None,
+) -> VerifyReport:
+    """Check cached artifacts (all when ``names`` is empty); fast path unless ``full``."""
+    settings = _settings(settings)
+    return _verify(load(settings), names, settings, full=full, progress=progress)
+
+
+def path(name: str, settings: Settings | None = None) -> list[tuple[str, Path]]:
+    """``[(artifact, folder)]`` for ``name`` (a benchmark gives each of its artifacts).
+
+    :class:`NotFetchedError` when an artifact is not completely fetched.
+    """
+    settings = _settings(settings)
+    catalog = load(settings)
+    store = Store(settings.cache_dir)
+    out = []
+    for art in catalog.resolve([name]):
+        usage = store.usage(art)
+        if usage["state"] not in ("present",):
+            raise NotFetchedError(
+                f"{art.name} is not fetched ({usage['files']}/{usage['files_total']} files in "
+                f"{usage['path']}); run 'provision fetch {name}'",
+                path=usage["path"],
+            )
+        out.append((art.name, store.artifact_dir(art.name)))
+    return out
+
+
+def lint(paths: Sequence[Path] = (), settings: Settings | None = None) -> list[str]:
+    """Every manifest problem under ``paths`` (default: all manifest folders in use)."""
+    settings = _settings(settings)
+    return _lint(list(paths) if paths else list(settings.all_manifest_dirs))
+
+
+def hash_paths(paths: Sequence[Path], algs: Sequence[str] = ("sha256",)) -> list[dict[str, str]]:
+    """``[{"path": ..., alg: hex, ...}]`` for each file, each read once."""
+    for alg in algs:
+        if alg not in ALGORITHMS:
+            raise UsageError(f"unknown algorithm {alg!r}; expected one of {', '.join(ALGORITHMS)}")
+    out = []
+    for p in paths:
+        if not Path(p).is_file():
+            raise UsageError(f"{p}: not a file")
+        out.append({"path": str(p), **hash_file(p, algs)})
+    return out
+
+
+def status(settings: Settings | None = None) -> dict[str, Any]:
+    """Disk use per artifact, plus partial downloads, under the cache root."""
+    settings = _settings(settings)
+    catalog = load(settings)
+    store = Store(settings.cache_dir)
+    rows = [store.usage(a) for a in sorted(catalog.artifacts.values(), key=lambda a: a.name)]
+    return {
+        "cache": str(store.root),
+        "artifacts": [r for r in rows if r["state"] != "absent"],
+        "total_bytes": sum(r["bytes"] for r in rows),
+        "partial_bytes": store.partial_bytes(),
+    }
+
+
+def gc(settings: Settings | None = None, *, dry_run: bool = False) -> GcReport:
+    """Remove blobs no manifest references and stale partial files."""
+    settings = _settings(settings)
+    return Store(settings.cache_dir).gc(load(settings), dry_run=dry_run)

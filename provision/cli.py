@@ -1,0 +1,367 @@
+"""The ``provision`` command: parse, call one library function, render (text or --json).
+
+Errors are one line on stderr and map to exit codes (see :mod:`provision.errors`); a
+traceback is shown only with ``PROVISION_DEBUG=1``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sys
+import threading
+import traceback
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from . import api
+from .config import Settings
+from .errors import EXIT_FAILURE, EXIT_INTEGRITY, EXIT_MANIFEST, ProvisionError
+from .fetch import human_bytes
+
+app = typer.Typer(
+    name="provision",
+    help=(
+        "Set up ML benchmark machines: fetch and verify datasets and reference checkpoints "
+        "described by manifests.\n\nExit codes: 0 ok, 1 failure, 2 usage, 3 integrity "
+        "(checksum/size/missing), 4 source/network, 5 accuracy below target, 6 manifest error."
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+CacheDir = Annotated[
+    Path | None,
+    typer.Option("--cache-dir", envvar="PROVISION_CACHE", show_envvar=True,
+                 help="Cache root (a big scratch disk or a shared NFS folder)."),
+]
+Json = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
+Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or notes.")]
+
+
+def _debug() -> bool:
+    return os.environ.get("PROVISION_DEBUG", "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+@contextlib.contextmanager
+def _errors() -> Iterator[None]:
+    """Turn library errors into one stderr line and their exit code."""
+    try:
+        yield
+    except typer.Exit:
+        raise
+    except ProvisionError as exc:
+        if _debug():
+            traceback.print_exc()
+        typer.echo(f"provision: error: {exc}", err=True)
+        raise typer.Exit(exc.exit_code) from None
+    except KeyboardInterrupt:
+        typer.echo("provision: interrupted; partial downloads are kept aside and never "
+                   "taken as complete", err=True)
+        raise typer.Exit(130) from None
+    except Exception as exc:
+        if _debug():
+            traceback.print_exc()
+        typer.echo(f"provision: error: unexpected {exc.__class__.__name__}: {exc} "
+                   "(rerun with PROVISION_DEBUG=1 for a traceback and report it)", err=True)
+        raise typer.Exit(EXIT_FAILURE) from None
+
+
+def _settings(cache_dir: Path | None = None, **overrides: Any) -> Settings:
+    return Settings.from_env(cache_dir=cache_dir, **overrides)
+
+
+def _print_json(doc: Any) -> None:
+    typer.echo(json.dumps(doc, indent=2, default=str))
+
+
+class _Bars:
+    """tqdm progress: one bar per active file plus an aggregate bar; notes to stderr."""
+
+    def __init__(self, enabled: bool, quiet: bool) -> None:
+        self.enabled = enabled
+        self.quiet = quiet
+        self._lock = threading.Lock()
+        self._bars: dict[str, Any] = {}
+        self._total: Any = None
+
+    def _tqdm(self) -> Any:
+        from tqdm import tqdm
+
+        return tqdm
+
+    def start(self, key: str, label: str, total: int | None, done: int = 0) -> None:
+        if not self.enabled:
+            return
+        tqdm = self._tqdm()
+        with self._lock:
+            if self._total is None:
+                self._total = tqdm(total=0, unit="B", unit_scale=True, unit_divisor=1024,
+                                   desc="total", position=0, leave=True, file=sys.stderr)
+            if total:
+                self._total.total = (self._total.total or 0) + total
+                self._total.update(done)
+                self._total.refresh()
+            old = self._bars.pop(key, None)
+            if old is not None:
+                old.close()
+            self._bars[key] = tqdm(total=total, initial=done, unit="B", unit_scale=True,
+                                   unit_divisor=1024, desc=label[-40:], leave=False,
+                                   file=sys.stderr)
+
+    def advance(self, key: str, nbytes: int) -> None:
+        if not self.enabled:
+            return
+        with self._lock:
+            bar = self._bars.get(key)
+            if bar is not None:
+                bar.update(nbytes)
+            if self._total is not None:
+                self._total.update(nbytes)
+
+    def finish(self, key: str, ok: bool) -> None:
+        if not self.enabled:
+            return
+        with self._lock:
+            bar = self._bars.pop(key, None)
+            if bar is not None:
+                bar.close()
+
+    def note(self, text: str) -> None:
+        if self.quiet:
+            return
+        if self.enabled:
+            self._tqdm().write(f"provision: {text}", file=sys.stderr)
+        else:
+            typer.echo(f"provision: {text}", err=True)
+
+    def close(self) -> None:
+        with self._lock:
+            for bar in self._bars.values():
+                bar.close()
+            self._bars.clear()
+            if self._total is not None:
+                self._total.close()
+                self._total = None
+
+
+def _bars(quiet: bool, json_out: bool = False) -> _Bars:
+    return _Bars(enabled=sys.stdout.isatty() and not quiet and not json_out, quiet=quiet)
+
+
+@app.command("list")
+def list_cmd(cache_dir: CacheDir = None, json_out: Json = False) -> None:
+    """List every dataset, model and benchmark the manifests define."""
+    with _errors():
+        rows = api.list_entries(_settings(cache_dir))
+        if json_out:
+            _print_json({"entries": rows})
+            return
+        for r in rows:
+            size = human_bytes(r["size"]) if r.get("size") is not None else ""
+            state = r.get("state", "")
+            extra = f"{r.get('format') or ''}".strip()
+            typer.echo(f"{r['name']:<28} {r['kind']:<9} {size:>10} {state:<10} {extra:<11} "
+                       f"{r['description']}".rstrip())
+
+
+@app.command()
+def show(name: str, cache_dir: CacheDir = None, json_out: Json = False) -> None:
+    """Show what the manifests say about NAME and its state in the cache."""
+    with _errors():
+        doc = api.describe(name, _settings(cache_dir))
+        if json_out:
+            _print_json(doc)
+            return
+        _render_detail(doc)
+
+
+def _render_detail(doc: dict[str, Any], indent: str = "") -> None:
+    skip = {"files", "artifacts", "cache"}
+    for key, value in doc.items():
+        if key in skip or value in (None, "", [], {}):
+            continue
+        typer.echo(f"{indent}{key}: {value}")
+    if "cache" in doc:
+        c = doc["cache"]
+        typer.echo(f"{indent}cache: {c['state']} ({c['files']}/{c['files_total']} files) {c['path']}")
+    for f in doc.get("files", []):
+        size = f"{f['size']} bytes" if f["size"] is not None else "size unknown"
+        typer.echo(f"{indent}  - {f['name']}  {size}  {f['checksum']}")
+        for u in f["urls"]:
+            typer.echo(f"{indent}      {u}")
+    for art in doc.get("artifacts", []):
+        typer.echo(f"{indent}artifact {art['name']}:")
+        _render_detail(art, indent + "  ")
+
+
+@app.command()
+def fetch(
+    names: Annotated[list[str], typer.Argument(help="Datasets, models or benchmarks.")],
+    from_: Annotated[list[Path] | None, typer.Option(
+        "--from", help="A file or folder to take files from first (licensed data, local copies)."
+    )] = None,
+    jobs: Annotated[int | None, typer.Option(
+        "--jobs", "-j", envvar="PROVISION_JOBS", show_envvar=True, min=1,
+        help="How many files to fetch at once."
+    )] = None,
+    cache_dir: CacheDir = None,
+    json_out: Json = False,
+    quiet: Quiet = False,
+) -> None:
+    """Download NAME... into the cache and verify every file.
+
+    A benchmark brings its dataset, labels and models. Verified files are not downloaded
+    again; a corrupted one is repaired. Offline: PROVISION_OFFLINE=1.
+    """
+    with _errors():
+        bars = _bars(quiet, json_out)
+        try:
+            report = api.fetch(names, _settings(cache_dir, jobs=jobs), from_paths=from_ or (),
+                               progress=bars)
+        finally:
+            bars.close()
+        if json_out:
+            _print_json({"ok": report.ok, "exit_code": report.exit_code,
+                         "artifacts": report.artifacts,
+                         "files": [_file_doc(f) for f in report.files]})
+        else:
+            _render_fetch(report, quiet)
+        for f in report.failures:
+            typer.echo(f"provision: error: {f.error}", err=True)
+        if not report.ok:
+            raise typer.Exit(report.exit_code)
+
+
+def _file_doc(f: Any) -> dict[str, Any]:
+    doc = {k: getattr(f, k) for k in ("artifact", "name", "state", "path", "bytes", "source",
+                                      "error")}
+    doc["attempts"] = [{"url": u, "answer": a} for u, a in f.attempts]
+    return doc
+
+
+def _render_fetch(report: Any, quiet: bool) -> None:
+    counts: dict[str, int] = {}
+    for f in report.files:
+        counts[f.state] = counts.get(f.state, 0) + 1
+    if not quiet:
+        summary = ", ".join(f"{n} {state}" for state, n in sorted(counts.items()))
+        typer.echo(f"{len(report.files)} files: {summary}")
+    for name, folder in report.artifacts.items():
+        if all(f.ok for f in report.files if f.artifact == name):
+            typer.echo(f"{name}\t{folder}")
+
+
+@app.command()
+def verify(
+    names: Annotated[list[str] | None, typer.Argument(help="Default: everything cached.")] = None,
+    full: Annotated[bool, typer.Option("--full", help="Re-hash every file with its published "
+                                       "checksum, not only files whose stat changed.")] = False,
+    cache_dir: CacheDir = None,
+    json_out: Json = False,
+    quiet: Quiet = False,
+) -> None:
+    """Check cached files: fast (stat + xxh3 of changed files) or --full."""
+    with _errors():
+        bars = _bars(quiet, json_out)
+        try:
+            report = api.verify(names or (), _settings(cache_dir), full=full, progress=bars)
+        finally:
+            bars.close()
+        if json_out:
+            _print_json({"ok": report.ok, "full": full, "files_checked": len(report.files),
+                         "files_hashed": report.files_hashed, "bytes_hashed": report.bytes_hashed,
+                         "files": [vars(f) | {"ok": f.ok} for f in report.files]})
+        elif not quiet:
+            typer.echo(f"{len(report.files)} files checked, {report.files_hashed} re-hashed "
+                       f"({human_bytes(report.bytes_hashed)}), {len(report.failures)} bad")
+        for f in report.failures:
+            typer.echo(f"provision: error: {f.message()}", err=True)
+        if not report.ok:
+            raise typer.Exit(EXIT_INTEGRITY)
+
+
+@app.command()
+def path(name: str, cache_dir: CacheDir = None) -> None:
+    """Print the cache folder of NAME (for a benchmark, 'artifact<TAB>folder' lines)."""
+    with _errors():
+        entries = api.path(name, _settings(cache_dir))
+        if len(entries) == 1:
+            typer.echo(str(entries[0][1]))
+        else:
+            for art, folder in entries:
+                typer.echo(f"{art}\t{folder}")
+
+
+@app.command()
+def lint(
+    paths: Annotated[list[Path] | None, typer.Argument(
+        help="Manifest files or folders (default: built-in + PROVISION_MANIFESTS).")] = None,
+) -> None:
+    """Check manifests; report every problem, exit 6 if any."""
+    with _errors():
+        problems = api.lint(paths or (), _settings())
+        for p in problems:
+            typer.echo(p, err=True)
+        if problems:
+            typer.echo(f"provision: {len(problems)} manifest problem(s)", err=True)
+            raise typer.Exit(EXIT_MANIFEST)
+        typer.echo("manifests ok")
+
+
+@app.command("hash")
+def hash_cmd(
+    files: Annotated[list[Path], typer.Argument(help="Files to hash.")],
+    alg: Annotated[list[str] | None, typer.Option(
+        "--alg", help="md5, sha1, sha256, sha512, xxh3_128, xxh64 (repeatable).")] = None,
+) -> None:
+    """Print 'alg:hex  FILE' for each file (each file is read once)."""
+    with _errors():
+        algs = alg or ["sha256"]
+        for row in api.hash_paths(files, algs):
+            for a in algs:
+                typer.echo(f"{a}:{row[a]}  {row['path']}")
+
+
+@app.command()
+def status(cache_dir: CacheDir = None, json_out: Json = False) -> None:
+    """Summarise disk use per artifact in the cache."""
+    with _errors():
+        doc = api.status(_settings(cache_dir))
+        if json_out:
+            _print_json(doc)
+            return
+        typer.echo(f"cache: {doc['cache']}")
+        for r in doc["artifacts"]:
+            typer.echo(f"  {r['name']:<28} {r['state']:<10} {r['files']}/{r['files_total']} files "
+                       f"{human_bytes(r['bytes']):>10}")
+        typer.echo(f"total {human_bytes(doc['total_bytes'])}, partial downloads "
+                   f"{human_bytes(doc['partial_bytes'])}")
+
+
+@app.command()
+def gc(
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only list what would go.")] = False,
+    cache_dir: CacheDir = None,
+) -> None:
+    """Remove blobs no manifest references and stale partial downloads."""
+    with _errors():
+        report = api.gc(_settings(cache_dir), dry_run=dry_run)
+        verb = "would remove" if dry_run else "removed"
+        for p, size, why in report.removed:
+            typer.echo(f"{verb} {p} ({human_bytes(size)}): {why}")
+        typer.echo(f"{verb} {len(report.removed)} file(s), {human_bytes(report.bytes)}")
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

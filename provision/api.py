@@ -50,12 +50,24 @@ def load(settings: Settings | None = None) -> Catalog:
 
 def _entry_summary(entry: Artifact | Benchmark, store: Store) -> dict[str, Any]:
     if isinstance(entry, Benchmark):
-        return {"name": entry.name, "kind": "benchmark", "description": entry.description,
-                "aliases": list(entry.aliases), "artifacts": list(entry.artifact_names)}
+        return {
+            "name": entry.name,
+            "kind": "benchmark",
+            "description": entry.description,
+            "aliases": list(entry.aliases),
+            "artifacts": list(entry.artifact_names),
+        }
     usage = store.usage(entry)
-    return {"name": entry.name, "kind": entry.kind, "description": entry.description,
-            "aliases": list(entry.aliases), "format": entry.format, "files": len(entry.files),
-            "size": entry.size, "state": usage["state"]}
+    return {
+        "name": entry.name,
+        "kind": entry.kind,
+        "description": entry.description,
+        "aliases": list(entry.aliases),
+        "format": entry.format,
+        "files": len(entry.files),
+        "size": entry.size,
+        "state": usage["state"],
+    }
 
 
 def list_entries(settings: Settings | None = None) -> list[dict[str, Any]]:
@@ -67,12 +79,19 @@ def list_entries(settings: Settings | None = None) -> list[dict[str, Any]]:
 
 def _artifact_detail(art: Artifact, store: Store) -> dict[str, Any]:
     return {
-        "name": art.name, "kind": art.kind, "description": art.description,
-        "license": art.license, "homepage": art.homepage, "notes": art.notes,
-        "aliases": list(art.aliases), "format": art.format, "size": art.size,
+        "name": art.name,
+        "kind": art.kind,
+        "description": art.description,
+        "license": art.license,
+        "homepage": art.homepage,
+        "notes": art.notes,
+        "aliases": list(art.aliases),
+        "format": art.format,
+        "size": art.size,
         "manifest": str(art.source) if art.source else None,
-        "files": [{"name": f.name, "urls": list(f.urls), "size": f.size,
-                   "checksum": str(f.checksum)} for f in art.files],
+        "files": [
+            {"name": f.name, "urls": list(f.urls), "size": f.size, "checksum": str(f.checksum)} for f in art.files
+        ],
         "cache": store.usage(art),
     }
 
@@ -86,15 +105,27 @@ def describe(name: str, settings: Settings | None = None) -> dict[str, Any]:
     if isinstance(entry, Artifact):
         return _artifact_detail(entry, store)
     return {
-        "name": entry.name, "kind": "benchmark", "description": entry.description,
-        "notes": entry.notes, "aliases": list(entry.aliases),
+        "name": entry.name,
+        "kind": "benchmark",
+        "description": entry.description,
+        "notes": entry.notes,
+        "aliases": list(entry.aliases),
         "manifest": str(entry.source) if entry.source else None,
-        "dataset": entry.dataset, "labels": str(entry.labels) if entry.labels else None,
+        "dataset": entry.dataset,
+        "labels": str(entry.labels) if entry.labels else None,
         "models": list(entry.models),
-        "preprocess": ({"recipe": entry.preprocess.recipe, **dict(entry.preprocess.params)}
-                       if entry.preprocess else None),
-        "accuracy": ({**asdict(entry.accuracy), "target_ratio": list(entry.accuracy.target_ratio),
-                      "targets": list(entry.accuracy.targets())} if entry.accuracy else None),
+        "preprocess": (
+            {"recipe": entry.preprocess.recipe, **dict(entry.preprocess.params)} if entry.preprocess else None
+        ),
+        "accuracy": (
+            {
+                **asdict(entry.accuracy),
+                "target_ratio": list(entry.accuracy.target_ratio),
+                "targets": list(entry.accuracy.targets()),
+            }
+            if entry.accuracy
+            else None
+        ),
         "artifacts": [_artifact_detail(catalog.artifacts[a], store) for a in entry.artifact_names],
     }
 
@@ -114,8 +145,7 @@ def fetch(
     for p in from_paths:
         if not Path(p).exists():
             raise UsageError(f"--from {p}: no such file or folder")
-    return _fetch(load(settings), names, settings, session=session, from_paths=from_paths,
-                  progress=progress)
+    return _fetch(load(settings), names, settings, session=session, from_paths=from_paths, progress=progress)
 
 
 def verify(

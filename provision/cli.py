@@ -37,8 +37,12 @@ app = typer.Typer(
 
 CacheDir = Annotated[
     Path | None,
-    typer.Option("--cache-dir", envvar="PROVISION_CACHE", show_envvar=True,
-                 help="Cache root (a big scratch disk or a shared NFS folder)."),
+    typer.Option(
+        "--cache-dir",
+        envvar="PROVISION_CACHE",
+        show_envvar=True,
+        help="Cache root (a big scratch disk or a shared NFS folder).",
+    ),
 ]
 Json = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or notes.")]
@@ -61,14 +65,19 @@ def _errors() -> Iterator[None]:
         typer.echo(f"provision: error: {exc}", err=True)
         raise typer.Exit(exc.exit_code) from None
     except KeyboardInterrupt:
-        typer.echo("provision: interrupted; partial downloads are kept aside and never "
-                   "taken as complete", err=True)
+        typer.echo(
+            "provision: interrupted; partial downloads are kept aside and never taken as complete",
+            err=True,
+        )
         raise typer.Exit(130) from None
     except Exception as exc:
         if _debug():
             traceback.print_exc()
-        typer.echo(f"provision: error: unexpected {exc.__class__.__name__}: {exc} "
-                   "(rerun with PROVISION_DEBUG=1 for a traceback and report it)", err=True)
+        typer.echo(
+            f"provision: error: unexpected {exc.__class__.__name__}: {exc} "
+            "(rerun with PROVISION_DEBUG=1 for a traceback and report it)",
+            err=True,
+        )
         raise typer.Exit(EXIT_FAILURE) from None
 
 
@@ -101,8 +110,16 @@ class _Bars:
         tqdm = self._tqdm()
         with self._lock:
             if self._total is None:
-                self._total = tqdm(total=0, unit="B", unit_scale=True, unit_divisor=1024,
-                                   desc="total", position=0, leave=True, file=sys.stderr)
+                self._total = tqdm(
+                    total=0,
+                    unit="B",
+                    unit_scale=True,
+                    unit_divisor=1024,
+                    desc="total",
+                    position=0,
+                    leave=True,
+                    file=sys.stderr,
+                )
             if total:
                 self._total.total = (self._total.total or 0) + total
                 self._total.update(done)
@@ -110,9 +127,16 @@ class _Bars:
             old = self._bars.pop(key, None)
             if old is not None:
                 old.close()
-            self._bars[key] = tqdm(total=total, initial=done, unit="B", unit_scale=True,
-                                   unit_divisor=1024, desc=label[-40:], leave=False,
-                                   file=sys.stderr)
+            self._bars[key] = tqdm(
+                total=total,
+                initial=done,
+                unit="B",
+                unit_scale=True,
+                unit_divisor=1024,
+                desc=label[-40:],
+                leave=False,
+                file=sys.stderr,
+            )
 
     def advance(self, key: str, nbytes: int) -> None:
         if not self.enabled:
@@ -166,8 +190,7 @@ def list_cmd(cache_dir: CacheDir = None, json_out: Json = False) -> None:
             size = human_bytes(r["size"]) if r.get("size") is not None else ""
             state = r.get("state", "")
             extra = f"{r.get('format') or ''}".strip()
-            typer.echo(f"{r['name']:<28} {r['kind']:<9} {size:>10} {state:<10} {extra:<11} "
-                       f"{r['description']}".rstrip())
+            typer.echo(f"{r['name']:<28} {r['kind']:<9} {size:>10} {state:<10} {extra:<11} {r['description']}".rstrip())
 
 
 @app.command()
@@ -203,13 +226,24 @@ def _render_detail(doc: dict[str, Any], indent: str = "") -> None:
 @app.command()
 def fetch(
     names: Annotated[list[str], typer.Argument(help="Datasets, models or benchmarks.")],
-    from_: Annotated[list[Path] | None, typer.Option(
-        "--from", help="A file or folder to take files from first (licensed data, local copies)."
-    )] = None,
-    jobs: Annotated[int | None, typer.Option(
-        "--jobs", "-j", envvar="PROVISION_JOBS", show_envvar=True, min=1,
-        help="How many files to fetch at once."
-    )] = None,
+    from_: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--from",
+            help="A file or folder to take files from first (licensed data, local copies).",
+        ),
+    ] = None,
+    jobs: Annotated[
+        int | None,
+        typer.Option(
+            "--jobs",
+            "-j",
+            envvar="PROVISION_JOBS",
+            show_envvar=True,
+            min=1,
+            help="How many files to fetch at once.",
+        ),
+    ] = None,
     cache_dir: CacheDir = None,
     json_out: Json = False,
     quiet: Quiet = False,
@@ -222,14 +256,18 @@ def fetch(
     with _errors():
         bars = _bars(quiet, json_out)
         try:
-            report = api.fetch(names, _settings(cache_dir, jobs=jobs), from_paths=from_ or (),
-                               progress=bars)
+            report = api.fetch(names, _settings(cache_dir, jobs=jobs), from_paths=from_ or (), progress=bars)
         finally:
             bars.close()
         if json_out:
-            _print_json({"ok": report.ok, "exit_code": report.exit_code,
-                         "artifacts": report.artifacts,
-                         "files": [_file_doc(f) for f in report.files]})
+            _print_json(
+                {
+                    "ok": report.ok,
+                    "exit_code": report.exit_code,
+                    "artifacts": report.artifacts,
+                    "files": [_file_doc(f) for f in report.files],
+                }
+            )
         else:
             _render_fetch(report, quiet)
         for f in report.failures:
@@ -239,8 +277,7 @@ def fetch(
 
 
 def _file_doc(f: Any) -> dict[str, Any]:
-    doc = {k: getattr(f, k) for k in ("artifact", "name", "state", "path", "bytes", "source",
-                                      "error")}
+    doc = {k: getattr(f, k) for k in ("artifact", "name", "state", "path", "bytes", "source", "error")}
     doc["attempts"] = [{"url": u, "answer": a} for u, a in f.attempts]
     return doc
 
@@ -260,8 +297,13 @@ def _render_fetch(report: Any, quiet: bool) -> None:
 @app.command()
 def verify(
     names: Annotated[list[str] | None, typer.Argument(help="Default: everything cached.")] = None,
-    full: Annotated[bool, typer.Option("--full", help="Re-hash every file with its published "
-                                       "checksum, not only files whose stat changed.")] = False,
+    full: Annotated[
+        bool,
+        typer.Option(
+            "--full",
+            help="Re-hash every file with its published checksum, not only files whose stat changed.",
+        ),
+    ] = False,
     cache_dir: CacheDir = None,
     json_out: Json = False,
     quiet: Quiet = False,
@@ -274,12 +316,21 @@ def verify(
         finally:
             bars.close()
         if json_out:
-            _print_json({"ok": report.ok, "full": full, "files_checked": len(report.files),
-                         "files_hashed": report.files_hashed, "bytes_hashed": report.bytes_hashed,
-                         "files": [vars(f) | {"ok": f.ok} for f in report.files]})
+            _print_json(
+                {
+                    "ok": report.ok,
+                    "full": full,
+                    "files_checked": len(report.files),
+                    "files_hashed": report.files_hashed,
+                    "bytes_hashed": report.bytes_hashed,
+                    "files": [vars(f) | {"ok": f.ok} for f in report.files],
+                }
+            )
         elif not quiet:
-            typer.echo(f"{len(report.files)} files checked, {report.files_hashed} re-hashed "
-                       f"({human_bytes(report.bytes_hashed)}), {len(report.failures)} bad")
+            typer.echo(
+                f"{len(report.files)} files checked, {report.files_hashed} re-hashed "
+                f"({human_bytes(report.bytes_hashed)}), {len(report.failures)} bad"
+            )
         for f in report.failures:
             typer.echo(f"provision: error: {f.message()}", err=True)
         if not report.ok:
@@ -300,8 +351,10 @@ def path(name: str, cache_dir: CacheDir = None) -> None:
 
 @app.command()
 def lint(
-    paths: Annotated[list[Path] | None, typer.Argument(
-        help="Manifest files or folders (default: built-in + PROVISION_MANIFESTS).")] = None,
+    paths: Annotated[
+        list[Path] | None,
+        typer.Argument(help="Manifest files or folders (default: built-in + PROVISION_MANIFESTS)."),
+    ] = None,
 ) -> None:
     """Check manifests; report every problem, exit 6 if any."""
     with _errors():
@@ -317,8 +370,10 @@ def lint(
 @app.command("hash")
 def hash_cmd(
     files: Annotated[list[Path], typer.Argument(help="Files to hash.")],
-    alg: Annotated[list[str] | None, typer.Option(
-        "--alg", help="md5, sha1, sha256, sha512, xxh3_128, xxh64 (repeatable).")] = None,
+    alg: Annotated[
+        list[str] | None,
+        typer.Option("--alg", help="md5, sha1, sha256, sha512, xxh3_128, xxh64 (repeatable)."),
+    ] = None,
 ) -> None:
     """Print 'alg:hex  FILE' for each file (each file is read once)."""
     with _errors():
@@ -338,10 +393,11 @@ def status(cache_dir: CacheDir = None, json_out: Json = False) -> None:
             return
         typer.echo(f"cache: {doc['cache']}")
         for r in doc["artifacts"]:
-            typer.echo(f"  {r['name']:<28} {r['state']:<10} {r['files']}/{r['files_total']} files "
-                       f"{human_bytes(r['bytes']):>10}")
-        typer.echo(f"total {human_bytes(doc['total_bytes'])}, partial downloads "
-                   f"{human_bytes(doc['partial_bytes'])}")
+            typer.echo(
+                f"  {r['name']:<28} {r['state']:<10} {r['files']}/{r['files_total']} files "
+                f"{human_bytes(r['bytes']):>10}"
+            )
+        typer.echo(f"total {human_bytes(doc['total_bytes'])}, partial downloads {human_bytes(doc['partial_bytes'])}")
 
 
 @app.command()

@@ -97,9 +97,7 @@ class Settings:
         """
         env = os.environ if env is None else env
         cache = env.get("PROVISION_CACHE")
-        extra = tuple(
-            Path(p).expanduser() for p in env.get("PROVISION_MANIFESTS", "").split(os.pathsep) if p
-        )
+        extra = tuple(Path(p).expanduser() for p in env.get("PROVISION_MANIFESTS", "").split(os.pathsep) if p)
         settings = cls(
             cache_dir=Path(cache).expanduser() if cache else default_cache_dir(),
             manifest_dirs=extra,

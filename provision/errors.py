@@ -113,9 +113,7 @@ class ManifestError(ProvisionError, ValueError):
     def __init__(self, problems: Sequence[str]) -> None:
         self.problems = list(problems)
         first = self.problems[0] if self.problems else "manifest error"
-        more = f" (and {len(self.problems) - 1} more; run 'provision lint')" if len(
-            self.problems
-        ) > 1 else ""
+        more = f" (and {len(self.problems) - 1} more; run 'provision lint')" if len(self.problems) > 1 else ""
         super().__init__(first + more)
 
 

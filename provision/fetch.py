@@ -141,9 +141,7 @@ def check_disk_space(store: Store, todo: Iterable[tuple[Artifact, FileSpec]]) ->
 def _verify_sink(sink: Sink) -> dict[str, str]:
     spec = sink.spec
     if spec.size is not None and sink.written != spec.size:
-        raise AttemptFailed(
-            f"size mismatch: expected {spec.size} bytes, got {sink.written}", integrity=True
-        )
+        raise AttemptFailed(f"size mismatch: expected {spec.size} bytes, got {sink.written}", integrity=True)
     digests = sink.hasher.hexdigests()
     got = digests[spec.checksum.alg]
     if got != spec.checksum.hex:
@@ -185,8 +183,15 @@ class _Fetcher:
         st = view.stat()
         result.bytes = st.st_size
         result.source = source
-        record = FileRecord(str(spec.checksum), digests[FAST_ALG], st.st_size, st.st_mtime_ns,
-                            st.st_ino, link=how, source=source)
+        record = FileRecord(
+            str(spec.checksum),
+            digests[FAST_ALG],
+            st.st_size,
+            st.st_mtime_ns,
+            st.st_ino,
+            link=how,
+            source=source,
+        )
         return result, record
 
     @staticmethod
@@ -210,9 +215,7 @@ class _Fetcher:
             blob.unlink()
         return None
 
-    def _acquire(
-        self, art: Artifact, spec: FileSpec, blob: Path, result: FileResult
-    ) -> tuple[dict[str, str], str]:
+    def _acquire(self, art: Artifact, spec: FileSpec, blob: Path, result: FileResult) -> tuple[dict[str, str], str]:
         key = f"{art.name}/{spec.name}"
         progress = self.ctx.progress
         blob.parent.mkdir(parents=True, exist_ok=True)
@@ -298,8 +301,10 @@ class _Failed(Exception):
                 f"been corrupted or replaced upstream, or the manifest checksum is outdated{hint}",
                 EXIT_INTEGRITY,
             )
-        return cls(f"{where}: every source failed ({tried}); check the network or add a mirror{hint}",
-                   EXIT_SOURCE)
+        return cls(
+            f"{where}: every source failed ({tried}); check the network or add a mirror{hint}",
+            EXIT_SOURCE,
+        )
 
 
 def _present(store: Store, art: Artifact, spec: FileSpec, entry: FileRecord | None) -> tuple[str, FileRecord | None]:
@@ -325,8 +330,7 @@ def fetch(
     artifacts = catalog.resolve(names)
     store = Store(settings.cache_dir)
     store.ensure()
-    ctx = SourceContext(settings, session or new_session(), tuple(Path(p) for p in from_paths),
-                        progress)
+    ctx = SourceContext(settings, session or new_session(), tuple(Path(p) for p in from_paths), progress)
     fetcher = _Fetcher(store, ctx)
     report = FetchReport(artifacts={a.name: str(store.artifact_dir(a.name)) for a in artifacts})
     results: dict[tuple[str, str], FileResult] = {}
@@ -342,7 +346,8 @@ def fetch(
                     records[art.name][spec.name] = entry
                     path = str(store.artifact_dir(art.name) / spec.name)
                     results[(art.name, spec.name)] = FileResult(
-                        art.name, spec.name, "cached", path, entry.size, entry.source)
+                        art.name, spec.name, "cached", path, entry.size, entry.source
+                    )
                 else:
                     records[art.name].pop(spec.name, None)
                     todo.append((art, spec, state == "corrupt"))
@@ -351,8 +356,7 @@ def fetch(
         dirty: set[str] = set()
         last_save = time.monotonic()
         with ThreadPoolExecutor(max_workers=max(1, settings.jobs)) as pool:
-            futures = {pool.submit(fetcher.run, art, spec, repair): (art, spec)
-                       for art, spec, repair in todo}
+            futures = {pool.submit(fetcher.run, art, spec, repair): (art, spec) for art, spec, repair in todo}
             for fut in as_completed(futures):
                 art, spec = futures[fut]
                 result, record = fut.result()

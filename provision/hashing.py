@@ -68,9 +68,7 @@ def new_hasher(alg: str) -> Hasher:
     try:
         return _FACTORIES[alg]()
     except KeyError:
-        raise ValueError(
-            f"unknown checksum algorithm {alg!r}; expected one of {', '.join(ALGORITHMS)}"
-        ) from None
+        raise ValueError(f"unknown checksum algorithm {alg!r}; expected one of {', '.join(ALGORITHMS)}") from None
 
 
 @dataclass(frozen=True, order=True)
@@ -89,14 +87,10 @@ class Checksum:
         alg = alg.strip().lower()
         hexpart = hexpart.strip().lower()
         if alg not in ALGORITHMS:
-            raise ValueError(
-                f"unknown checksum algorithm {alg!r}; expected one of {', '.join(ALGORITHMS)}"
-            )
+            raise ValueError(f"unknown checksum algorithm {alg!r}; expected one of {', '.join(ALGORITHMS)}")
         want = ALGORITHMS[alg]
         if len(hexpart) != want or not set(hexpart) <= _HEX:
-            raise ValueError(
-                f"{alg} digest must be {want} hex digits, got {len(hexpart)} characters {hexpart!r}"
-            )
+            raise ValueError(f"{alg} digest must be {want} hex digits, got {len(hexpart)} characters {hexpart!r}")
         return cls(alg, hexpart)
 
     def __str__(self) -> str:

@@ -44,14 +44,40 @@ __all__ = [
 SCHEMA_VERSION = 1
 
 MODEL_FORMATS = frozenset(
-    {"onnx", "pytorch", "torchscript", "tensorflow", "tflite", "safetensors", "ncnn",
-     "openvino", "tensorrt", "huggingface", "other"}
+    {
+        "onnx",
+        "pytorch",
+        "torchscript",
+        "tensorflow",
+        "tflite",
+        "safetensors",
+        "ncnn",
+        "openvino",
+        "tensorrt",
+        "huggingface",
+        "other",
+    }
 )
 
 KNOWN_METRICS = frozenset(
-    {"top1", "map", "f1", "exact_match", "dice", "wer", "accuracy", "auc", "rouge1",
-     "rouge2", "rougel", "rougelsum", "gen_len", "tokens_per_sample", "clip_score",
-     "fid_score"}
+    {
+        "top1",
+        "map",
+        "f1",
+        "exact_match",
+        "dice",
+        "wer",
+        "accuracy",
+        "auc",
+        "rouge1",
+        "rouge2",
+        "rougel",
+        "rougelsum",
+        "gen_len",
+        "tokens_per_sample",
+        "clip_score",
+        "fid_score",
+    }
 )
 
 URL_SCHEMES = ("http", "https", "file", "manual")
@@ -63,8 +89,15 @@ _ARTIFACT_KEYS = {"name", "description", "license", "homepage", "notes", "aliase
 _MODEL_KEYS = _ARTIFACT_KEYS | {"format"}
 _FILE_KEYS = {"name", "urls", "size", "checksum"}
 _BENCHMARK_KEYS = {
-    "name", "description", "notes", "aliases", "dataset", "labels", "models",
-    "preprocess", "accuracy",
+    "name",
+    "description",
+    "notes",
+    "aliases",
+    "dataset",
+    "labels",
+    "models",
+    "preprocess",
+    "accuracy",
 }
 _ACCURACY_KEYS = {"metric", "reference", "target_ratio"}
 
@@ -136,7 +169,7 @@ class AccuracySpec:
     target_ratio: tuple[float, ...] = (0.99,)
 
     def targets(self) -> tuple[float, ...]:
-        """``reference × ratio`` for each ratio."""
+        """``reference * ratio`` for each ratio."""
         return tuple(self.reference * r for r in self.target_ratio)
 
 
@@ -280,7 +313,10 @@ def _resolve_url(ctx: _Ctx, where: str, url: str) -> str:
     scheme, sep, _ = url.partition("://")
     if sep:
         if scheme.lower() not in URL_SCHEMES:
-            ctx.add(where, f"unsupported URL scheme {scheme!r}; expected one of {', '.join(URL_SCHEMES)}")
+            ctx.add(
+                where,
+                f"unsupported URL scheme {scheme!r}; expected one of {', '.join(URL_SCHEMES)}",
+            )
         return url
     # A plain path: relative ones are taken relative to the manifest's folder.
     path = Path(url).expanduser()
@@ -361,12 +397,16 @@ def _parse_artifact(ctx: _Ctx, kind: Literal["dataset", "model"], index: int, ra
     if not name or len(files) == 0:
         return None
     return Artifact(
-        kind=kind, name=name, files=tuple(files),
+        kind=kind,
+        name=name,
+        files=tuple(files),
         description=_str(ctx, where, raw, "description"),
         license=_str(ctx, where, raw, "license"),
         homepage=_str(ctx, where, raw, "homepage"),
         notes=_str(ctx, where, raw, "notes"),
-        aliases=aliases, format=fmt, source=ctx.path,
+        aliases=aliases,
+        format=fmt,
+        source=ctx.path,
     )
 
 
@@ -440,9 +480,16 @@ def _parse_benchmark(ctx: _Ctx, index: int, raw: Any) -> Benchmark | None:
     if len(ctx.problems) > before or not name:
         return None
     return Benchmark(
-        name=name, dataset=dataset, models=models, labels=labels, preprocess=preprocess,
-        accuracy=accuracy, description=_str(ctx, where, raw, "description"),
-        notes=_str(ctx, where, raw, "notes"), aliases=aliases, source=ctx.path,
+        name=name,
+        dataset=dataset,
+        models=models,
+        labels=labels,
+        preprocess=preprocess,
+        accuracy=accuracy,
+        description=_str(ctx, where, raw, "description"),
+        notes=_str(ctx, where, raw, "notes"),
+        aliases=aliases,
+        source=ctx.path,
     )
 
 
@@ -461,7 +508,10 @@ def _load_file(path: Path, problems: list[str]) -> tuple[list[Artifact], list[Be
     if schema is None:
         ctx.add("", f"missing 'schema = {SCHEMA_VERSION}' at the top")
     elif schema != SCHEMA_VERSION:
-        ctx.add("", f"schema: this provision reads schema {SCHEMA_VERSION}, got {schema!r}; upgrade provision")
+        ctx.add(
+            "",
+            f"schema: this provision reads schema {SCHEMA_VERSION}, got {schema!r}; upgrade provision",
+        )
         return [], []
     artifacts: list[Artifact] = []
     benchmarks: list[Benchmark] = []
@@ -471,7 +521,7 @@ def _load_file(path: Path, problems: list[str]) -> tuple[list[Artifact], list[Be
             ctx.add("", f"{kind}: use [[{kind}]] (an array of tables)")
             continue
         for i, raw in enumerate(tables):
-            art = _parse_artifact(ctx, kind, i, raw)  # type: ignore[arg-type]
+            art = _parse_artifact(ctx, kind, i, raw)
             if art is not None:
                 artifacts.append(art)
     tables = data.get("benchmark", [])
@@ -489,7 +539,8 @@ def _cross_check(artifacts: Sequence[Artifact], benchmarks: Sequence[Benchmark],
     seen: dict[str, Path | None] = {}
     keep_a: list[Artifact] = []
     keep_b: list[Benchmark] = []
-    for entry in [*artifacts, *benchmarks]:
+    entries: list[Entry] = [*artifacts, *benchmarks]
+    for entry in entries:
         kind = entry.kind if isinstance(entry, Artifact) else "benchmark"
         for label in (entry.name, *entry.aliases):
             if label in seen:
@@ -499,17 +550,23 @@ def _cross_check(artifacts: Sequence[Artifact], benchmarks: Sequence[Benchmark],
                 break
             seen[label] = entry.source
         else:
-            (keep_a if isinstance(entry, Artifact) else keep_b).append(entry)  # type: ignore[arg-type]
+            if isinstance(entry, Artifact):
+                keep_a.append(entry)
+            else:
+                keep_b.append(entry)
     by_name = {a.name: a for a in keep_a}
     for b in keep_b:
         where = f"{b.source}: benchmark {b.name!r}"
         ds = by_name.get(b.dataset)
         if ds is None or ds.kind != "dataset":
-            problems.append(f"{where}: dataset: no dataset named {b.dataset!r}{_suggest(b.dataset, [a.name for a in keep_a if a.kind == 'dataset'])}")
+            datasets = [a.name for a in keep_a if a.kind == "dataset"]
+            problems.append(f"{where}: dataset: no dataset named {b.dataset!r}{_suggest(b.dataset, datasets)}")
         for m in b.models:
             art = by_name.get(m)
             if art is None or art.kind != "model":
-                problems.append(f"{where}: models: no model named {m!r}{_suggest(m, [a.name for a in keep_a if a.kind == 'model'])}")
+                problems.append(
+                    f"{where}: models: no model named {m!r}{_suggest(m, [a.name for a in keep_a if a.kind == 'model'])}"
+                )
         if b.labels is not None:
             art = by_name.get(b.labels.artifact)
             if art is None:

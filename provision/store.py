@@ -65,8 +65,15 @@ class FileRecord:
 
     def with_stat(self, st: os.stat_result) -> FileRecord:
         """A copy carrying ``st``'s size, mtime and inode."""
-        return FileRecord(self.checksum, self.xxh3_128, st.st_size, st.st_mtime_ns, st.st_ino,
-                          self.link, self.source)
+        return FileRecord(
+            self.checksum,
+            self.xxh3_128,
+            st.st_size,
+            st.st_mtime_ns,
+            st.st_ino,
+            self.link,
+            self.source,
+        )
 
 
 @dataclass
@@ -205,9 +212,7 @@ class Store:
 
     # -- locks -----------------------------------------------------------------------
     @contextlib.contextmanager
-    def lock(
-        self, name: str, timeout: float, on_wait: Callable[[str], None] | None = None
-    ) -> Iterator[None]:
+    def lock(self, name: str, timeout: float, on_wait: Callable[[str], None] | None = None) -> Iterator[None]:
         """Hold artifact ``name``'s inter-process lock; tell ``on_wait`` who holds it."""
         path = self.root / "locks" / f"{name}.lock"
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -229,8 +234,7 @@ class Store:
         try:
             with contextlib.suppress(OSError):
                 owner.write_text(
-                    json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
-                                "since": time.time()}),
+                    json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "since": time.time()}),
                     encoding="utf-8",
                 )
             yield
@@ -300,7 +304,7 @@ class Store:
     def _walk_files(top: Path) -> Iterable[Path]:
         if not top.is_dir():
             return []
-        out = []
+        out: list[Path] = []
         for dirpath, _dirs, files in os.walk(top):
             out.extend(Path(dirpath) / f for f in files)
         return sorted(out)
@@ -335,9 +339,15 @@ class Store:
         state = "absent" if present == 0 else ("partial" if present < total else "present")
         if state == "present" and not self.record_complete(artifact.name):
             state = "unverified"
-        return {"name": artifact.name, "kind": artifact.kind, "state": state,
-                "files": present, "files_total": total, "bytes": nbytes,
-                "path": str(base)}
+        return {
+            "name": artifact.name,
+            "kind": artifact.kind,
+            "state": state,
+            "files": present,
+            "files_total": total,
+            "bytes": nbytes,
+            "path": str(base),
+        }
 
     def partial_bytes(self) -> int:
         """Bytes held by in-flight or abandoned temp files."""

@@ -76,7 +76,12 @@ class VerifyReport:
 
 
 def check_file(
-    store: Store, artifact: Artifact, spec: FileSpec, entry: FileRecord | None, *, full: bool = False
+    store: Store,
+    artifact: Artifact,
+    spec: FileSpec,
+    entry: FileRecord | None,
+    *,
+    full: bool = False,
 ) -> tuple[FileCheck, FileRecord | None, int]:
     """Check one file; returns (result, record to keep, bytes read)."""
     view = store.artifact_dir(artifact.name) / spec.name
@@ -169,6 +174,12 @@ def verify(
     if names and not Path(store.root).exists():
         for art in artifacts:
             for spec in art.files:
-                report.files.append(FileCheck(art.name, spec.name, "missing",
-                                              str(store.artifact_dir(art.name) / spec.name)))
+                report.files.append(
+                    FileCheck(
+                        art.name,
+                        spec.name,
+                        "missing",
+                        str(store.artifact_dir(art.name) / spec.name),
+                    )
+                )
     return report

@@ -196,7 +196,13 @@ def link_or_copy(
             os.link(src, dst)
             return "hardlink"
         except OSError as exc:
-            if exc.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP, errno.EACCES):
+            if exc.errno not in (
+                errno.EXDEV,
+                errno.EPERM,
+                errno.EMLINK,
+                errno.ENOTSUP,
+                errno.EACCES,
+            ):
                 raise
     if allow_symlink:
         os.symlink(os.path.abspath(src), dst)

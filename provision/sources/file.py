@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
-from .base import AttemptFailed, SourceContext, Sink
+from .base import AttemptFailed, Sink, SourceContext
 
 __all__ = ["fetch_file", "url_to_path"]
 

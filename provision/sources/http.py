@@ -9,7 +9,7 @@ from __future__ import annotations
 import requests
 
 from .. import __version__
-from .base import AttemptFailed, SourceContext, Sink, expects_html
+from .base import AttemptFailed, Sink, SourceContext, expects_html
 
 __all__ = ["USER_AGENT", "fetch_http", "new_session"]
 
@@ -40,9 +40,7 @@ def fetch_http(url: str, sink: Sink, ctx: SourceContext) -> None:
                 raise AttemptFailed(f"HTTP {resp.status_code} {reason}".strip())
             ctype = resp.headers.get("Content-Type", "").split(";")[0].strip().lower()
             if ctype in ("text/html", "application/xhtml+xml") and not expects_html(sink.spec):
-                raise AttemptFailed(
-                    f"HTTP 200 but Content-Type {ctype} (an HTML page, not the file)"
-                )
+                raise AttemptFailed(f"HTTP 200 but Content-Type {ctype} (an HTML page, not the file)")
             length = resp.headers.get("Content-Length")
             encoding = resp.headers.get("Content-Encoding", "identity").lower()
             total = int(length) if length and length.isdigit() and encoding == "identity" else None
@@ -51,8 +49,10 @@ def fetch_http(url: str, sink: Sink, ctx: SourceContext) -> None:
                 if chunk:
                     sink.write(chunk)
     except requests.exceptions.SSLError as exc:
-        raise AttemptFailed(f"TLS verification failed ({exc.__class__.__name__}); "
-                            "set REQUESTS_CA_BUNDLE to your CA bundle if you use a TLS proxy") from exc
+        raise AttemptFailed(
+            f"TLS verification failed ({exc.__class__.__name__}); "
+            "set REQUESTS_CA_BUNDLE to your CA bundle if you use a TLS proxy"
+        ) from exc
     except requests.exceptions.Timeout as exc:
         raise AttemptFailed(f"timed out ({exc.__class__.__name__})") from exc
     except requests.exceptions.ConnectionError as exc:

@@ -6,7 +6,10 @@ Read once, at call time, into a frozen :class:`Settings`; library functions take
 
 from __future__ import annotations
 
+import math
 import os
+import re
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -15,6 +18,11 @@ from typing import Any
 import platformdirs
 
 from .errors import UsageError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on 3.10 only
+    import tomli as tomllib
 
 __all__ = ["ENV_VARS", "Settings", "builtin_manifest_dir", "default_cache_dir"]
 
@@ -27,7 +35,13 @@ ENV_VARS: dict[str, str] = {
     "PROVISION_DEBUG": "1 shows tracebacks",
     "PROVISION_LOCK_TIMEOUT": "seconds to wait for another process's artifact lock (default 1800)",
     "PROVISION_CONNECT_TIMEOUT": "HTTP connect timeout in seconds (default 15)",
-    "PROVISION_READ_TIMEOUT": "HTTP read timeout in seconds (default 60)",
+    "PROVISION_READ_TIMEOUT": "HTTP read timeout in seconds; a stalled connection is dropped (default 60)",
+    "PROVISION_RETRIES": "retries per URL without progress before the next mirror (default 5)",
+    "PROVISION_BACKOFF": "first retry delay in seconds, doubled each time, with jitter (default 1)",
+    "PROVISION_SEGMENT_THRESHOLD": "files at least this many bytes download in parallel segments (default 64 MiB)",
+    "PROVISION_MIRRORS": "content-addressed mirror base URLs tried first (<base>/<alg>/<hex>), space/comma-separated",
+    "PROVISION_AUTH_FILE": "TOML file of per-host tokens/headers (default ~/.config/provision/auth.toml)",
+    "HF_TOKEN": "bearer token sent to huggingface.co only",
 }
 
 _PACKAGE_DIR = Path(__file__).resolve().parent
@@ -71,9 +85,46 @@ def _number(env: Mapping[str, str], name: str, default: float, *, integer: bool 
     except ValueError:
         kind = "an integer" if integer else "a number"
         raise UsageError(f"{name}={raw!r} is not {kind}; unset it or give e.g. {default}") from None
-    if value <= 0:
-        raise UsageError(f"{name}={raw!r} must be positive")
+    if not 0 < value < math.inf:  # also rejects nan
+        raise UsageError(f"{name}={raw!r} must be a positive, finite number")
     return value
+
+
+def _count(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    if not raw.strip().isdigit():
+        raise UsageError(f"{name}={raw!r} is not a whole number; unset it or give e.g. {default}")
+    return int(raw)
+
+
+def _auth(env: Mapping[str, str]) -> dict[str, dict[str, str]]:
+    """Per-host headers from the auth file and ``HF_TOKEN``; values never leave this mapping."""
+    hosts: dict[str, dict[str, str]] = {}
+    path_text = env.get("PROVISION_AUTH_FILE")
+    path = Path(path_text).expanduser() if path_text else Path.home() / ".config" / "provision" / "auth.toml"
+    if path.is_file():
+        try:
+            doc = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise UsageError(
+                f"{path}: cannot read the auth file ({exc.__class__.__name__}); fix or remove it"
+            ) from None
+        table = doc.get("hosts", {})
+        if not isinstance(table, dict):
+            raise UsageError(f'{path}: expected [hosts."<host>"] tables')
+        for host, entry in table.items():
+            if not isinstance(entry, dict):
+                raise UsageError(f"{path}: hosts.{host}: expected a table with token and/or headers")
+            headers = {str(k): str(v) for k, v in dict(entry.get("headers", {})).items()}
+            if "token" in entry:
+                headers["Authorization"] = f"Bearer {entry['token']}"
+            hosts[host.lower()] = headers
+    token = env.get("HF_TOKEN") or env.get("HUGGING_FACE_HUB_TOKEN")
+    if token:
+        hosts.setdefault("huggingface.co", {})["Authorization"] = f"Bearer {token}"
+    return hosts
 
 
 @dataclass(frozen=True)
@@ -88,6 +139,12 @@ class Settings:
     lock_timeout: float = 1800.0
     connect_timeout: float = 15.0
     read_timeout: float = 60.0
+    retries: int = 5
+    backoff: float = 1.0
+    backoff_max: float = 60.0
+    segment_threshold: int = 64 << 20
+    mirrors: tuple[str, ...] = ()
+    auth: Mapping[str, Mapping[str, str]] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -107,6 +164,11 @@ class Settings:
             lock_timeout=_number(env, "PROVISION_LOCK_TIMEOUT", 1800.0),
             connect_timeout=_number(env, "PROVISION_CONNECT_TIMEOUT", 15.0),
             read_timeout=_number(env, "PROVISION_READ_TIMEOUT", 60.0),
+            retries=_count(env, "PROVISION_RETRIES", 5),
+            backoff=_number(env, "PROVISION_BACKOFF", 1.0),
+            segment_threshold=_number(env, "PROVISION_SEGMENT_THRESHOLD", 64 << 20, integer=True),
+            mirrors=tuple(m.rstrip("/") for m in re.split(r"[\s,]+", env.get("PROVISION_MIRRORS", "")) if m),
+            auth=_auth(env),
         )
         return settings.with_(**overrides)
 
@@ -118,6 +180,19 @@ class Settings:
         if "jobs" in given and int(given["jobs"]) < 1:
             raise UsageError(f"--jobs must be at least 1, got {given['jobs']}")
         return replace(self, **given)
+
+    def headers_for(self, host: str) -> dict[str, str]:
+        """Extra headers (tokens) configured for ``host``; never logged.
+
+        A key ``"example.org"`` matches that host only; ``".example.org"`` matches it and
+        every subdomain. Redirects to other hosts therefore never carry the token.
+        """
+        host = host.lower()
+        out: dict[str, str] = {}
+        for name, headers in self.auth.items():
+            if host == name or host == name.lstrip(".") or (name.startswith(".") and host.endswith(name)):
+                out.update(headers)
+        return out
 
     @property
     def all_manifest_dirs(self) -> tuple[Path, ...]:

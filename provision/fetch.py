@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import shutil
+import threading
 import time
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -153,16 +154,25 @@ def _verify_sink(sink: Sink) -> dict[str, str]:
 
 
 class _Fetcher:
-    """Fetches single files for :func:`fetch`; thread-safe (no shared mutable state)."""
+    """Fetches single files for :func:`fetch`; thread-safe (one thread at a time per blob)."""
 
     def __init__(self, store: Store, ctx: SourceContext) -> None:
         self.store = store
         self.ctx = ctx
+        self._guard = threading.Lock()
+        self._blob_locks: dict[Path, threading.Lock] = {}
 
     def run(self, art: Artifact, spec: FileSpec, repair: bool) -> tuple[FileResult, FileRecord | None]:
+        blob = self.store.blob_path(spec.checksum)
+        with self._guard:
+            blob_lock = self._blob_locks.setdefault(blob, threading.Lock())
+        # Files sharing a checksum share one blob: the second waits, then links the first's.
+        with blob_lock:
+            return self._run(art, spec, repair, blob)
+
+    def _run(self, art: Artifact, spec: FileSpec, repair: bool, blob: Path) -> tuple[FileResult, FileRecord | None]:
         view = self.store.artifact_dir(art.name) / spec.name
         result = FileResult(art.name, spec.name, "fetched", str(view))
-        blob = self.store.blob_path(spec.checksum)
         if repair:
             self._drop_corrupt(view, blob)
             result.state = "repaired"
@@ -307,6 +317,36 @@ class _Failed(Exception):
         )
 
 
+class _Cancelled(BaseException):
+    """Raised inside a worker once :func:`fetch` is interrupted; never caught as a source failure."""
+
+
+class _CancellableProgress:
+    """Passes events on; once ``cancel`` is set, a transfer's next chunk raises :class:`_Cancelled`."""
+
+    def __init__(self, inner: Progress, cancel: threading.Event) -> None:
+        self.inner = inner
+        self.cancel = cancel
+
+    def _check(self) -> None:
+        if self.cancel.is_set():
+            raise _Cancelled("fetch interrupted")
+
+    def start(self, key: str, label: str, total: int | None, done: int = 0) -> None:
+        self._check()
+        self.inner.start(key, label, total, done)
+
+    def advance(self, key: str, nbytes: int) -> None:
+        self._check()
+        self.inner.advance(key, nbytes)
+
+    def finish(self, key: str, ok: bool) -> None:
+        self.inner.finish(key, ok)
+
+    def note(self, text: str) -> None:
+        self.inner.note(text)
+
+
 def _present(store: Store, art: Artifact, spec: FileSpec, entry: FileRecord | None) -> tuple[str, FileRecord | None]:
     check, record, _ = check_file(store, art, spec, entry)
     return check.state, record
@@ -330,7 +370,10 @@ def fetch(
     artifacts = catalog.resolve(names)
     store = Store(settings.cache_dir)
     store.ensure()
-    ctx = SourceContext(settings, session or new_session(), tuple(Path(p) for p in from_paths), progress)
+    cancel = threading.Event()
+    ctx = SourceContext(
+        settings, session or new_session(), tuple(Path(p) for p in from_paths), _CancellableProgress(progress, cancel)
+    )
     fetcher = _Fetcher(store, ctx)
     report = FetchReport(artifacts={a.name: str(store.artifact_dir(a.name)) for a in artifacts})
     results: dict[tuple[str, str], FileResult] = {}
@@ -357,18 +400,25 @@ def fetch(
         last_save = time.monotonic()
         with ThreadPoolExecutor(max_workers=max(1, settings.jobs)) as pool:
             futures = {pool.submit(fetcher.run, art, spec, repair): (art, spec) for art, spec, repair in todo}
-            for fut in as_completed(futures):
-                art, spec = futures[fut]
-                result, record = fut.result()
-                results[(art.name, spec.name)] = result
-                if record is not None:
-                    records[art.name][spec.name] = record
-                    dirty.add(art.name)
-                if dirty and time.monotonic() - last_save > _CHECKPOINT_SECONDS:
-                    for name in dirty:
-                        store.save_record(by_name[name], records[name])
-                    dirty.clear()
-                    last_save = time.monotonic()
+            try:
+                for fut in as_completed(futures):
+                    art, spec = futures[fut]
+                    result, record = fut.result()
+                    results[(art.name, spec.name)] = result
+                    if record is not None:
+                        records[art.name][spec.name] = record
+                        dirty.add(art.name)
+                    if dirty and time.monotonic() - last_save > _CHECKPOINT_SECONDS:
+                        for name in dirty:
+                            store.save_record(by_name[name], records[name])
+                        dirty.clear()
+                        last_save = time.monotonic()
+            except BaseException:
+                # Ctrl-C (or a bug): drop the queued files and stop running transfers at their
+                # next chunk, instead of downloading everything before the exception surfaces.
+                cancel.set()
+                pool.shutdown(wait=False, cancel_futures=True)
+                raise
         for art in artifacts:
             store.save_record(art, records[art.name])
     for art in artifacts:

@@ -289,6 +289,9 @@ def _str(ctx: _Ctx, where: str, table: Mapping[str, Any], key: str, *, required:
     if not isinstance(value, str):
         ctx.add(where, f"{key}: expected a string, got {type(value).__name__}")
         return ""
+    if required and not value.strip():
+        ctx.add(where, f"{key}: must not be empty")
+        return ""
     return value
 
 
@@ -308,6 +311,9 @@ def _check_name(ctx: _Ctx, where: str, name: str, what: str = "name") -> None:
 
 
 def _resolve_url(ctx: _Ctx, where: str, url: str) -> str:
+    if not url.strip():
+        ctx.add(where, "empty URL")
+        return url
     if url.startswith("manual:"):
         return url
     scheme, sep, _ = url.partition("://")
@@ -331,8 +337,9 @@ def _parse_file(ctx: _Ctx, where: str, raw: Any) -> FileSpec | None:
     name = _str(ctx, where, raw, "name", required=True)
     if name:
         pure = PurePosixPath(name)
-        if pure.is_absolute() or ".." in pure.parts or "\\" in name or name.endswith("/"):
-            ctx.add(where, f"name {name!r} must be a relative path without '..'")
+        segments = name.split("/")
+        if pure.is_absolute() or "\\" in name or any(seg in ("", ".", "..") for seg in segments):
+            ctx.add(where, f"name {name!r} must be a relative path without '..', '.' or empty parts")
             name = ""
     urls_raw = raw.get("urls")
     if urls_raw is None:
@@ -377,6 +384,10 @@ def _parse_artifact(ctx: _Ctx, kind: Literal["dataset", "model"], index: int, ra
     aliases = _str_list(ctx, where, raw, "aliases")
     for alias in aliases:
         _check_name(ctx, where, alias, "alias")
+    description = _str(ctx, where, raw, "description")
+    license_ = _str(ctx, where, raw, "license")
+    homepage = _str(ctx, where, raw, "homepage")
+    notes = _str(ctx, where, raw, "notes")
     files_raw = raw.get("files")
     files: list[FileSpec] = []
     if not isinstance(files_raw, list) or not files_raw:
@@ -400,10 +411,10 @@ def _parse_artifact(ctx: _Ctx, kind: Literal["dataset", "model"], index: int, ra
         kind=kind,
         name=name,
         files=tuple(files),
-        description=_str(ctx, where, raw, "description"),
-        license=_str(ctx, where, raw, "license"),
-        homepage=_str(ctx, where, raw, "homepage"),
-        notes=_str(ctx, where, raw, "notes"),
+        description=description,
+        license=license_,
+        homepage=homepage,
+        notes=notes,
         aliases=aliases,
         format=fmt,
         source=ctx.path,
@@ -451,6 +462,8 @@ def _parse_benchmark(ctx: _Ctx, index: int, raw: Any) -> Benchmark | None:
     _check_name(ctx, where, name)
     _check_keys(ctx, where, raw, _BENCHMARK_KEYS)
     before = len(ctx.problems)
+    description = _str(ctx, where, raw, "description")
+    notes = _str(ctx, where, raw, "notes")
     dataset = _str(ctx, where, raw, "dataset", required=True)
     models = _str_list(ctx, where, raw, "models")
     aliases = _str_list(ctx, where, raw, "aliases")
@@ -486,8 +499,8 @@ def _parse_benchmark(ctx: _Ctx, index: int, raw: Any) -> Benchmark | None:
         labels=labels,
         preprocess=preprocess,
         accuracy=accuracy,
-        description=_str(ctx, where, raw, "description"),
-        notes=_str(ctx, where, raw, "notes"),
+        description=description,
+        notes=notes,
         aliases=aliases,
         source=ctx.path,
     )

@@ -45,7 +45,8 @@ def fetch_http(url: str, sink: Sink, ctx: SourceContext) -> None:
             encoding = resp.headers.get("Content-Encoding", "identity").lower()
             total = int(length) if length and length.isdigit() and encoding == "identity" else None
             sink.begin(total)
-            for chunk in resp.raw.stream(_STREAM_CHUNK, decode_content=True):
+            # iter_content (not raw.stream) so that a broken transfer surfaces as a requests exception
+            for chunk in resp.iter_content(_STREAM_CHUNK):
                 if chunk:
                     sink.write(chunk)
     except requests.exceptions.SSLError as exc:

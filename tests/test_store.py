@@ -1,0 +1,247 @@
+"""The content-addressed store: layout, records, usage/status, gc and stale temps."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import xxhash
+from conftest import ManifestWriter, dataset_toml
+from httpserver import TestServer, sha256
+
+from provision import api
+from provision.config import Settings
+from provision.hashing import Checksum
+from provision.manifest import load_catalog
+from provision.store import STALE_AFTER, Store, is_stale_temp
+
+HOST = socket.gethostname().replace("-", "_")
+
+
+def _dead_pid() -> int:
+    """The pid of a process that has exited (and been reaped)."""
+    for _ in range(20):
+        proc = subprocess.Popen([sys.executable, "-c", "pass"])
+        proc.wait()
+        try:
+            os.kill(proc.pid, 0)
+        except ProcessLookupError:
+            return proc.pid
+    pytest.skip("could not find a dead pid")
+
+
+def _fetch_one(
+    server: TestServer,
+    write_manifest: ManifestWriter,
+    settings: Settings,
+    name: str,
+    body: bytes,
+    manifest: str = "test",
+    checksum: str | None = None,
+) -> Path:
+    url = server.add(f"/store/{name}/f.bin", body)
+    write_manifest(dataset_toml(name, [("f.bin", [url], body, checksum)]), manifest)
+    report = api.fetch([name], settings)
+    assert report.ok, report.failures
+    return Store(settings.cache_dir).artifact_dir(name) / "f.bin"
+
+
+def test_ensure_writes_cachedir_tag(tmp_path: Path) -> None:
+    store = Store(tmp_path / "fresh" / "cache")
+    store.ensure()
+    tag = (store.root / "CACHEDIR.TAG").read_text(encoding="utf-8")
+    assert tag.startswith("Signature: 8a477f597d28d172789f06886806bc55\n")
+    for sub in ("blobs", "artifacts", "records", "locks"):
+        assert (store.root / sub).is_dir()
+    store.ensure()  # idempotent
+    assert (store.root / "CACHEDIR.TAG").read_text(encoding="utf-8") == tag
+    assert [p.name for p in store.root.iterdir() if ".part-" in p.name] == []
+
+
+def test_blob_layout(server: TestServer, write_manifest: ManifestWriter, settings: Settings) -> None:
+    body = os.urandom(2048)
+    view = _fetch_one(server, write_manifest, settings, "layout", body, checksum=sha256(body))
+    hexd = hashlib.sha256(body).hexdigest()
+    blob = settings.cache_dir / "blobs" / "sha256" / hexd[:2] / hexd
+    assert blob.is_file()
+    assert blob.read_bytes() == body
+    assert Store(settings.cache_dir).blob_path(Checksum("sha256", hexd)) == blob
+    assert os.path.samefile(blob, view)
+    assert blob.stat().st_mode & 0o222 == 0  # blobs are read-only
+
+
+def test_record_is_complete_json(server: TestServer, write_manifest: ManifestWriter, settings: Settings) -> None:
+    body = os.urandom(3000)
+    view = _fetch_one(server, write_manifest, settings, "recorded", body)
+    store = Store(settings.cache_dir)
+    path = store.record_path("recorded")
+    doc = json.loads(path.read_text(encoding="utf-8"))
+    assert doc["schema"] == 1
+    assert doc["artifact"] == "recorded"
+    assert doc["kind"] == "dataset"
+    assert doc["complete"] is True
+    entry = doc["files"]["f.bin"]
+    st = view.stat()
+    assert entry["checksum"] == "md5:" + hashlib.md5(body).hexdigest()
+    assert entry["xxh3_128"] == xxhash.xxh3_128(body).hexdigest()
+    assert (entry["size"], entry["mtime_ns"], entry["ino"]) == (st.st_size, st.st_mtime_ns, st.st_ino)
+    assert entry["source"].endswith("/store/recorded/f.bin")
+    assert store.record_complete("recorded")
+    assert store.load_record("recorded")["f.bin"].xxh3_128 == entry["xxh3_128"]
+    assert [p.name for p in path.parent.iterdir()] == ["recorded.json"]
+
+
+def test_record_is_replaced_atomically(server: TestServer, write_manifest: ManifestWriter, settings: Settings) -> None:
+    _fetch_one(server, write_manifest, settings, "atomic", os.urandom(100))
+    store = Store(settings.cache_dir)
+    path = store.record_path("atomic")
+    before = path.read_bytes()
+    keep = path.with_name("old-handle")
+    os.link(path, keep)  # a reader holding the old file sees it whole
+    catalog = load_catalog(settings.all_manifest_dirs)
+    art = catalog.artifacts["atomic"]
+    store.save_record(art, {})
+    assert keep.read_bytes() == before
+    assert path.stat().st_ino != keep.stat().st_ino
+    doc = json.loads(path.read_text(encoding="utf-8"))
+    assert doc["complete"] is False and doc["files"] == {}
+    assert not store.record_complete("atomic")
+    assert [p for p in path.parent.iterdir() if ".part-" in p.name] == []
+
+
+def test_partial_fetch_record_not_complete(
+    server: TestServer, write_manifest: ManifestWriter, settings: Settings
+) -> None:
+    good, bad = os.urandom(500), os.urandom(600)
+    u_good = server.add("/store/partial/good.bin", good)
+    u_bad = server.url("/store/partial/absent.bin")
+    write_manifest(dataset_toml("partial", [("good.bin", [u_good], good, None), ("bad.bin", [u_bad], bad, None)]))
+    report = api.fetch(["partial"], settings)
+    assert not report.ok
+    store = Store(settings.cache_dir)
+    doc = json.loads(store.record_path("partial").read_text(encoding="utf-8"))
+    assert doc["complete"] is False
+    assert list(doc["files"]) == ["good.bin"]
+    catalog = load_catalog(settings.all_manifest_dirs)
+    usage = store.usage(catalog.artifacts["partial"])
+    assert usage["state"] == "partial"
+    assert (usage["files"], usage["files_total"], usage["bytes"]) == (1, 2, len(good))
+
+
+def test_usage_and_status(server: TestServer, write_manifest: ManifestWriter, settings: Settings) -> None:
+    body = os.urandom(4321)
+    _fetch_one(server, write_manifest, settings, "used", body, "a")
+    write_manifest(dataset_toml("unused", [("u.bin", [server.url("/store/unused")], b"u", None)]), "b")
+    store = Store(settings.cache_dir)
+    catalog = load_catalog(settings.all_manifest_dirs)
+    usage = store.usage(catalog.artifacts["used"])
+    assert usage["state"] == "present"
+    assert usage["bytes"] == len(body)
+    assert (usage["files"], usage["files_total"]) == (1, 1)
+    assert usage["path"] == str(store.artifact_dir("used"))
+    assert store.usage(catalog.artifacts["unused"])["state"] == "absent"
+    partial = settings.cache_dir / "blobs" / "md5" / "ab" / f"abc.part-{HOST}-{os.getpid()}-deadbeef"
+    partial.parent.mkdir(parents=True)
+    partial.write_bytes(b"p" * 77)
+    status = api.status(settings)
+    assert status["cache"] == str(settings.cache_dir)
+    rows = {r["name"]: r for r in status["artifacts"]}
+    assert "unused" not in rows
+    assert rows["used"]["state"] == "present"
+    assert rows["used"]["bytes"] == len(body)
+    assert status["total_bytes"] == len(body)
+    assert status["partial_bytes"] == 77
+    # A record that is not complete makes a present folder "unverified".
+    store.record_path("used").unlink()
+    assert store.usage(catalog.artifacts["used"])["state"] == "unverified"
+
+
+def test_usage_counts_shared_inode_once(server: TestServer, write_manifest: ManifestWriter, settings: Settings) -> None:
+    body = os.urandom(1000)
+    u1 = server.add("/store/twin/1.bin", body)
+    u2 = server.add("/store/twin/2.bin", body)
+    write_manifest(dataset_toml("twin", [("1.bin", [u1], body, None), ("2.bin", [u2], body, None)]))
+    assert api.fetch(["twin"], settings).ok
+    catalog = load_catalog(settings.all_manifest_dirs)
+    usage = Store(settings.cache_dir).usage(catalog.artifacts["twin"])
+    assert usage["state"] == "present"
+    assert usage["files"] == 2
+    assert usage["bytes"] == len(body)
+
+
+def test_gc_removes_unreferenced_and_stale(
+    server: TestServer, write_manifest: ManifestWriter, settings: Settings
+) -> None:
+    keep_body, drop_body = os.urandom(1500), os.urandom(2500)
+    keep_view = _fetch_one(server, write_manifest, settings, "gc-keep", keep_body, "keep")
+    drop_view = _fetch_one(server, write_manifest, settings, "gc-drop", drop_body, "drop")
+    store = Store(settings.cache_dir)
+    catalog = load_catalog(settings.all_manifest_dirs)
+    keep_blob = store.blob_path(catalog.artifacts["gc-keep"].files[0].checksum)
+    drop_blob = store.blob_path(catalog.artifacts["gc-drop"].files[0].checksum)
+    assert os.path.samefile(drop_blob, drop_view)
+    parts = settings.cache_dir / "blobs" / "md5" / "00"
+    parts.mkdir(parents=True, exist_ok=True)
+    stale = parts / f"{'0' * 32}.part-{HOST}-{_dead_pid()}-1a2b3c4d"
+    live = parts / f"{'0' * 32}.part-{HOST}-{os.getpid()}-5e6f7a8b"
+    stale.write_bytes(b"s" * 10)
+    live.write_bytes(b"l" * 20)
+    (settings.cache_dir / "manifests-gone").mkdir()  # not gc's business
+    (settings.cache_dir.parent / "manifests" / "drop.toml").unlink()
+
+    dry = api.gc(settings, dry_run=True)
+    assert dry.dry_run
+    listed = {p for p, _, _ in dry.removed}
+    assert str(drop_blob) in listed
+    assert str(stale) in listed
+    assert str(keep_blob) not in listed and str(live) not in listed
+    assert str(drop_view) in listed
+    assert str(store.record_path("gc-drop")) in listed
+    assert dry.bytes >= len(drop_body) + 10
+    assert drop_blob.exists() and stale.exists() and drop_view.exists()
+
+    report = api.gc(settings)
+    assert {p for p, _, _ in report.removed} == listed
+    why = {p: w for p, _, w in report.removed}
+    assert why[str(drop_blob)] == "no manifest references it"
+    assert why[str(stale)] == "stale partial download"
+    assert not drop_blob.exists()
+    assert not stale.exists()
+    assert not drop_view.exists()
+    assert not store.artifact_dir("gc-drop").exists()
+    assert not store.record_path("gc-drop").exists()
+    assert keep_blob.read_bytes() == keep_body
+    assert keep_view.read_bytes() == keep_body
+    assert live.exists()
+    assert (settings.cache_dir / "manifests-gone").is_dir()
+    assert api.verify(["gc-keep"], settings, full=True).ok
+    assert api.gc(settings).removed == []
+
+
+def test_is_stale_temp(tmp_path: Path) -> None:
+    now = time.time()
+    plain = tmp_path / "data.bin"
+    plain.write_bytes(b"x")
+    assert not is_stale_temp(plain)
+    assert not is_stale_temp(tmp_path / f"gone.part-{HOST}-{_dead_pid()}-aaaa")  # no such file
+    live = tmp_path / f"f.part-{HOST}-{os.getpid()}-aaaa"
+    live.write_bytes(b"x")
+    assert not is_stale_temp(live)
+    os.utime(live, (now - 10 * STALE_AFTER, now - 10 * STALE_AFTER))
+    assert not is_stale_temp(live)  # its writer is alive, however old
+    dead = tmp_path / f"f.part-{HOST}-{_dead_pid()}-bbbb"
+    dead.write_bytes(b"x")
+    assert is_stale_temp(dead)
+    elsewhere = tmp_path / "f.part-otherhost-1-cccc"
+    elsewhere.write_bytes(b"x")
+    assert not is_stale_temp(elsewhere)
+    assert is_stale_temp(elsewhere, now=now + STALE_AFTER + 60)
+    os.utime(elsewhere, (now - STALE_AFTER - 60, now - STALE_AFTER - 60))
+    assert is_stale_temp(elsewhere)

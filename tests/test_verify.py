@@ -1,0 +1,158 @@
+"""verify: the stat fast path, the xxh3 re-check, --full, missing and corrupt files."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from conftest import ManifestWriter, dataset_toml
+from httpserver import TestServer, md5
+
+from provision import api
+from provision.config import Settings
+from provision.errors import EXIT_INTEGRITY, IntegrityError
+from provision.store import Store
+
+
+def _fetched(
+    server: TestServer,
+    write_manifest: ManifestWriter,
+    settings: Settings,
+    name: str,
+    bodies: dict[str, bytes],
+    manifest: str = "test",
+) -> dict[str, Path]:
+    """Serve ``bodies`` under /verify/<name>/, write a manifest, fetch it; the file paths."""
+    files = []
+    for fname, body in bodies.items():
+        url = server.add(f"/verify/{name}/{fname}", body)
+        files.append((fname, [url], body, None))
+    write_manifest(dataset_toml(name, files), manifest)
+    report = api.fetch([name], settings)
+    assert report.ok, report.failures
+    base = Store(settings.cache_dir).artifact_dir(name)
+    return {fname: base / fname for fname in bodies}
+
+
+def _flip(path: Path, offset: int = 5) -> None:
+    """Flip one byte; move mtime on too (a coarse clock tick may not have passed)."""
+    st = path.stat()
+    os.chmod(path, 0o644)
+    with open(path, "r+b") as fh:
+        fh.seek(offset)
+        b = fh.read(1)
+        fh.seek(offset)
+        fh.write(bytes([b[0] ^ 0x01]))
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
+
+
+def test_verify_after_fetch_reads_nothing(
+    server: TestServer, write_manifest: ManifestWriter, settings: Settings
+) -> None:
+    _fetched(server, write_manifest, settings, "v-fast", {"a.bin": os.urandom(5000), "b.bin": os.urandom(6000)})
+    report = api.verify(["v-fast"], settings)
+    assert report.ok
+    assert [f.state for f in report.files] == ["ok", "ok"]
+    assert report.files_hashed == 0
+    assert report.bytes_hashed == 0
+    report.raise_for_errors()
+
+
+def test_touched_file_is_rehashed_once(server: TestServer, write_manifest: ManifestWriter, settings: Settings) -> None:
+    body = os.urandom(7000)
+    paths = _fetched(server, write_manifest, settings, "v-touch", {"a.bin": body})
+    st = paths["a.bin"].stat()
+    os.utime(paths["a.bin"], ns=(st.st_atime_ns, st.st_mtime_ns + 5_000_000_000))
+    report = api.verify(["v-touch"], settings)
+    assert report.ok
+    assert report.files_hashed == 1
+    assert report.bytes_hashed == len(body)
+    assert report.files[0].hashed
+    again = api.verify(["v-touch"], settings)
+    assert again.ok
+    assert again.files_hashed == 0
+    assert again.bytes_hashed == 0
+    record = Store(settings.cache_dir).load_record("v-touch")["a.bin"]
+    assert record.mtime_ns == st.st_mtime_ns + 5_000_000_000
+
+
+def test_flipped_byte_is_corrupt(server: TestServer, write_manifest: ManifestWriter, settings: Settings) -> None:
+    paths = _fetched(server, write_manifest, settings, "v-flip", {"a.bin": os.urandom(5000), "b.bin": os.urandom(10)})
+    _flip(paths["a.bin"])
+    report = api.verify(["v-flip"], settings)
+    assert not report.ok
+    assert [f.state for f in report.files] == ["corrupt", "ok"]
+    bad = report.failures[0]
+    assert bad.path == str(paths["a.bin"])
+    msg = bad.message()
+    assert str(paths["a.bin"]) in msg
+    assert "v-flip/a.bin" in msg
+    assert f"expected {bad.expected}" in msg and f"got {bad.got}" in msg
+    assert bad.expected and bad.got and bad.expected != bad.got
+    with pytest.raises(IntegrityError) as info:
+        report.raise_for_errors()
+    assert info.value.exit_code == EXIT_INTEGRITY == 3
+    assert str(paths["a.bin"]) in str(info.value)
+    assert info.value.path == str(paths["a.bin"])
+    # The record no longer vouches for the file: the next verify still says corrupt.
+    again = api.verify(["v-flip"], settings)
+    assert [f.state for f in again.files] == ["corrupt", "ok"]
+    assert again.files[0].expected.startswith("md5:")
+
+
+def test_flip_with_restored_mtime_needs_full(
+    server: TestServer, write_manifest: ManifestWriter, settings: Settings
+) -> None:
+    body = os.urandom(8000)
+    paths = _fetched(server, write_manifest, settings, "v-sneaky", {"a.bin": body})
+    path = paths["a.bin"]
+    st = path.stat()
+    _flip(path)
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert path.stat().st_mtime_ns == st.st_mtime_ns
+    fast = api.verify(["v-sneaky"], settings)
+    assert fast.ok  # the stat fast path cannot see it, by design
+    assert fast.bytes_hashed == 0
+    full = api.verify(["v-sneaky"], settings, full=True)
+    assert not full.ok
+    assert full.files[0].state == "corrupt"
+    assert full.files[0].expected == md5(body)
+    assert full.files[0].got.startswith("md5:") and full.files[0].got != md5(body)
+    assert full.bytes_hashed == len(body)
+
+
+def test_missing_file(server: TestServer, write_manifest: ManifestWriter, settings: Settings) -> None:
+    paths = _fetched(server, write_manifest, settings, "v-missing", {"a.bin": os.urandom(100), "b.bin": os.urandom(99)})
+    paths["b.bin"].unlink()
+    report = api.verify(["v-missing"], settings)
+    assert [f.state for f in report.files] == ["ok", "missing"]
+    assert not report.ok
+    assert "missing" in report.failures[0].message()
+    assert "provision fetch v-missing" in report.failures[0].message()
+    with pytest.raises(IntegrityError):
+        report.raise_for_errors()
+
+
+def test_verify_without_names_checks_every_cached_artifact(
+    server: TestServer, write_manifest: ManifestWriter, settings: Settings
+) -> None:
+    _fetched(server, write_manifest, settings, "v-all-a", {"a.bin": os.urandom(100)}, "a")
+    paths = _fetched(server, write_manifest, settings, "v-all-b", {"b.bin": os.urandom(200)}, "b")
+    write_manifest(dataset_toml("v-all-never", [("n.bin", [server.url("/verify/never")], b"n", None)]), "c")
+    report = api.verify([], settings)
+    assert report.ok
+    assert sorted((f.artifact, f.name) for f in report.files) == [("v-all-a", "a.bin"), ("v-all-b", "b.bin")]
+    _flip(paths["b.bin"], 0)
+    bad = api.verify([], settings)
+    assert [(f.artifact, f.state) for f in bad.failures] == [("v-all-b", "corrupt")]
+
+
+def test_full_hashes_every_byte(server: TestServer, write_manifest: ManifestWriter, settings: Settings) -> None:
+    bodies = {"a.bin": os.urandom(3000), "b.bin": os.urandom(4000), "c.bin": os.urandom(1)}
+    _fetched(server, write_manifest, settings, "v-full", bodies)
+    report = api.verify(["v-full"], settings, full=True)
+    assert report.ok
+    assert report.files_hashed == 3
+    assert report.bytes_hashed == sum(len(b) for b in bodies.values())
+    assert api.verify(["v-full"], settings).bytes_hashed == 0

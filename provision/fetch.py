@@ -9,6 +9,9 @@ manifest's URLs; a wrong file from one source moves on to the next.
 from __future__ import annotations
 
 import contextlib
+import glob
+import json
+import os
 import shutil
 import threading
 import time
@@ -35,8 +38,10 @@ from .manifest import Artifact, Catalog, FileSpec
 from .progress import NullProgress, Progress
 from .sources import AttemptFailed, Sink, SourceContext, fetch_url, new_session, scheme_of
 from .sources.base import temp_name
+from .sources.http import HttpClient
 from .sources.manual import candidates, manual_instructions
-from .store import FileRecord, Store
+from .sources.partial import state_path
+from .store import FileRecord, Store, is_reclaimable
 from .verify import check_file
 
 __all__ = ["FetchReport", "FileResult", "check_disk_space", "fetch", "human_bytes"]
@@ -225,13 +230,45 @@ class _Fetcher:
             blob.unlink()
         return None
 
+    def _claim(self, blob: Path) -> tuple[Path, str | None]:
+        """Our temp path for ``blob``: a partial left by a dead run (renamed to us), else new.
+
+        The rename is atomic, so of two processes only one continues a given partial.
+        Returns the path and the URL the partial came from.
+        """
+        mine = temp_name(blob)
+        for cand in sorted(blob.parent.glob(glob.escape(blob.name) + ".part-*")):
+            if cand.name.endswith(".json") or ".json.tmp" in cand.name or not is_reclaimable(cand):
+                continue
+            try:
+                os.rename(cand, mine)
+            except FileNotFoundError:
+                continue
+            with contextlib.suppress(FileNotFoundError):
+                os.rename(state_path(cand), state_path(mine))
+            try:
+                url = json.loads(state_path(mine).read_text(encoding="utf-8")).get("url")
+            except (OSError, ValueError):
+                url = None
+            return mine, url if isinstance(url, str) else None
+        return mine, None
+
+    def _urls(self, spec: FileSpec, first: str | None) -> list[str]:
+        mirrors = [f"{m}/{spec.checksum.alg}/{spec.checksum.hex}" for m in self.ctx.settings.mirrors]
+        urls = [*mirrors, *spec.urls]
+        if first in urls:
+            urls.remove(first)
+            urls.insert(0, first)
+        return urls
+
     def _acquire(self, art: Artifact, spec: FileSpec, blob: Path, result: FileResult) -> tuple[dict[str, str], str]:
         key = f"{art.name}/{spec.name}"
         progress = self.ctx.progress
         blob.parent.mkdir(parents=True, exist_ok=True)
-        tmp = temp_name(blob)
+        tmp, resume_url = self._claim(blob)
         sink = Sink(spec, tmp, key, progress)
         attempts = result.attempts
+        keep = False  # whether a failed run leaves its partial data for a later resume
         try:
             for cand in candidates(spec, self.ctx.from_paths):
                 try:
@@ -245,7 +282,7 @@ class _Fetcher:
                 progress.finish(key, True)
                 return digests, str(cand)
             manual_url = ""
-            for url in spec.urls:
+            for url in self._urls(spec, resume_url):
                 if scheme_of(url) == "manual":
                     manual_url = url
                     continue
@@ -254,18 +291,30 @@ class _Fetcher:
                     sink.close()
                     digests = _verify_sink(sink)
                 except AttemptFailed as exc:
-                    sink.reset()
+                    keep = not exc.integrity and sink.written > 0 and bool(sink.meta.get("ranges"))
+                    if keep:
+                        sink.suspend()
+                    else:
+                        sink.reset()
                     attempts.append((url, exc.answer))
                     if not exc.offline:
                         progress.note(f"{key}: {url} failed: {exc.answer}")
                     continue
                 self.store.commit_blob(tmp, spec.checksum)
+                with contextlib.suppress(FileNotFoundError):
+                    state_path(tmp).unlink()
                 progress.finish(key, True)
                 return digests, url
             progress.finish(key, False)
             raise _Failed.build(art, spec, attempts, manual_url, self.ctx.from_paths)
+        except BaseException as exc:
+            keep = keep or (isinstance(exc, KeyboardInterrupt) and sink.written > 0)
+            raise
         finally:
-            sink.reset()
+            if keep and tmp.exists():
+                sink.suspend()
+            else:
+                sink.reset()
 
 
 class _Failed(Exception):
@@ -374,6 +423,7 @@ def fetch(
     ctx = SourceContext(
         settings, session or new_session(), tuple(Path(p) for p in from_paths), _CancellableProgress(progress, cancel)
     )
+    ctx.http = HttpClient(ctx)
     fetcher = _Fetcher(store, ctx)
     report = FetchReport(artifacts={a.name: str(store.artifact_dir(a.name)) for a in artifacts})
     results: dict[tuple[str, str], FileResult] = {}
@@ -398,27 +448,28 @@ def fetch(
         by_name = {a.name: a for a in artifacts}
         dirty: set[str] = set()
         last_save = time.monotonic()
-        with ThreadPoolExecutor(max_workers=max(1, settings.jobs)) as pool:
+        pool = ThreadPoolExecutor(max_workers=max(1, settings.jobs))
+        try:
             futures = {pool.submit(fetcher.run, art, spec, repair): (art, spec) for art, spec, repair in todo}
-            try:
-                for fut in as_completed(futures):
-                    art, spec = futures[fut]
-                    result, record = fut.result()
-                    results[(art.name, spec.name)] = result
-                    if record is not None:
-                        records[art.name][spec.name] = record
-                        dirty.add(art.name)
-                    if dirty and time.monotonic() - last_save > _CHECKPOINT_SECONDS:
-                        for name in dirty:
-                            store.save_record(by_name[name], records[name])
-                        dirty.clear()
-                        last_save = time.monotonic()
-            except BaseException:
-                # Ctrl-C (or a bug): drop the queued files and stop running transfers at their
-                # next chunk, instead of downloading everything before the exception surfaces.
-                cancel.set()
-                pool.shutdown(wait=False, cancel_futures=True)
-                raise
+            for fut in as_completed(futures):
+                art, spec = futures[fut]
+                result, record = fut.result()
+                results[(art.name, spec.name)] = result
+                if record is not None:
+                    records[art.name][spec.name] = record
+                    dirty.add(art.name)
+                if dirty and time.monotonic() - last_save > _CHECKPOINT_SECONDS:
+                    for name in dirty:
+                        store.save_record(by_name[name], records[name])
+                    dirty.clear()
+                    last_save = time.monotonic()
+        except BaseException:
+            ctx.cancel.set()  # every transfer stops at its next chunk and keeps its partial
+            pool.shutdown(wait=True, cancel_futures=True)
+            for name in dirty:
+                store.save_record(by_name[name], records[name])
+            raise
+        pool.shutdown(wait=True)
         for art in artifacts:
             store.save_record(art, records[art.name])
     for art in artifacts:

@@ -33,7 +33,7 @@ from .hashing import Checksum
 from .manifest import Artifact, Catalog
 from .sources.base import link_or_copy, temp_name
 
-__all__ = ["FileRecord", "GcReport", "Store", "is_stale_temp"]
+__all__ = ["FileRecord", "GcReport", "Store", "is_reclaimable", "is_stale_temp"]
 
 CACHEDIR_TAG = (
     "Signature: 8a477f597d28d172789f06886806bc55\n"
@@ -109,6 +109,14 @@ def is_stale_temp(path: Path, now: float | None = None) -> bool:
         else:
             return False
     return ((now or time.time()) - mtime) > STALE_AFTER
+
+
+def is_reclaimable(path: Path) -> bool:
+    """A partial download this process may continue: its writer is gone, or is this process."""
+    tail = path.name.rsplit(_PART, 1)[-1].split("-")
+    if len(tail) >= 3 and tail[0] == socket.gethostname().replace("-", "_") and tail[1] == str(os.getpid()):
+        return True
+    return is_stale_temp(path)
 
 
 def _atomic_write_text(path: Path, text: str) -> None:

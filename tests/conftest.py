@@ -28,6 +28,7 @@ def _isolate(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("XDG_CACHE_HOME", str(home / ".cache"))
     monkeypatch.setenv("PROVISION_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv("PROVISION_MANIFESTS", str(tmp_path / "manifests"))
+    monkeypatch.setenv("PROVISION_BACKOFF", "0.01")  # retries back off in milliseconds in tests
     (tmp_path / "manifests").mkdir()
 
 

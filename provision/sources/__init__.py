@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from .base import AttemptFailed, Sink, SourceContext
+from .base import AttemptFailed, SourceContext
 from .file import fetch_file
 from .http import fetch_http, new_session
+from .partial import Sink
 
 __all__ = ["AttemptFailed", "Sink", "SourceContext", "fetch_url", "new_session", "scheme_of"]
 

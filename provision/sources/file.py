@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
-from .base import AttemptFailed, Sink, SourceContext
+from .base import AttemptFailed, SourceContext
+from .partial import Sink
 
 __all__ = ["fetch_file", "url_to_path"]
 

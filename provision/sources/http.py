@@ -1,21 +1,50 @@
-"""``http://`` and ``https://``: one streaming GET through the shared ``requests.Session``.
+"""``http://`` and ``https://``: resumable, segmented, retrying downloads.
 
-TLS verification is always on (``REQUESTS_CA_BUNDLE`` and proxy variables are honoured
-by requests itself); there is no option to turn it off.
+- One ``requests.Session`` (injected), TLS verification always on, ``Accept-Encoding:
+  identity`` so byte ranges mean bytes on disk. Redirects are followed here (at most 10),
+  so per-host tokens are sent only to their own host and https never drops to http.
+- Resume: a partial file keeps (URL, ETag/Last-Modified, size, ranges done) beside it.
+  A restart asks ``Range`` with ``If-Range``; a 200 where 206 was asked restarts from 0
+  (never appends); a changed validator or size discards the partial.
+- Segments: a file of at least ``segment_threshold`` bytes from a server that answers
+  ranges is split into pieces fetched over up to ``jobs`` connections and written with
+  ``os.pwrite``; a stalled or dropped connection gives its remaining range back.
+- Retries: connection errors, timeouts, 408, 429 and 5xx back off exponentially with
+  jitter (``Retry-After`` honoured); a URL is given up after ``retries`` failures in a
+  row without progress. Other 4xx are final for the URL.
 """
 
 from __future__ import annotations
 
+import email.utils
+import random
+import re
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urljoin, urlsplit
+
 import requests
+import urllib3
 
 from .. import __version__
-from .base import AttemptFailed, Sink, SourceContext, expects_html
+from .base import AttemptFailed, SourceContext
+from .partial import RangeSet, Sink
 
-__all__ = ["USER_AGENT", "fetch_http", "new_session"]
+__all__ = ["USER_AGENT", "HttpClient", "fetch_http", "new_session"]
 
-USER_AGENT = f"provision/{__version__} (+https://github.com/mlcommons/inference; python-requests)"
+USER_AGENT = f"provision/{__version__} python-requests/{requests.__version__}"
 
-_STREAM_CHUNK = 1 << 20
+_CHUNK = 1 << 20
+_MAX_REDIRECTS = 10
+_MAX_RESTARTS = 3
+_PIECE_MIN = 1 << 20
+_RETRY_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
+_CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
+#: Longest Retry-After we honour before treating the URL as failed for now.
+RETRY_AFTER_MAX = 600.0
 
 
 def new_session() -> requests.Session:
@@ -25,47 +54,388 @@ def new_session() -> requests.Session:
     return session
 
 
-def fetch_http(url: str, sink: Sink, ctx: SourceContext) -> None:
-    """Stream ``url`` into ``sink``; :class:`AttemptFailed` with what the server said."""
-    if ctx.settings.offline:
-        raise AttemptFailed("not tried: PROVISION_OFFLINE=1", offline=True)
-    session = ctx.session
-    if session is None:
-        session = ctx.session = new_session()
-    timeout = (ctx.settings.connect_timeout, ctx.settings.read_timeout)
+class _Retry(Exception):
+    """A transient failure: wait ``delay`` (None = backoff) and try again."""
+
+    def __init__(self, answer: str, delay: float | None = None) -> None:
+        super().__init__(answer)
+        self.answer = answer
+        self.delay = delay
+
+
+class _Restart(Exception):
+    """The partial data cannot be continued (validator changed, range ignored)."""
+
+
+def _retry_after(value: str | None) -> float | None:
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
     try:
-        with session.get(url, stream=True, timeout=timeout, allow_redirects=True) as resp:
-            if resp.status_code != 200:
-                reason = resp.reason or ""
-                raise AttemptFailed(f"HTTP {resp.status_code} {reason}".strip())
-            ctype = resp.headers.get("Content-Type", "").split(";")[0].strip().lower()
-            if ctype in ("text/html", "application/xhtml+xml") and not expects_html(sink.spec):
-                raise AttemptFailed(f"HTTP 200 but Content-Type {ctype} (an HTML page, not the file)")
-            length = resp.headers.get("Content-Length")
-            encoding = resp.headers.get("Content-Encoding", "identity").lower()
-            total = int(length) if length and length.isdigit() and encoding == "identity" else None
-            sink.begin(total)
-            # iter_content (not raw.stream) so that a broken transfer surfaces as a requests exception
-            for chunk in resp.iter_content(_STREAM_CHUNK):
-                if chunk:
-                    sink.write(chunk)
-    except requests.exceptions.SSLError as exc:
-        raise AttemptFailed(
-            f"TLS verification failed ({exc.__class__.__name__}); "
-            "set REQUESTS_CA_BUNDLE to your CA bundle if you use a TLS proxy"
-        ) from exc
-    except requests.exceptions.Timeout as exc:
-        raise AttemptFailed(f"timed out ({exc.__class__.__name__})") from exc
-    except requests.exceptions.ConnectionError as exc:
-        raise AttemptFailed(f"connection failed ({_short(exc)})") from exc
-    except requests.exceptions.RequestException as exc:
-        raise AttemptFailed(f"request failed ({_short(exc)})") from exc
-    except (OSError, ValueError) as exc:
-        if isinstance(exc, AttemptFailed):
-            raise
-        raise AttemptFailed(f"transfer failed ({_short(exc)})") from exc
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+@dataclass
+class _Meta:
+    url: str
+    etag: str | None
+    last_modified: str | None
+    size: int | None
+    ranges: bool
+
+    def validator(self) -> str | None:
+        if self.etag and not self.etag.startswith("W/"):
+            return self.etag
+        return self.last_modified
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"url": self.url, "etag": self.etag, "last_modified": self.last_modified, "ranges": self.ranges}
+
+
+class HttpClient:
+    """Requests with retries, manual redirects, per-host headers and a connection budget."""
+
+    def __init__(self, ctx: SourceContext) -> None:
+        self.ctx = ctx
+        self.settings = ctx.settings
+        self.session = ctx.session or new_session()
+        self.slots = threading.BoundedSemaphore(max(1, self.settings.jobs))
+
+    def sleep_for(self, failures: int, delay: float | None) -> float:
+        """Seconds to wait before retry number ``failures`` (``delay`` = Retry-After)."""
+        if delay is not None:
+            return min(delay, RETRY_AFTER_MAX)
+        base = float(self.settings.backoff) * (2 ** max(0, failures - 1))
+        return float(min(float(self.settings.backoff_max), base) * random.uniform(0.5, 1.0))
+
+    def open(self, url: str, headers: dict[str, str]) -> requests.Response:
+        """GET ``url`` (streaming), following redirects; :class:`_Retry`/:class:`AttemptFailed`."""
+        timeout = (self.settings.connect_timeout, self.settings.read_timeout)
+        current = url
+        for _ in range(_MAX_REDIRECTS + 1):
+            host = urlsplit(current).hostname or ""
+            hdrs = {"Accept-Encoding": "identity", **headers, **self.settings.headers_for(host)}
+            try:
+                resp = self.session.get(current, headers=hdrs, stream=True, timeout=timeout, allow_redirects=False)
+            except requests.exceptions.SSLError as exc:
+                raise AttemptFailed(
+                    f"TLS verification failed ({exc.__class__.__name__}); set REQUESTS_CA_BUNDLE "
+                    "to your CA bundle if a proxy re-signs TLS"
+                ) from exc
+            except requests.exceptions.Timeout as exc:
+                raise _Retry(f"timed out connecting ({exc.__class__.__name__})") from exc
+            except requests.exceptions.ConnectionError as exc:
+                raise _Retry(f"connection failed ({_short(exc)})") from exc
+            except requests.exceptions.RequestException as exc:
+                raise AttemptFailed(f"request failed ({_short(exc)})") from exc
+            if resp.is_redirect:
+                location = resp.headers.get("Location", "")
+                resp.close()
+                nxt = urljoin(current, location)
+                if urlsplit(current).scheme == "https" and urlsplit(nxt).scheme != "https":
+                    raise AttemptFailed(f"refused redirect from https to {urlsplit(nxt).scheme} ({nxt})")
+                current = nxt
+                continue
+            if resp.status_code in _RETRY_STATUS:
+                delay = _retry_after(resp.headers.get("Retry-After"))
+                answer = f"HTTP {resp.status_code} {resp.reason or ''}".strip()
+                resp.close()
+                if delay is not None and delay > RETRY_AFTER_MAX:
+                    raise AttemptFailed(f"{answer} with Retry-After {delay:.0f}s (too long)")
+                raise _Retry(answer, delay)
+            if resp.status_code not in (200, 206):
+                answer = f"HTTP {resp.status_code} {resp.reason or ''}".strip()
+                resp.close()
+                raise AttemptFailed(answer)
+            return resp
+        raise AttemptFailed(f"more than {_MAX_REDIRECTS} redirects")
 
 
 def _short(exc: BaseException) -> str:
     text = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
     return text[:200]
+
+
+def _meta(url: str, resp: requests.Response) -> _Meta:
+    total: int | None = None
+    if resp.status_code == 206:
+        m = _CONTENT_RANGE.match(resp.headers.get("Content-Range", ""))
+        if m and m.group(3) != "*":
+            total = int(m.group(3))
+    else:
+        length = resp.headers.get("Content-Length")
+        total = int(length) if length and length.isdigit() else None
+    return _Meta(
+        url=url,
+        etag=resp.headers.get("ETag"),
+        last_modified=resp.headers.get("Last-Modified"),
+        size=total,
+        ranges=resp.status_code == 206 or resp.headers.get("Accept-Ranges", "").lower() == "bytes",
+    )
+
+
+def _check_html(resp: requests.Response, sink: Sink) -> None:
+    from .base import expects_html
+
+    ctype = resp.headers.get("Content-Type", "").split(";")[0].strip().lower()
+    if ctype in ("text/html", "application/xhtml+xml") and not expects_html(sink.spec):
+        resp.close()
+        raise AttemptFailed(f"HTTP {resp.status_code} but Content-Type {ctype} (an HTML page, not the file)")
+
+
+def _range_start(resp: requests.Response) -> int:
+    m = _CONTENT_RANGE.match(resp.headers.get("Content-Range", ""))
+    if not m:
+        raise _Retry("206 without a valid Content-Range")
+    return int(m.group(1))
+
+
+def _stream(resp: requests.Response, write: Any) -> None:
+    """Copy the body into ``write`` as bytes arrive; transport failures become :class:`_Retry`.
+
+    ``read1`` hands over whatever has arrived, so a connection that drops mid-body loses
+    nothing that was already received.
+    """
+    raw = resp.raw
+    try:
+        while True:
+            chunk = raw.read1(_CHUNK)
+            if not chunk:
+                break
+            write(chunk)
+    except (urllib3.exceptions.HTTPError, requests.exceptions.RequestException, OSError) as exc:
+        if isinstance(exc, AttemptFailed):
+            raise
+        raise _Retry(f"connection lost mid-body ({_short(exc)})") from exc
+    finally:
+        resp.close()
+
+
+def fetch_http(url: str, sink: Sink, ctx: SourceContext) -> None:
+    """Download ``url`` into ``sink`` (resuming what ``sink`` holds for this URL)."""
+    if ctx.settings.offline:
+        raise AttemptFailed("not tried: PROVISION_OFFLINE=1", offline=True)
+    client = ctx.http if isinstance(ctx.http, HttpClient) else HttpClient(ctx)
+    if ctx.http is None:
+        ctx.http = client
+    _Download(client, url, sink).run()
+
+
+class _Download:
+    def __init__(self, client: HttpClient, url: str, sink: Sink) -> None:
+        self.client = client
+        self.url = url
+        self.sink = sink
+        self.failures = 0
+        self.last_answer = ""
+        self._written_before = 0
+
+    # -- driver --------------------------------------------------------------------------
+    def run(self) -> None:
+        state = self.sink.saved_state()
+        if state is not None and state.get("url") != self.url:
+            state = None
+        if state is None:
+            self.sink.reset()
+        restarts = 0
+        while True:
+            try:
+                self._attempt(state)
+                return
+            except _Restart as exc:
+                restarts += 1
+                if restarts > _MAX_RESTARTS:
+                    cause = f"{self.last_answer}; then " if self.last_answer else ""
+                    raise AttemptFailed(f"{cause}{exc} (restarted {restarts - 1} times)") from None
+                self.client.ctx.progress.note(f"{self.sink.key}: {exc}; restarting from byte 0")
+                self.sink.reset()
+                state = None
+            except _Retry as exc:
+                self._failed(exc)
+                state = None  # continue from what the sink holds in memory
+
+    def _failed(self, exc: _Retry) -> None:
+        progressed = self.sink.written > self._written_before
+        self.failures = 1 if progressed else self.failures + 1
+        self.last_answer = exc.answer
+        self.sink.save_state(force=True)
+        if self.failures > self.client.settings.retries:
+            raise AttemptFailed(f"{exc.answer} (gave up after {self.failures} tries)")
+        wait = self.client.sleep_for(self.failures, exc.delay)
+        self.client.ctx.progress.note(f"{self.sink.key}: {exc.answer}; retry {self.failures} in {wait:.1f}s")
+        time.sleep(wait)
+
+    # -- one attempt ---------------------------------------------------------------------------
+    def _attempt(self, state: dict[str, Any] | None) -> None:
+        """One request. ``state`` is a resume state from disk (first attempt only)."""
+        sink = self.sink
+        self._written_before = sink.written
+        if state is not None:
+            done = RangeSet(state.get("done", []))
+            if done.total() > done.prefix():
+                self._segmented_resume(state, done)
+                return
+            offset, old = done.prefix(), state
+        elif sink.mode == "seg" and sink.written:
+            self._segmented_resume({**sink.meta, "size": sink.size}, sink.done)
+            return
+        elif sink.mode == "seq" and sink.written:
+            offset, old = sink.done.prefix(), {**sink.meta, "size": sink.size}
+        else:
+            offset, old = 0, {}
+        validator = old.get("etag") if not str(old.get("etag") or "W/").startswith("W/") else None
+        validator = validator or old.get("last_modified")
+        headers = {"Range": f"bytes={offset}-"}
+        if offset and validator:
+            headers["If-Range"] = validator
+        with self.client.slots:
+            resp = self.client.open(self.url, headers)
+            _check_html(resp, sink)
+            meta = _meta(self.url, resp)
+            if resp.status_code == 200 and offset:
+                resp.close()
+                raise _Restart("the server ignored the Range request (HTTP 200)")
+            if resp.status_code == 206 and _range_start(resp) != offset:
+                resp.close()
+                raise _Restart(f"the server answered another range ({resp.headers.get('Content-Range')})")
+            if offset and self._changed(old, meta):
+                resp.close()
+                raise _Restart("the file changed on the server (ETag/Last-Modified/size)")
+            big = meta.size is not None and meta.size >= self.client.settings.segment_threshold
+            if offset == 0 and resp.status_code == 206 and big and self.client.settings.jobs > 1:
+                resp.close()
+            else:
+                if offset and state is not None:
+                    sink.resume(offset, meta.size, meta.as_dict())
+                elif not offset:
+                    sink.begin(meta.size, meta.as_dict())
+                _stream(resp, self._guarded(sink.write))
+                self._check_complete(meta.size)
+                return
+        assert meta.size is not None
+        self._segmented(meta, RangeSet())
+
+    def _guarded(self, write: Any) -> Any:
+        cancel = self.client.ctx.cancel
+
+        def put(chunk: bytes) -> None:
+            if cancel.is_set():
+                raise KeyboardInterrupt
+            write(chunk)
+
+        return put
+
+    @staticmethod
+    def _changed(old: dict[str, Any], new: _Meta) -> bool:
+        if old.get("etag") and new.etag and old["etag"] != new.etag:
+            return True
+        if old.get("last_modified") and new.last_modified and old["last_modified"] != new.last_modified:
+            return True
+        return bool(old.get("size") and new.size and old["size"] != new.size)
+
+    def _check_complete(self, size: int | None) -> None:
+        want = self.sink.spec.size if self.sink.spec.size is not None else size
+        if want is not None and self.sink.written < want:
+            raise _Retry(f"body ended early at {self.sink.written} of {want} bytes")
+
+    # -- segments ------------------------------------------------------------------------------
+    def _segmented_resume(self, state: dict[str, Any], done: RangeSet) -> None:
+        size = state.get("size")
+        if not isinstance(size, int):
+            raise _Restart("the saved state has no size")
+        meta = _Meta(self.url, state.get("etag"), state.get("last_modified"), size, True)
+        self._segmented(meta, done)
+
+    def _segmented(self, meta: _Meta, done: RangeSet) -> None:
+        sink = self.sink
+        size = meta.size
+        assert size is not None
+        sink.begin_segmented(size, meta.as_dict(), done)
+        jobs = self.client.settings.jobs
+        piece = max(_PIECE_MIN, -(-size // (jobs * 4)))
+        queue: deque[tuple[int, int]] = deque()
+        for a, b in sink.done.missing(size):
+            for s in range(a, b, piece):
+                queue.append((s, min(b, s + piece)))
+        lock = threading.Lock()
+        fatal: list[BaseException] = []
+        failures = [0]
+        validator = meta.validator()
+
+        def worker() -> None:
+            while True:
+                with lock:
+                    if fatal or not queue:
+                        return
+                    a, b = queue.popleft()
+                pos = a
+                try:
+                    headers = {"Range": f"bytes={a}-{b - 1}"}
+                    if validator:
+                        headers["If-Range"] = validator
+                    with self.client.slots:
+                        resp = self.client.open(self.url, headers)
+                        if resp.status_code != 206:
+                            resp.close()
+                            raise _Restart("the server ignored a Range request (HTTP 200)")
+                        if _range_start(resp) != a:
+                            resp.close()
+                            raise _Restart("the server answered a different range")
+                        new = _meta(self.url, resp)
+                        if self._changed(meta.as_dict() | {"size": size}, new):
+                            resp.close()
+                            raise _Restart("the file changed on the server (ETag/Last-Modified/size)")
+
+                        def put(chunk: bytes, b: int = b) -> None:
+                            nonlocal pos
+                            if self.client.ctx.cancel.is_set():
+                                raise KeyboardInterrupt
+                            if pos + len(chunk) > b:
+                                chunk = chunk[: b - pos]
+                            sink.write_at(pos, chunk)
+                            pos += len(chunk)
+                            sink.save_state()
+
+                        _stream(resp, put)
+                    if pos < b:
+                        raise _Retry(f"range ended early at {pos} of {b}")
+                    with lock:
+                        failures[0] = 0
+                except _Retry as exc:
+                    with lock:
+                        if pos < b:
+                            queue.appendleft((pos, b))
+                        failures[0] = 0 if pos > a else failures[0] + 1
+                        n = failures[0]
+                        self.last_answer = exc.answer
+                        if n > self.client.settings.retries:
+                            fatal.append(AttemptFailed(f"{exc.answer} (gave up after {n} tries)"))
+                            return
+                    wait = self.client.sleep_for(n, exc.delay)
+                    self.client.ctx.progress.note(f"{sink.key}: {exc.answer}; retry in {wait:.1f}s")
+                    time.sleep(wait)
+                except BaseException as exc:
+                    with lock:
+                        if pos < b:
+                            queue.appendleft((pos, b))
+                        fatal.append(exc)
+                    return
+
+        threads = [
+            threading.Thread(target=worker, name=f"seg{i}:{sink.key}", daemon=True)
+            for i in range(max(1, min(jobs, len(queue))))
+        ]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        if fatal:
+            sink.save_state(force=True)
+            raise fatal[0]
+        if sink.done.total() < size:
+            raise _Retry(f"segments incomplete ({sink.done.total()} of {size} bytes)")

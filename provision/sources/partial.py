@@ -1,0 +1,364 @@
+"""A download in progress: the data file, its resume state, and its in-order hasher.
+
+The data lives at a temp path beside its blob; the resume state (URL, validator, total
+size, byte ranges done) lives in ``<temp>.json`` and is rewritten atomically, after the
+data it describes has been flushed to disk. Bytes may arrive out of order (segments);
+the published digest is computed in order by a follower thread that hashes the
+contiguous prefix as it completes, while the data is still in the page cache. Bytes that
+arrive in order are hashed straight from memory.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import threading
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from ..hashing import CHUNK_SIZE, FAST_ALG, MultiHasher
+from ..manifest import FileSpec
+from ..progress import Progress
+from .base import AttemptFailed, expects_html, link_or_copy, looks_like_html
+
+__all__ = ["RangeSet", "Sink", "state_path"]
+
+STATE_SCHEMA = 1
+#: The resume state is saved at most this often while data arrives.
+STATE_EVERY = 1.0
+
+
+def state_path(data: Path) -> Path:
+    """The resume-state sidecar of a partial data file."""
+    return data.with_name(data.name + ".json")
+
+
+class RangeSet:
+    """Merged, sorted half-open byte ranges ``[a, b)``."""
+
+    def __init__(self, ranges: Iterable[Iterable[int]] = ()) -> None:
+        self._r: list[list[int]] = []
+        for a, b in ranges:
+            self.add(a, b)
+
+    def add(self, a: int, b: int) -> None:
+        """Mark ``[a, b)`` as done."""
+        if b <= a:
+            return
+        out: list[list[int]] = []
+        placed = False
+        for lo, hi in self._r:
+            if hi < a:
+                out.append([lo, hi])
+            elif b < lo:
+                if not placed:
+                    out.append([a, b])
+                    placed = True
+                out.append([lo, hi])
+            else:
+                a, b = min(a, lo), max(b, hi)
+        if not placed:
+            out.append([a, b])
+        self._r = sorted(out)
+
+    def prefix(self) -> int:
+        """End of the done range that starts at 0 (0 when none)."""
+        return self._r[0][1] if self._r and self._r[0][0] == 0 else 0
+
+    def total(self) -> int:
+        """Bytes covered."""
+        return sum(b - a for a, b in self._r)
+
+    def missing(self, size: int) -> list[tuple[int, int]]:
+        """The gaps in ``[0, size)``."""
+        gaps = []
+        pos = 0
+        for a, b in self._r:
+            if a > pos:
+                gaps.append((pos, min(a, size)))
+            pos = max(pos, b)
+        if pos < size:
+            gaps.append((pos, size))
+        return [(a, b) for a, b in gaps if b > a]
+
+    def as_list(self) -> list[list[int]]:
+        """JSON-ready copy."""
+        return [list(r) for r in self._r]
+
+
+class Sink:
+    """The temp file a source writes into, with checks, resume state and hashing.
+
+    Sequential use: :meth:`begin` (or :meth:`resume`), then :meth:`write` repeatedly.
+    Segmented use: :meth:`begin_segmented`, then :meth:`write_at` from many threads.
+    Either way :meth:`close` then :meth:`hexdigests`.
+    """
+
+    def __init__(self, spec: FileSpec, dest: Path, key: str, progress: Progress) -> None:
+        self.spec = spec
+        self.dest = dest
+        self.key = key
+        self.progress = progress
+        self.algs = [spec.checksum.alg, FAST_ALG]
+        self.hasher = MultiHasher(self.algs)
+        self.meta: dict[str, Any] = {}  # url, etag, last_modified, size (resume validator)
+        self.done = RangeSet()
+        self.resumed = 0
+        self._fd: int | None = None
+        self._lock = threading.Lock()
+        self._cond = threading.Condition(self._lock)
+        self._follower: threading.Thread | None = None
+        self._follow_error: BaseException | None = None
+        self._closing = False
+        self._last_state = 0.0
+        self._state_lock = threading.Lock()
+        self.size: int | None = None
+        self.mode: str | None = None  # "seq" (in-order writes) or "seg" (segments)
+
+    # -- state -------------------------------------------------------------------------
+    @property
+    def written(self) -> int:
+        """Bytes done (resumed + new)."""
+        return self.done.total()
+
+    def saved_state(self) -> dict[str, Any] | None:
+        """The resume state on disk for ``dest``, if it is usable."""
+        try:
+            doc = json.loads(state_path(self.dest).read_text(encoding="utf-8"))
+            if doc.get("schema") != STATE_SCHEMA or doc.get("checksum") != str(self.spec.checksum):
+                return None
+            if not self.dest.is_file():
+                return None
+            return dict(doc)
+        except (OSError, ValueError):
+            return None
+
+    def save_state(self, force: bool = False) -> None:
+        """Flush the data, then atomically write the state that describes it."""
+        now = time.monotonic()
+        if self._fd is None or (not force and now - self._last_state < STATE_EVERY):
+            return
+        if not self._state_lock.acquire(blocking=force):
+            return
+        try:
+            self._last_state = now
+            with self._lock:
+                done = self.done.as_list()
+            os.fdatasync(self._fd)
+            doc = {
+                "schema": STATE_SCHEMA,
+                "checksum": str(self.spec.checksum),
+                **self.meta,
+                "size": self.size,
+                "done": done,
+                "updated": time.time(),
+            }
+            path = state_path(self.dest)
+            tmp = path.with_name(path.name + f".tmp{os.getpid()}")
+            tmp.write_text(json.dumps(doc), encoding="utf-8")
+            os.replace(tmp, path)
+        finally:
+            self._state_lock.release()
+
+    # -- opening -------------------------------------------------------------------------
+    def _check_total(self, total: int | None) -> None:
+        size = self.spec.size
+        if size is not None and total is not None and total != size:
+            raise AttemptFailed(f"size mismatch: manifest says {size} bytes, source announces {total}", integrity=True)
+
+    def _open(self, truncate: bool) -> None:
+        self._close_fd()
+        self.dest.parent.mkdir(parents=True, exist_ok=True)
+        flags = os.O_RDWR | os.O_CREAT | (os.O_TRUNC if truncate else 0)
+        self._fd = os.open(self.dest, flags, 0o644)
+
+    def begin(self, total: int | None, meta: dict[str, Any] | None = None) -> None:
+        """Start from byte 0 (truncating); ``total`` is the size the source announced."""
+        self._check_total(total)
+        self._stop_follower()
+        self.hasher = MultiHasher(self.algs)
+        self.done = RangeSet()
+        self.resumed = 0
+        self.size = self.spec.size if self.spec.size is not None else total
+        self.meta = dict(meta or {})
+        self.mode = "seq"
+        self._open(truncate=True)
+        with contextlib.suppress(FileNotFoundError):
+            state_path(self.dest).unlink()
+        self.progress.start(self.key, self.spec.name, self.size)
+
+    def resume(self, offset: int, total: int | None, meta: dict[str, Any]) -> None:
+        """Continue a sequential download at ``offset``: hash the prefix once, then append."""
+        self._check_total(total)
+        self._stop_follower()
+        self.size = self.spec.size if self.spec.size is not None else total
+        self.meta = dict(meta)
+        self.mode = "seq"
+        self._open(truncate=False)
+        assert self._fd is not None
+        os.ftruncate(self._fd, offset)
+        self.hasher = MultiHasher(self.algs)
+        self._hash_range(0, offset)
+        self.done = RangeSet([(0, offset)] if offset else [])
+        self.resumed = offset
+        self.progress.start(self.key, self.spec.name, self.size, done=offset)
+
+    def begin_segmented(self, size: int, meta: dict[str, Any], done: RangeSet | None = None) -> None:
+        """Preallocate ``size`` bytes for out-of-order writes (keeping ``done`` ranges)."""
+        self._check_total(size)
+        self._stop_follower()
+        self.size = size
+        self.meta = {k: v for k, v in meta.items() if k != "size"}
+        self.mode = "seg"
+        keep = done is not None and done.total() > 0
+        self._open(truncate=not keep)
+        assert self._fd is not None
+        if not keep:
+            with contextlib.suppress(FileNotFoundError):
+                state_path(self.dest).unlink()
+        try:
+            os.posix_fallocate(self._fd, 0, size)
+        except OSError:
+            os.ftruncate(self._fd, size)
+        self.done = done if keep and done is not None else RangeSet()
+        self.resumed = self.done.total()
+        self.hasher = MultiHasher(self.algs)
+        self._closing = False
+        self._follow_error = None
+        self._follower = threading.Thread(target=self._follow, name=f"hash:{self.key}", daemon=True)
+        self._follower.start()
+        self.progress.start(self.key, self.spec.name, size, done=self.resumed)
+        self.save_state(force=True)
+
+    # -- writing -------------------------------------------------------------------------
+    def write(self, data: bytes) -> None:
+        """Append ``data`` (sequential mode), hashing it from memory."""
+        if self._fd is None:
+            raise RuntimeError("Sink.write before begin()")
+        pos = self.done.prefix()
+        self._check_chunk(pos, data)
+        os.pwrite(self._fd, data, pos)
+        self.hasher.update(data)
+        with self._lock:
+            self.done.add(pos, pos + len(data))
+        self.progress.advance(self.key, len(data))
+        self.save_state()
+
+    def write_at(self, offset: int, data: bytes) -> None:
+        """Write ``data`` at ``offset`` (segmented mode); the follower hashes it in order."""
+        if self._fd is None:
+            raise RuntimeError("Sink.write_at before begin_segmented()")
+        if self._follow_error is not None:
+            raise AttemptFailed(f"hashing failed: {self._follow_error}")
+        self._check_chunk(offset, data)
+        os.pwrite(self._fd, data, offset)
+        with self._cond:
+            self.done.add(offset, offset + len(data))
+            self._cond.notify()
+        self.progress.advance(self.key, len(data))
+
+    def _check_chunk(self, offset: int, data: bytes) -> None:
+        if offset == 0 and not expects_html(self.spec) and looks_like_html(data[:512]):
+            raise AttemptFailed("got an HTML page where data was expected (a login or error page?)")
+        limit = self.spec.size if self.spec.size is not None else self.size
+        if limit is not None and offset + len(data) > limit:
+            raise AttemptFailed(f"size mismatch: more than the {limit} bytes expected", integrity=True)
+
+    def adopt(self, src: Path) -> str:
+        """Take a local file in by reflink/hard link (or copy), hashing it in one read."""
+        self.reset()
+        self.dest.parent.mkdir(parents=True, exist_ok=True)
+        self.progress.start(self.key, self.spec.name, self.spec.size)
+        how = link_or_copy(src, self.dest, allow_hardlink=True, hasher=self.hasher)
+        size = self.dest.stat().st_size
+        if how != "copy":
+            self._fd = os.open(self.dest, os.O_RDONLY)
+            self._hash_range(0, size)
+            self._close_fd()
+        else:
+            self.progress.advance(self.key, size)
+        self.done = RangeSet([(0, size)])
+        self.size = size
+        return how
+
+    # -- hashing ---------------------------------------------------------------------------
+    def _hash_range(self, start: int, end: int) -> None:
+        assert self._fd is not None
+        pos = start
+        while pos < end:
+            data = os.pread(self._fd, min(CHUNK_SIZE, end - pos), pos)
+            if not data:
+                raise AttemptFailed(f"partial file shorter than its state ({pos} < {end})")
+            self.hasher.update(data)
+            pos += len(data)
+
+    def _follow(self) -> None:
+        frontier = 0
+        try:
+            while True:
+                with self._cond:
+                    while self.done.prefix() <= frontier and not self._closing:
+                        self._cond.wait(0.5)
+                    ready = self.done.prefix()
+                    if ready <= frontier and self._closing:
+                        return
+                self._hash_range(frontier, ready)
+                frontier = ready
+                if self.size is not None and frontier >= self.size:
+                    return
+        except BaseException as exc:  # surfaced by write_at/close
+            self._follow_error = exc
+
+    def _stop_follower(self) -> None:
+        if self._follower is not None:
+            with self._cond:
+                self._closing = True
+                self._cond.notify_all()
+            self._follower.join()
+            self._follower = None
+            self._closing = False
+
+    # -- finishing -------------------------------------------------------------------------
+    def close(self) -> None:
+        """Wait for the hasher, flush and fsync the file, and drop the resume state."""
+        self._stop_follower()
+        if self._follow_error is not None:
+            raise AttemptFailed(f"hashing failed: {self._follow_error}")
+        if self._fd is not None:
+            os.fsync(self._fd)
+        self._close_fd()
+
+    def hexdigests(self) -> dict[str, str]:
+        """``{alg: hex}`` of the whole file (call after :meth:`close`)."""
+        return self.hasher.hexdigests()
+
+    def suspend(self) -> None:
+        """Keep the partial data and its state for a later resume (after a failure)."""
+        self._stop_follower()
+        if self._fd is not None:
+            with contextlib.suppress(OSError):
+                self.save_state(force=True)
+        self._close_fd()
+
+    def _close_fd(self) -> None:
+        if self._fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(self._fd)
+            self._fd = None
+
+    def reset(self) -> None:
+        """Drop the data and the state (before a fresh attempt or after a failure)."""
+        self._stop_follower()
+        self._close_fd()
+        for p in (self.dest, state_path(self.dest)):
+            with contextlib.suppress(FileNotFoundError):
+                p.unlink()
+        self.hasher = MultiHasher(self.algs)
+        self.done = RangeSet()
+        self.meta = {}
+        self.resumed = 0
+        self.size = None
+        self.mode = None

@@ -97,6 +97,7 @@ class _Bars:
         self.quiet = quiet
         self._lock = threading.Lock()
         self._bars: dict[str, Any] = {}
+        self._shares: dict[str, tuple[int, int]] = {}  # key -> (total, done) counted in the total bar
         self._total: Any = None
 
     def _tqdm(self) -> Any:
@@ -105,6 +106,7 @@ class _Bars:
         return tqdm
 
     def start(self, key: str, label: str, total: int | None, done: int = 0) -> None:
+        """A file (re)starts: its own bar, and its share of the total bar replaced."""
         if not self.enabled:
             return
         tqdm = self._tqdm()
@@ -120,10 +122,11 @@ class _Bars:
                     leave=True,
                     file=sys.stderr,
                 )
-            if total:
-                self._total.total = (self._total.total or 0) + total
-                self._total.update(done)
-                self._total.refresh()
+            old_total, old_done = self._shares.get(key, (0, 0))
+            self._shares[key] = (total or 0, done)
+            self._total.total = (self._total.total or 0) - old_total + (total or 0)
+            self._total.n = max(0, self._total.n - old_done + done)
+            self._total.refresh()
             old = self._bars.pop(key, None)
             if old is not None:
                 old.close()
@@ -145,6 +148,8 @@ class _Bars:
             bar = self._bars.get(key)
             if bar is not None:
                 bar.update(nbytes)
+            total, done = self._shares.get(key, (0, 0))
+            self._shares[key] = (total, done + nbytes)
             if self._total is not None:
                 self._total.update(nbytes)
 

@@ -115,12 +115,19 @@ class MultiHasher:
         return {alg: h.hexdigest() for alg, h in self._hashers.items()}
 
 
-def hash_file(path: str | Path, algs: Iterable[str] = (FAST_ALG,)) -> dict[str, str]:
-    """Stream ``path`` once through every algorithm in ``algs``; returns ``{alg: hex}``."""
+def hash_file(
+    path: str | Path, algs: Iterable[str] = (FAST_ALG,), on_chunk: Callable[[int], None] | None = None
+) -> dict[str, str]:
+    """Stream ``path`` once through every algorithm in ``algs``; returns ``{alg: hex}``.
+
+    ``on_chunk(nbytes)`` is called after each chunk (progress reporting).
+    """
     hasher = MultiHasher(algs)
     with open(path, "rb", buffering=0) as fh:
         buf = bytearray(CHUNK_SIZE)
         view = memoryview(buf)
         while n := fh.readinto(buf):
             hasher.update(view[:n])  # type: ignore[arg-type]
+            if on_chunk is not None:
+                on_chunk(n)
     return hasher.hexdigests()

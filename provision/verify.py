@@ -82,6 +82,7 @@ def check_file(
     entry: FileRecord | None,
     *,
     full: bool = False,
+    progress: Progress | None = None,
 ) -> tuple[FileCheck, FileRecord | None, int]:
     """Check one file; returns (result, record to keep, bytes read)."""
     view = store.artifact_dir(artifact.name) / spec.name
@@ -98,8 +99,11 @@ def check_file(
         return check, entry, 0
     check.hashed = True
     algs = [FAST_ALG] if (entry is not None and not full) else [spec.checksum.alg, FAST_ALG]
+    key = f"{artifact.name}/{spec.name}"
+    if progress is not None:
+        progress.start(key, spec.name, st.st_size)
     try:
-        digests = hash_file(view, algs)
+        digests = hash_file(view, algs, (lambda n: progress.advance(key, n)) if progress else None)
     except OSError as exc:
         check.state = "missing"
         check.got = str(exc)
@@ -154,10 +158,10 @@ def verify(
             changed = False
             for spec in art.files:
                 key = f"{art.name}/{spec.name}"
-                result, entry, nbytes = check_file(store, art, spec, records.get(spec.name), full=full)
-                if nbytes:
-                    progress.start(key, spec.name, nbytes)
-                    progress.advance(key, nbytes)
+                result, entry, nbytes = check_file(
+                    store, art, spec, records.get(spec.name), full=full, progress=progress
+                )
+                if result.hashed:
                     progress.finish(key, result.ok)
                 report.files.append(result)
                 if result.hashed:

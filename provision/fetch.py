@@ -366,36 +366,6 @@ class _Failed(Exception):
         )
 
 
-class _Cancelled(BaseException):
-    """Raised inside a worker once :func:`fetch` is interrupted; never caught as a source failure."""
-
-
-class _CancellableProgress:
-    """Passes events on; once ``cancel`` is set, a transfer's next chunk raises :class:`_Cancelled`."""
-
-    def __init__(self, inner: Progress, cancel: threading.Event) -> None:
-        self.inner = inner
-        self.cancel = cancel
-
-    def _check(self) -> None:
-        if self.cancel.is_set():
-            raise _Cancelled("fetch interrupted")
-
-    def start(self, key: str, label: str, total: int | None, done: int = 0) -> None:
-        self._check()
-        self.inner.start(key, label, total, done)
-
-    def advance(self, key: str, nbytes: int) -> None:
-        self._check()
-        self.inner.advance(key, nbytes)
-
-    def finish(self, key: str, ok: bool) -> None:
-        self.inner.finish(key, ok)
-
-    def note(self, text: str) -> None:
-        self.inner.note(text)
-
-
 def _present(store: Store, art: Artifact, spec: FileSpec, entry: FileRecord | None) -> tuple[str, FileRecord | None]:
     check, record, _ = check_file(store, art, spec, entry)
     return check.state, record
@@ -419,10 +389,7 @@ def fetch(
     artifacts = catalog.resolve(names)
     store = Store(settings.cache_dir)
     store.ensure()
-    cancel = threading.Event()
-    ctx = SourceContext(
-        settings, session or new_session(), tuple(Path(p) for p in from_paths), _CancellableProgress(progress, cancel)
-    )
+    ctx = SourceContext(settings, session or new_session(), tuple(Path(p) for p in from_paths), progress)
     ctx.http = HttpClient(ctx)
     fetcher = _Fetcher(store, ctx)
     report = FetchReport(artifacts={a.name: str(store.artifact_dir(a.name)) for a in artifacts})

@@ -1,0 +1,415 @@
+"""Parsing manifest TOML into :mod:`provision.manifest` dataclasses, collecting every problem.
+
+Each problem is one line naming the file, the entry and the field.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+import sys
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path, PurePosixPath
+from types import MappingProxyType
+from typing import Any, Literal
+
+from .hashing import Checksum
+from .manifest import (
+    KNOWN_METRICS,
+    MODEL_FORMATS,
+    SCHEMA_VERSION,
+    URL_SCHEMES,
+    AccuracySpec,
+    Artifact,
+    Benchmark,
+    Catalog,
+    Entry,
+    FileSpec,
+    LabelsRef,
+    PreprocessSpec,
+)
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on 3.10 only
+    import tomli as tomllib
+
+__all__ = ["collect", "manifest_files"]
+
+_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._+-]*$")
+
+_TOP_KEYS = {"schema", "dataset", "model", "benchmark"}
+_ARTIFACT_KEYS = {"name", "description", "license", "homepage", "notes", "aliases", "files"}
+_MODEL_KEYS = _ARTIFACT_KEYS | {"format"}
+_FILE_KEYS = {"name", "urls", "size", "checksum"}
+_BENCHMARK_KEYS = {
+    "name",
+    "description",
+    "notes",
+    "aliases",
+    "dataset",
+    "labels",
+    "models",
+    "preprocess",
+    "accuracy",
+}
+_ACCURACY_KEYS = {"metric", "reference", "target_ratio"}
+
+
+
+
+def manifest_files(paths: Iterable[Path]) -> list[Path]:
+    """``*.toml`` files under each path (a file is taken as is), sorted per folder."""
+    out: list[Path] = []
+    for p in paths:
+        if p.is_dir():
+            out.extend(sorted(p.rglob("*.toml")))
+        elif p.exists():
+            out.append(p)
+    return out
+
+
+class _Ctx:
+    """Collects problems for one manifest file, each prefixed with file and entry."""
+
+    def __init__(self, path: Path, problems: list[str]) -> None:
+        self.path = path
+        self.problems = problems
+
+    def add(self, where: str, message: str) -> None:
+        self.problems.append(f"{self.path}: {where}: {message}" if where else f"{self.path}: {message}")
+
+
+def _suggest(key: str, allowed: Iterable[str]) -> str:
+    close = difflib.get_close_matches(key, sorted(allowed), n=1, cutoff=0.6)
+    return f"; did you mean {close[0]!r}?" if close else f"; allowed: {', '.join(sorted(allowed))}"
+
+
+def _check_keys(ctx: _Ctx, where: str, table: Mapping[str, Any], allowed: set[str]) -> None:
+    for key in table:
+        if key not in allowed:
+            ctx.add(where, f"unknown key {key!r}{_suggest(key, allowed)}")
+
+
+def _str(ctx: _Ctx, where: str, table: Mapping[str, Any], key: str, *, required: bool = False) -> str:
+    value = table.get(key)
+    if value is None:
+        if required:
+            ctx.add(where, f"missing required key {key!r}")
+        return ""
+    if not isinstance(value, str):
+        ctx.add(where, f"{key}: expected a string, got {type(value).__name__}")
+        return ""
+    if required and not value.strip():
+        ctx.add(where, f"{key}: must not be empty")
+        return ""
+    return value
+
+
+def _str_list(ctx: _Ctx, where: str, table: Mapping[str, Any], key: str) -> tuple[str, ...]:
+    value = table.get(key, [])
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        ctx.add(where, f"{key}: expected a list of strings")
+        return ()
+    return tuple(value)
+
+
+def _check_name(ctx: _Ctx, where: str, name: str, what: str = "name") -> None:
+    if name and not _NAME_RE.match(name):
+        ctx.add(where, f"{what} {name!r} must be lower-case letters, digits, '.', '_', '+', '-'")
+
+
+def _resolve_url(ctx: _Ctx, where: str, url: str) -> str:
+    if not url.strip():
+        ctx.add(where, "empty URL")
+        return url
+    if url.startswith("manual:"):
+        return url
+    scheme, sep, _ = url.partition("://")
+    if sep:
+        if scheme.lower() not in URL_SCHEMES:
+            ctx.add(
+                where,
+                f"unsupported URL scheme {scheme!r}; expected one of {', '.join(URL_SCHEMES)}",
+            )
+        return url
+    # A plain path: relative ones are taken relative to the manifest's folder.
+    path = Path(url).expanduser()
+    return str(path if path.is_absolute() else (ctx.path.parent / path).resolve())
+
+
+def _parse_file(ctx: _Ctx, where: str, raw: Any) -> FileSpec | None:
+    if not isinstance(raw, dict):
+        ctx.add(where, "expected a table")
+        return None
+    _check_keys(ctx, where, raw, _FILE_KEYS)
+    name = _str(ctx, where, raw, "name", required=True)
+    if name:
+        pure = PurePosixPath(name)
+        segments = name.split("/")
+        if pure.is_absolute() or "\\" in name or any(seg in ("", ".", "..") for seg in segments):
+            ctx.add(where, f"name {name!r} must be a relative path without '..', '.' or empty parts")
+            name = ""
+    urls_raw = raw.get("urls")
+    if urls_raw is None:
+        ctx.add(where, "missing required key 'urls'")
+        urls: tuple[str, ...] = ()
+    else:
+        urls = _str_list(ctx, where, raw, "urls")
+        if not urls and isinstance(urls_raw, list):
+            ctx.add(where, "urls: needs at least one URL")
+    urls = tuple(_resolve_url(ctx, f"{where}.urls", u) for u in urls)
+    size = raw.get("size")
+    if size is not None and (not isinstance(size, int) or isinstance(size, bool) or size < 0):
+        ctx.add(where, f"size: expected a non-negative integer (bytes), got {size!r}")
+        size = None
+    checksum_text = _str(ctx, where, raw, "checksum", required=True)
+    checksum = None
+    if checksum_text:
+        try:
+            checksum = Checksum.parse(checksum_text)
+        except ValueError as exc:
+            ctx.add(where, f"checksum: {exc}")
+    if not name or not urls or checksum is None:
+        return None
+    return FileSpec(name=name, urls=urls, checksum=checksum, size=size)
+
+
+def _parse_artifact(ctx: _Ctx, kind: Literal["dataset", "model"], index: int, raw: Any) -> Artifact | None:
+    where = f"{kind}[{index}]"
+    if not isinstance(raw, dict):
+        ctx.add(where, "expected a table")
+        return None
+    name = _str(ctx, where, raw, "name", required=True)
+    if name:
+        where = f"{kind} {name!r}"
+    _check_name(ctx, where, name)
+    _check_keys(ctx, where, raw, _MODEL_KEYS if kind == "model" else _ARTIFACT_KEYS)
+    fmt: str | None = None
+    if kind == "model":
+        fmt = _str(ctx, where, raw, "format", required=True) or None
+        if fmt and fmt not in MODEL_FORMATS:
+            ctx.add(where, f"format: unknown format {fmt!r}{_suggest(fmt, MODEL_FORMATS)}")
+    aliases = _str_list(ctx, where, raw, "aliases")
+    for alias in aliases:
+        _check_name(ctx, where, alias, "alias")
+    description = _str(ctx, where, raw, "description")
+    license_ = _str(ctx, where, raw, "license")
+    homepage = _str(ctx, where, raw, "homepage")
+    notes = _str(ctx, where, raw, "notes")
+    files_raw = raw.get("files")
+    files: list[FileSpec] = []
+    if not isinstance(files_raw, list) or not files_raw:
+        ctx.add(where, "files: needs at least one [[" + kind + ".files]] table")
+    else:
+        before = len(ctx.problems)
+        for i, fraw in enumerate(files_raw):
+            spec = _parse_file(ctx, f"{where}: files[{i}]", fraw)
+            if spec is not None:
+                files.append(spec)
+        seen: set[str] = set()
+        for spec in files:
+            if spec.name in seen:
+                ctx.add(where, f"files: duplicate file name {spec.name!r}")
+            seen.add(spec.name)
+        if len(ctx.problems) > before:
+            return None
+    if not name or len(files) == 0:
+        return None
+    return Artifact(
+        kind=kind,
+        name=name,
+        files=tuple(files),
+        description=description,
+        license=license_,
+        homepage=homepage,
+        notes=notes,
+        aliases=aliases,
+        format=fmt,
+        source=ctx.path,
+    )
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _parse_accuracy(ctx: _Ctx, where: str, raw: Any) -> AccuracySpec | None:
+    where = f"{where}: accuracy"
+    if not isinstance(raw, dict):
+        ctx.add(where, "expected a table")
+        return None
+    _check_keys(ctx, where, raw, _ACCURACY_KEYS)
+    metric = _str(ctx, where, raw, "metric", required=True)
+    if metric and metric not in KNOWN_METRICS:
+        ctx.add(where, f"metric: unknown metric {metric!r}{_suggest(metric, KNOWN_METRICS)}")
+        metric = ""
+    reference = raw.get("reference")
+    if reference is None:
+        ctx.add(where, "missing required key 'reference'")
+    elif not _number(reference):
+        ctx.add(where, f"reference: expected a number, got {reference!r}")
+        reference = None
+    ratio_raw = raw.get("target_ratio", [0.99])
+    ratios = ratio_raw if isinstance(ratio_raw, list) else [ratio_raw]
+    if not ratios or not all(_number(r) and 0 < r <= 1 for r in ratios):
+        ctx.add(where, f"target_ratio: expected a number in (0, 1] or a list of them, got {ratio_raw!r}")
+        return None
+    if not metric or reference is None:
+        return None
+    return AccuracySpec(metric=metric, reference=float(reference), target_ratio=tuple(float(r) for r in ratios))
+
+
+def _parse_benchmark(ctx: _Ctx, index: int, raw: Any) -> Benchmark | None:
+    where = f"benchmark[{index}]"
+    if not isinstance(raw, dict):
+        ctx.add(where, "expected a table")
+        return None
+    name = _str(ctx, where, raw, "name", required=True)
+    if name:
+        where = f"benchmark {name!r}"
+    _check_name(ctx, where, name)
+    _check_keys(ctx, where, raw, _BENCHMARK_KEYS)
+    before = len(ctx.problems)
+    description = _str(ctx, where, raw, "description")
+    notes = _str(ctx, where, raw, "notes")
+    dataset = _str(ctx, where, raw, "dataset", required=True)
+    models = _str_list(ctx, where, raw, "models")
+    aliases = _str_list(ctx, where, raw, "aliases")
+    for alias in aliases:
+        _check_name(ctx, where, alias, "alias")
+    labels = None
+    labels_text = _str(ctx, where, raw, "labels")
+    if labels_text:
+        art, sep, fname = labels_text.partition("/")
+        if not sep or not art or not fname:
+            ctx.add(where, f"labels: expected 'artifact/file', got {labels_text!r}")
+        else:
+            labels = LabelsRef(art, fname)
+    preprocess = None
+    pre_raw = raw.get("preprocess")
+    if pre_raw is not None:
+        if not isinstance(pre_raw, dict):
+            ctx.add(f"{where}: preprocess", "expected a table")
+        else:
+            recipe = _str(ctx, f"{where}: preprocess", pre_raw, "recipe", required=True)
+            params = {k: v for k, v in pre_raw.items() if k != "recipe"}
+            if recipe:
+                preprocess = PreprocessSpec(recipe, MappingProxyType(params))
+    accuracy = None
+    if "accuracy" in raw:
+        accuracy = _parse_accuracy(ctx, where, raw["accuracy"])
+    if len(ctx.problems) > before or not name:
+        return None
+    return Benchmark(
+        name=name,
+        dataset=dataset,
+        models=models,
+        labels=labels,
+        preprocess=preprocess,
+        accuracy=accuracy,
+        description=description,
+        notes=notes,
+        aliases=aliases,
+        source=ctx.path,
+    )
+
+
+def _load_file(path: Path, problems: list[str]) -> tuple[list[Artifact], list[Benchmark]]:
+    ctx = _Ctx(path, problems)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        ctx.add("", f"TOML syntax error: {exc}")
+        return [], []
+    except (OSError, UnicodeDecodeError) as exc:
+        ctx.add("", f"cannot read: {exc}")
+        return [], []
+    _check_keys(ctx, "", data, _TOP_KEYS)
+    schema = data.get("schema")
+    if schema is None:
+        ctx.add("", f"missing 'schema = {SCHEMA_VERSION}' at the top")
+    elif schema != SCHEMA_VERSION:
+        ctx.add(
+            "",
+            f"schema: this provision reads schema {SCHEMA_VERSION}, got {schema!r}; upgrade provision",
+        )
+        return [], []
+    artifacts: list[Artifact] = []
+    benchmarks: list[Benchmark] = []
+    for kind in ("dataset", "model"):
+        tables = data.get(kind, [])
+        if not isinstance(tables, list):
+            ctx.add("", f"{kind}: use [[{kind}]] (an array of tables)")
+            continue
+        for i, raw in enumerate(tables):
+            art = _parse_artifact(ctx, kind, i, raw)
+            if art is not None:
+                artifacts.append(art)
+    tables = data.get("benchmark", [])
+    if not isinstance(tables, list):
+        ctx.add("", "benchmark: use [[benchmark]] (an array of tables)")
+    else:
+        for i, raw in enumerate(tables):
+            bench = _parse_benchmark(ctx, i, raw)
+            if bench is not None:
+                benchmarks.append(bench)
+    return artifacts, benchmarks
+
+
+def _cross_check(artifacts: Sequence[Artifact], benchmarks: Sequence[Benchmark], problems: list[str]) -> Catalog:
+    seen: dict[str, Path | None] = {}
+    keep_a: list[Artifact] = []
+    keep_b: list[Benchmark] = []
+    entries: list[Entry] = [*artifacts, *benchmarks]
+    for entry in entries:
+        kind = entry.kind if isinstance(entry, Artifact) else "benchmark"
+        for label in (entry.name, *entry.aliases):
+            if label in seen:
+                problems.append(
+                    f"{entry.source}: {kind} {entry.name!r}: name {label!r} is already defined in {seen[label]}"
+                )
+                break
+            seen[label] = entry.source
+        else:
+            if isinstance(entry, Artifact):
+                keep_a.append(entry)
+            else:
+                keep_b.append(entry)
+    by_name = {a.name: a for a in keep_a}
+    for b in keep_b:
+        where = f"{b.source}: benchmark {b.name!r}"
+        ds = by_name.get(b.dataset)
+        if ds is None or ds.kind != "dataset":
+            datasets = [a.name for a in keep_a if a.kind == "dataset"]
+            problems.append(f"{where}: dataset: no dataset named {b.dataset!r}{_suggest(b.dataset, datasets)}")
+        for m in b.models:
+            art = by_name.get(m)
+            if art is None or art.kind != "model":
+                problems.append(
+                    f"{where}: models: no model named {m!r}{_suggest(m, [a.name for a in keep_a if a.kind == 'model'])}"
+                )
+        if b.labels is not None:
+            art = by_name.get(b.labels.artifact)
+            if art is None:
+                problems.append(f"{where}: labels: no artifact named {b.labels.artifact!r}")
+            elif b.labels.file not in {f.name for f in art.files}:
+                problems.append(f"{where}: labels: artifact {art.name!r} has no file {b.labels.file!r}")
+    return Catalog(keep_a, keep_b)
+
+
+def collect(paths: Iterable[Path]) -> tuple[Catalog, list[str]]:
+    problems: list[str] = []
+    artifacts: list[Artifact] = []
+    benchmarks: list[Benchmark] = []
+    for p in paths:
+        if not p.exists():
+            problems.append(f"{p}: no such file or folder")
+    for path in manifest_files(paths):
+        a, b = _load_file(path, problems)
+        artifacts.extend(a)
+        benchmarks.extend(b)
+    catalog = _cross_check(artifacts, benchmarks, problems)
+    return catalog, problems

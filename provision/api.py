@@ -15,6 +15,7 @@ import requests
 
 from .config import Settings
 from .errors import NotFetchedError, UsageError
+from .extract import hash_tree
 from .fetch import FetchReport
 from .fetch import fetch as _fetch
 from .hashing import ALGORITHMS, hash_file
@@ -30,6 +31,7 @@ __all__ = [
     "fetch",
     "gc",
     "hash_paths",
+    "hash_trees",
     "lint",
     "list_entries",
     "load",
@@ -197,6 +199,17 @@ def hash_paths(paths: Sequence[Path], algs: Sequence[str] = ("sha256",)) -> list
         if not Path(p).is_file():
             raise UsageError(f"{p}: not a file")
         out.append({"path": str(p), **hash_file(p, algs)})
+    return out
+
+
+def hash_trees(paths: Sequence[Path]) -> list[dict[str, Any]]:
+    """``[{"path", "digest", "files", "bytes"}]``: the tree digest of each folder."""
+    out = []
+    for p in paths:
+        if not Path(p).is_dir():
+            raise UsageError(f"{p}: not a folder (--tree hashes folders)")
+        record = hash_tree(Path(p))
+        out.append({"path": str(p), "digest": record.digest, "files": len(record.files), "bytes": record.total_bytes})
     return out
 
 

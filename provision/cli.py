@@ -374,14 +374,22 @@ def lint(
 
 @app.command("hash")
 def hash_cmd(
-    files: Annotated[list[Path], typer.Argument(help="Files to hash.")],
+    files: Annotated[list[Path], typer.Argument(help="Files (or, with --tree, folders) to hash.")],
     alg: Annotated[
         list[str] | None,
         typer.Option("--alg", help="md5, sha1, sha256, sha512, xxh3_128, xxh64 (repeatable)."),
     ] = None,
+    tree: Annotated[
+        bool,
+        typer.Option("--tree", help="Print the tree digest of each folder (pin it as tree = ... in a manifest)."),
+    ] = False,
 ) -> None:
     """Print 'alg:hex  FILE' for each file (each file is read once)."""
     with _errors():
+        if tree:
+            for row in api.hash_trees(files):
+                typer.echo(f"{row['digest']}  {row['path']}  ({row['files']} files, {row['bytes']} bytes)")
+            return
         algs = alg or ["sha256"]
         for row in api.hash_paths(files, algs):
             for a in algs:

@@ -41,7 +41,8 @@ from .sources.base import temp_name
 from .sources.http import HttpClient
 from .sources.manual import candidates, manual_instructions
 from .sources.partial import state_path
-from .store import FileRecord, Store, is_reclaimable
+from .store import DROPPED, FileRecord, Store, is_reclaimable
+from .unpack import ExtractError, drop_archive, extract_file, tree_ok
 from .verify import check_file
 
 __all__ = ["FetchReport", "FileResult", "check_disk_space", "fetch", "human_bytes"]
@@ -65,6 +66,7 @@ class FileResult:
     error: str = ""
     exit_code: int = 0
     attempts: list[tuple[str, str]] = field(default_factory=list)
+    extracted: str = ""  # the folder (or file) an archive was extracted to
 
     @property
     def ok(self) -> bool:
@@ -119,11 +121,46 @@ def human_bytes(n: float) -> str:
     return f"{n:.1f} TiB"  # pragma: no cover
 
 
-def check_disk_space(store: Store, todo: Iterable[tuple[Artifact, FileSpec]]) -> None:
-    """Refuse when the files still to download do not fit on the cache's filesystem."""
+def _extract_all(
+    store: Store,
+    unpack: list[tuple[Artifact, FileSpec]],
+    results: dict[tuple[str, str], FileResult],
+    records: dict[str, dict[str, FileRecord]],
+    progress: Progress,
+) -> None:
+    """Extract every archive whose tree is not recorded yet (after its download verified)."""
+    for art, spec in unpack:
+        result = results[(art.name, spec.name)]
+        assert spec.extract is not None
+        if not result.ok:
+            continue
+        try:
+            extract_file(store, art, spec, progress)
+        except ExtractError as exc:
+            result.state, result.error, result.exit_code = "failed", str(exc), EXIT_INTEGRITY
+            continue
+        result.extracted = str(store.artifact_dir(art.name) / spec.extract.to)
+        if not spec.extract.keep_archive:
+            drop_archive(store, art, spec)
+            entry = records[art.name].get(spec.name)
+            if entry is not None:
+                entry.link = DROPPED
+
+
+def check_disk_space(
+    store: Store, todo: Iterable[tuple[Artifact, FileSpec]], unpack: Iterable[tuple[Artifact, FileSpec]] = ()
+) -> None:
+    """Refuse when the files still to download (and to extract) do not fit on the cache's filesystem."""
     needed = 0
     unknown = 0
     names: dict[str, None] = {}
+    for art, spec in unpack:
+        assert spec.extract is not None
+        names[art.name] = None
+        if spec.extract.extracted_size is None:
+            unknown += 1
+        else:
+            needed += spec.extract.extracted_size
     for art, spec in todo:
         if store.blob_path(spec.checksum).exists():
             continue
@@ -401,7 +438,16 @@ def fetch(
         todo: list[tuple[Artifact, FileSpec, bool]] = []
         for art in artifacts:
             for spec in art.files:
-                state, entry = _present(store, art, spec, records[art.name].get(spec.name))
+                old = records[art.name].get(spec.name)
+                if spec.extract is not None and not spec.extract.keep_archive and tree_ok(store, art, spec):
+                    records[art.name][spec.name] = old or FileRecord(
+                        str(spec.checksum), "", spec.size or 0, 0, 0, link=DROPPED
+                    )
+                    results[(art.name, spec.name)] = FileResult(
+                        art.name, spec.name, "cached", str(store.artifact_dir(art.name) / spec.name)
+                    )
+                    continue
+                state, entry = _present(store, art, spec, old)
                 if state == "ok" and entry is not None:
                     records[art.name][spec.name] = entry
                     path = str(store.artifact_dir(art.name) / spec.name)
@@ -411,7 +457,8 @@ def fetch(
                 else:
                     records[art.name].pop(spec.name, None)
                     todo.append((art, spec, state == "corrupt"))
-        check_disk_space(store, [(a, s) for a, s, _ in todo])
+        unpack = [(a, f) for a in artifacts for f in a.archives if not tree_ok(store, a, f)]
+        check_disk_space(store, [(a, s) for a, s, _ in todo], unpack)
         by_name = {a.name: a for a in artifacts}
         dirty: set[str] = set()
         last_save = time.monotonic()
@@ -439,6 +486,13 @@ def fetch(
         pool.shutdown(wait=True)
         for art in artifacts:
             store.save_record(art, records[art.name])
+        _extract_all(store, unpack, results, records, progress)
+        for art in artifacts:
+            store.save_record(art, records[art.name])
+            for spec in art.archives:
+                result = results[(art.name, spec.name)]
+                if result.ok and spec.extract is not None:
+                    result.extracted = str(store.artifact_dir(art.name) / spec.extract.to)
     for art in artifacts:
         report.files.extend(results[(art.name, spec.name)] for spec in art.files)
     return report

@@ -19,6 +19,7 @@ from .errors import ManifestError, UnknownNameError
 from .hashing import Checksum
 
 __all__ = [
+    "ARCHIVE_FORMATS",
     "KNOWN_METRICS",
     "MODEL_FORMATS",
     "SCHEMA_VERSION",
@@ -26,6 +27,7 @@ __all__ = [
     "Artifact",
     "Benchmark",
     "Catalog",
+    "ExtractSpec",
     "FileSpec",
     "LabelsRef",
     "PreprocessSpec",
@@ -76,6 +78,26 @@ KNOWN_METRICS = frozenset(
 URL_SCHEMES = ("http", "https", "file", "manual")
 
 
+#: ``extract =`` values; ``auto`` detects the format from the file's magic bytes.
+ARCHIVE_FORMATS = ("tar", "tar.gz", "tar.bz2", "tar.xz", "tar.zst", "zip", "gz", "bz2", "xz", "zst", "auto")
+#: Formats that hold one compressed stream (a single file), not a tree.
+SINGLE_FILE_FORMATS = frozenset({"gz", "bz2", "xz", "zst"})
+
+
+@dataclass(frozen=True)
+class ExtractSpec:
+    """How to unpack an archive file, and what the result must look like."""
+
+    format: str
+    to: str  # folder (or, for gz/bz2/xz/zst, file) inside the artifact folder
+    strip_components: int = 0
+    members: tuple[str, ...] = ()  # glob patterns on member paths (after stripping)
+    extracted_size: int | None = None  # bytes; also the cap against archive bombs
+    keep_archive: bool = True
+    tree: Checksum | None = None  # xxh3_128 tree digest of ``to``
+    expect_files: int | None = None
+
+
 @dataclass(frozen=True)
 class FileSpec:
     """One file of an artifact: where to get it and what it must hash to."""
@@ -84,6 +106,7 @@ class FileSpec:
     urls: tuple[str, ...]
     checksum: Checksum
     size: int | None = None
+    extract: ExtractSpec | None = None
 
 
 @dataclass(frozen=True)
@@ -106,6 +129,11 @@ class Artifact:
         """Total bytes, or ``None`` when any file's size is unknown."""
         sizes = [f.size for f in self.files]
         return None if any(s is None for s in sizes) else sum(s for s in sizes if s is not None)
+
+    @property
+    def archives(self) -> tuple[FileSpec, ...]:
+        """The files that are extracted."""
+        return tuple(f for f in self.files if f.extract is not None)
 
     def file(self, name: str) -> FileSpec:
         """The file called ``name``; ``KeyError`` otherwise."""
@@ -215,7 +243,6 @@ class Catalog:
             else:
                 out.setdefault(entry.name, entry)
         return list(out.values())
-
 
 
 def load_catalog(paths: Iterable[Path]) -> Catalog:

@@ -9,12 +9,14 @@ import difflib
 import re
 import sys
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path, PurePosixPath
 from types import MappingProxyType
 from typing import Any, Literal
 
 from .hashing import Checksum
 from .manifest import (
+    ARCHIVE_FORMATS,
     KNOWN_METRICS,
     MODEL_FORMATS,
     SCHEMA_VERSION,
@@ -24,6 +26,7 @@ from .manifest import (
     Benchmark,
     Catalog,
     Entry,
+    ExtractSpec,
     FileSpec,
     LabelsRef,
     PreprocessSpec,
@@ -39,9 +42,25 @@ __all__ = ["collect", "manifest_files"]
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._+-]*$")
 
 _TOP_KEYS = {"schema", "dataset", "model", "benchmark"}
-_ARTIFACT_KEYS = {"name", "description", "license", "homepage", "notes", "aliases", "files"}
+_ARTIFACT_KEYS = {"name", "description", "license", "homepage", "notes", "aliases", "files", "tree", "expect_files"}
 _MODEL_KEYS = _ARTIFACT_KEYS | {"format"}
-_FILE_KEYS = {"name", "urls", "size", "checksum"}
+_EXTRACT_KEYS = {"strip_components", "members", "extracted_size", "keep_archive", "extract_to", "tree", "expect_files"}
+_FILE_KEYS = {"name", "urls", "size", "checksum", "extract"} | _EXTRACT_KEYS
+_ARCHIVE_SUFFIXES = (
+    ".tar.gz",
+    ".tar.bz2",
+    ".tar.xz",
+    ".tar.zst",
+    ".tgz",
+    ".tbz2",
+    ".txz",
+    ".tar",
+    ".zip",
+    ".gz",
+    ".bz2",
+    ".xz",
+    ".zst",
+)
 _BENCHMARK_KEYS = {
     "name",
     "description",
@@ -54,8 +73,6 @@ _BENCHMARK_KEYS = {
     "accuracy",
 }
 _ACCURACY_KEYS = {"metric", "reference", "target_ratio"}
-
-
 
 
 def manifest_files(paths: Iterable[Path]) -> list[Path]:
@@ -172,9 +189,89 @@ def _parse_file(ctx: _Ctx, where: str, raw: Any) -> FileSpec | None:
             checksum = Checksum.parse(checksum_text)
         except ValueError as exc:
             ctx.add(where, f"checksum: {exc}")
+    extract = _parse_extract(ctx, where, raw, name)
     if not name or not urls or checksum is None:
         return None
-    return FileSpec(name=name, urls=urls, checksum=checksum, size=size)
+    return FileSpec(name=name, urls=urls, checksum=checksum, size=size, extract=extract)
+
+
+def _safe_relpath(text: str) -> bool:
+    parts = text.split("/")
+    return bool(text) and not text.startswith("/") and "\\" not in text and all(p not in ("", ".", "..") for p in parts)
+
+
+def _count(ctx: _Ctx, where: str, raw: Mapping[str, Any], key: str) -> int | None:
+    value = raw.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        ctx.add(where, f"{key}: expected a non-negative integer, got {value!r}")
+        return None
+    return value
+
+
+def _tree(ctx: _Ctx, where: str, raw: Mapping[str, Any]) -> Checksum | None:
+    text = raw.get("tree")
+    if text is None:
+        return None
+    try:
+        tree = Checksum.parse(text) if isinstance(text, str) else None
+    except ValueError as exc:
+        ctx.add(where, f"tree: {exc}")
+        return None
+    if tree is None or tree.alg != "xxh3_128":
+        ctx.add(where, f"tree: expected 'xxh3_128:<32 hex>' (from 'provision hash --tree DIR'), got {text!r}")
+        return None
+    return tree
+
+
+def default_extract_to(name: str, fmt: str) -> str:
+    """The archive's name without its archive suffix (``x.tar.gz`` -> ``x``)."""
+    lower = name.lower()
+    for suffix in _ARCHIVE_SUFFIXES:
+        if lower.endswith(suffix) and len(name) > len(suffix):
+            return name[: -len(suffix)]
+    return ""
+
+
+def _parse_extract(ctx: _Ctx, where: str, raw: Mapping[str, Any], name: str) -> ExtractSpec | None:
+    fmt = raw.get("extract")
+    if fmt is None:
+        for key in _EXTRACT_KEYS:
+            if key in raw:
+                ctx.add(where, f"{key}: only meaningful with 'extract = \"<format>\"'")
+        return None
+    if not isinstance(fmt, str) or fmt not in ARCHIVE_FORMATS:
+        ctx.add(where, f"extract: unknown format {fmt!r}; expected one of {', '.join(ARCHIVE_FORMATS)}")
+        return None
+    strip = _count(ctx, where, raw, "strip_components") or 0
+    members = _str_list(ctx, where, raw, "members")
+    extracted_size = _count(ctx, where, raw, "extracted_size")
+    expect_files = _count(ctx, where, raw, "expect_files")
+    keep = raw.get("keep_archive", True)
+    if not isinstance(keep, bool):
+        ctx.add(where, f"keep_archive: expected true or false, got {keep!r}")
+        keep = True
+    to = raw.get("extract_to")
+    if to is None:
+        to = default_extract_to(name, fmt) if name else ""
+        if name and not to:
+            ctx.add(where, f"extract_to: {name!r} has no archive suffix to strip; name the target folder")
+    elif not isinstance(to, str) or not _safe_relpath(to):
+        ctx.add(where, f"extract_to: {to!r} must be a relative path without '..', '.' or empty parts")
+        to = ""
+    if not to:
+        return None
+    return ExtractSpec(
+        format=fmt,
+        to=to,
+        strip_components=strip,
+        members=members,
+        extracted_size=extracted_size,
+        keep_archive=keep,
+        tree=_tree(ctx, where, raw),
+        expect_files=expect_files,
+    )
 
 
 def _parse_artifact(ctx: _Ctx, kind: Literal["dataset", "model"], index: int, raw: Any) -> Artifact | None:
@@ -214,6 +311,12 @@ def _parse_artifact(ctx: _Ctx, kind: Literal["dataset", "model"], index: int, ra
             if spec.name in seen:
                 ctx.add(where, f"files: duplicate file name {spec.name!r}")
             seen.add(spec.name)
+        for spec in files:
+            if spec.extract is not None and spec.extract.to in seen:
+                ctx.add(where, f"files: extract_to {spec.extract.to!r} of {spec.name!r} collides with a file name")
+            elif spec.extract is not None:
+                seen.add(spec.extract.to)
+        files = _artifact_tree(ctx, where, raw, files)
         if len(ctx.problems) > before:
             return None
     if not name or len(files) == 0:
@@ -230,6 +333,26 @@ def _parse_artifact(ctx: _Ctx, kind: Literal["dataset", "model"], index: int, ra
         format=fmt,
         source=ctx.path,
     )
+
+
+def _artifact_tree(ctx: _Ctx, where: str, raw: Mapping[str, Any], files: list[FileSpec]) -> list[FileSpec]:
+    """Artifact-level ``tree`` / ``expect_files`` belong to its one extracted file."""
+    tree = _tree(ctx, where, raw)
+    count = _count(ctx, where, raw, "expect_files")
+    if tree is None and count is None:
+        return files
+    archives = [f for f in files if f.extract is not None]
+    if len(archives) != 1:
+        ctx.add(
+            where,
+            f"tree/expect_files: the artifact has {len(archives)} extracted files; "
+            "put tree/expect_files on the [[files]] entry instead",
+        )
+        return files
+    ex = archives[0].extract
+    assert ex is not None
+    new = replace(ex, tree=tree or ex.tree, expect_files=count if count is not None else ex.expect_files)
+    return [replace(f, extract=new) if f is archives[0] else f for f in files]
 
 
 def _number(value: Any) -> bool:

@@ -33,7 +33,7 @@ from .hashing import Checksum
 from .manifest import Artifact, Catalog
 from .sources.base import link_or_copy, temp_name
 
-__all__ = ["FileRecord", "GcReport", "Store", "is_reclaimable", "is_stale_temp"]
+__all__ = ["DROPPED", "FileRecord", "GcReport", "Store", "is_reclaimable", "is_stale_temp"]
 
 CACHEDIR_TAG = (
     "Signature: 8a477f597d28d172789f06886806bc55\n"
@@ -42,6 +42,8 @@ CACHEDIR_TAG = (
 )
 
 RECORD_SCHEMA = 1
+#: ``FileRecord.link`` of an archive removed after a verified extraction (keep_archive = false).
+DROPPED = "dropped"
 _PART = ".part-"
 #: A temp file from another host is stale after this many seconds without change.
 STALE_AFTER = 24 * 3600
@@ -334,7 +336,12 @@ class Store:
         nbytes = 0
         seen: set[tuple[int, int]] = set()
         base = self.artifact_dir(artifact.name)
+        records = self.load_record(artifact.name)
         for spec in artifact.files:
+            entry = records.get(spec.name)
+            if entry is not None and entry.link == DROPPED:
+                present += 1
+                continue
             try:
                 st = (base / spec.name).stat()
             except OSError:

@@ -17,7 +17,8 @@ from .errors import IntegrityError
 from .hashing import FAST_ALG, hash_file
 from .manifest import Artifact, Catalog, FileSpec
 from .progress import NullProgress, Progress
-from .store import FileRecord, Store
+from .store import DROPPED, FileRecord, Store
+from .unpack import verify_tree
 
 __all__ = ["FileCheck", "VerifyReport", "check_file", "verify"]
 
@@ -41,6 +42,11 @@ class FileCheck:
 
     def message(self) -> str:
         """One line for a failed check."""
+        if self.name.endswith("/"):
+            return (
+                f"{self.artifact}/{self.name}: extracted tree {self.state} at {self.path} ({self.got}); "
+                f"run 'provision fetch {self.artifact}' to extract it again"
+            )
         if self.state == "missing":
             return f"{self.artifact}/{self.name}: missing at {self.path}; run 'provision fetch {self.artifact}'"
         return (
@@ -158,6 +164,9 @@ def verify(
             changed = False
             for spec in art.files:
                 key = f"{art.name}/{spec.name}"
+                entry = records.get(spec.name)
+                if entry is not None and entry.link == DROPPED:
+                    continue  # the archive was removed after extraction; its tree is checked below
                 result, entry, nbytes = check_file(
                     store, art, spec, records.get(spec.name), full=full, progress=progress
                 )
@@ -175,6 +184,16 @@ def verify(
                     changed = True
             if changed:
                 store.save_record(art, records)
+            for spec in art.archives:
+                assert spec.extract is not None
+                tree_path = store.artifact_dir(art.name) / spec.extract.to
+                state, nbytes, problems = verify_tree(store, art, spec, full=full, progress=progress)
+                check = FileCheck(art.name, spec.extract.to + "/", state, str(tree_path), hashed=nbytes > 0)
+                check.got = ", ".join(problems)
+                report.files.append(check)
+                if nbytes:
+                    report.files_hashed += 1
+                    report.bytes_hashed += nbytes
     if names and not Path(store.root).exists():
         for art in artifacts:
             for spec in art.files:

@@ -313,7 +313,10 @@ def test_unknown_key_without_close_match_lists_allowed(write_manifest: ManifestW
     path = write_manifest(one_dataset(file_body=file_table(extra="zzzzzz = 1")))
     found = problems_of(manifests)
     line = the_problem(found, path, "files[0]", "unknown key 'zzzzzz'")
-    assert line.endswith("allowed: checksum, name, size, urls")
+    assert line.endswith(
+        "allowed: checksum, expect_files, extract, extract_to, extracted_size, keep_archive, members, name, "
+        "size, strip_components, tree, urls"
+    )
 
 
 def test_model_only_key_on_dataset(write_manifest: ManifestWriter, manifests: Path) -> None:

@@ -1,0 +1,533 @@
+"""Safe, atomic, streaming extraction, and deterministic tree digests.
+
+Security rules, checked by this module on every Python version (it never calls
+``extractall``): member paths must be relative, without ``..`` and without backslashes;
+no member is written through a symlink; symlinks must point inside the target; hard
+links must point at a regular file already extracted from the same archive; device
+files and FIFOs are refused; a member name seen twice is refused; setuid/setgid/sticky
+bits are dropped; the total written is capped (the manifest's ``extracted_size``, else
+``DEFAULT_RATIO`` times the archive size, at least ``DEFAULT_FLOOR``). Every refusal names
+the archive and the member.
+
+Atomicity: members are written into a temp folder beside the target, which is renamed
+into place only when everything was written and checked. Members are copied in chunks,
+never read whole into memory.
+
+Tree digest (``xxh3_128:<hex>``): xxh3_128 over one line per entry, sorted by path
+(UTF-8 bytes): ``f\\0<path>\\0<size>\\0<xxh3_128 hex>\\n`` for a file and
+``l\\0<path>\\0<target>\\n`` for a symlink; paths are relative, ``/``-separated; empty
+folders do not count.
+"""
+
+from __future__ import annotations
+
+import bz2
+import contextlib
+import fnmatch
+import gzip
+import lzma
+import os
+import shutil
+import stat
+import tarfile
+import zipfile
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import IO, Any, cast
+
+import xxhash
+
+from .errors import IntegrityError
+from .hashing import CHUNK_SIZE
+from .manifest import SINGLE_FILE_FORMATS, ExtractSpec
+from .sources.base import temp_name
+
+__all__ = [
+    "DEFAULT_FLOOR",
+    "DEFAULT_RATIO",
+    "ExtractError",
+    "TreeFile",
+    "TreeRecord",
+    "detect_format",
+    "extract_archive",
+    "hash_tree",
+    "tree_digest",
+]
+
+#: Without a declared ``extracted_size``, at most this many bytes out per archive byte ...
+DEFAULT_RATIO = 100
+#: ... but never less than this cap (small archives of text compress well).
+DEFAULT_FLOOR = 1 << 30
+
+
+class ExtractError(IntegrityError):
+    """An archive member broke a safety rule, or the archive is corrupt or too big."""
+
+
+@dataclass
+class TreeFile:
+    """One extracted file: size, xxh3_128, and the stat that proves it unchanged."""
+
+    size: int
+    xxh3_128: str
+    mtime_ns: int = 0
+    ino: int = 0
+
+
+@dataclass
+class TreeRecord:
+    """Every file (and symlink) an extraction produced; ``kind`` is ``dir`` or ``file``."""
+
+    kind: str
+    files: dict[str, TreeFile] = field(default_factory=dict)
+    links: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def digest(self) -> str:
+        """The tree digest (see the module docstring)."""
+        return tree_digest(self.files, self.links)
+
+    @property
+    def total_bytes(self) -> int:
+        """Bytes of all files."""
+        return sum(f.size for f in self.files.values())
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON-ready, compact: ``files`` maps path -> [size, xxh3, mtime_ns, ino]."""
+        return {
+            "kind": self.kind,
+            "digest": self.digest,
+            "files": {p: [f.size, f.xxh3_128, f.mtime_ns, f.ino] for p, f in sorted(self.files.items())},
+            "links": dict(sorted(self.links.items())),
+        }
+
+    @classmethod
+    def from_json(cls, doc: dict[str, Any]) -> TreeRecord:
+        """Inverse of :meth:`to_json`."""
+        files = {p: TreeFile(int(v[0]), str(v[1]), int(v[2]), int(v[3])) for p, v in doc["files"].items()}
+        return cls(str(doc["kind"]), files, {str(k): str(v) for k, v in doc.get("links", {}).items()})
+
+
+def tree_digest(files: dict[str, TreeFile], links: dict[str, str] | None = None) -> str:
+    """``xxh3_128:<hex>`` of a tree's paths, sizes and per-file digests (and symlinks)."""
+    lines: list[tuple[bytes, bytes]] = []
+    for path, f in files.items():
+        lines.append((path.encode(), f"f\0{path}\0{f.size}\0{f.xxh3_128}\n".encode()))
+    for path, target in (links or {}).items():
+        lines.append((path.encode(), f"l\0{path}\0{target}\n".encode()))
+    h = xxhash.xxh3_128()
+    for _key, line in sorted(lines):
+        h.update(line)
+    return f"xxh3_128:{h.hexdigest()}"
+
+
+def _hash_stream(fh: IO[bytes]) -> tuple[int, str]:
+    h = xxhash.xxh3_128()
+    size = 0
+    while chunk := fh.read(CHUNK_SIZE):
+        h.update(chunk)
+        size += len(chunk)
+    return size, h.hexdigest()
+
+
+def hash_tree(root: Path, on_file: Callable[[int], None] | None = None) -> TreeRecord:
+    """Walk ``root`` (never following symlinks) and build its :class:`TreeRecord`."""
+    if root.is_file():
+        with open(root, "rb") as fh:
+            size, digest = _hash_stream(fh)
+        st = root.stat()
+        return TreeRecord("file", {root.name: TreeFile(size, digest, st.st_mtime_ns, st.st_ino)})
+    record = TreeRecord("dir")
+    for dirpath, _dirs, names in os.walk(root):
+        for name in names:
+            full = Path(dirpath) / name
+            rel = full.relative_to(root).as_posix()
+            st = full.lstat()
+            if stat.S_ISLNK(st.st_mode):
+                record.links[rel] = os.readlink(full)
+            elif stat.S_ISREG(st.st_mode):
+                with open(full, "rb") as fh:
+                    size, digest = _hash_stream(fh)
+                record.files[rel] = TreeFile(size, digest, st.st_mtime_ns, st.st_ino)
+                if on_file is not None:
+                    on_file(size)
+    return record
+
+
+_MAGIC = (
+    (b"PK\x03\x04", "zip"),
+    (b"PK\x05\x06", "zip"),
+    (b"\x1f\x8b", "gz"),
+    (b"BZh", "bz2"),
+    (b"\xfd7zXZ\x00", "xz"),
+    (b"\x28\xb5\x2f\xfd", "zst"),
+)
+
+
+def _open_stream(path: Path, fmt: str) -> IO[bytes]:
+    """A decompressed, sequential reader for a single-stream format (or the raw file)."""
+    if fmt == "gz":
+        return cast(IO[bytes], gzip.open(path, "rb"))
+    if fmt == "bz2":
+        return cast(IO[bytes], bz2.open(path, "rb"))
+    if fmt == "xz":
+        return cast(IO[bytes], lzma.open(path, "rb"))
+    if fmt == "zst":
+        import zstandard
+
+        return cast(IO[bytes], zstandard.ZstdDecompressor().stream_reader(open(path, "rb"), closefd=True))
+    return open(path, "rb")
+
+
+def _is_tar(head: bytes) -> bool:
+    return len(head) >= 262 and head[257:262] == b"ustar"
+
+
+def detect_format(path: Path) -> str:
+    """The archive format from magic bytes (a compressed tar is told apart by peeking in)."""
+    with open(path, "rb") as fh:
+        head = fh.read(512)
+    for magic, fmt in _MAGIC:
+        if head.startswith(magic):
+            if fmt == "zip":
+                return "zip"
+            try:
+                with _open_stream(path, fmt) as inner:
+                    peek = inner.read(512)
+            except (OSError, EOFError, lzma.LZMAError, ValueError) as exc:
+                raise ExtractError(f"{path}: looks like {fmt} but cannot be decompressed ({exc})") from exc
+            return f"tar.{fmt}" if _is_tar(peek) else fmt
+    if _is_tar(head):
+        return "tar"
+    raise ExtractError(f'{path}: unknown archive format (no tar/zip/gz/bz2/xz/zst magic); set extract = "<format>"')
+
+
+# ---------------------------------------------------------------------------------------
+# Members
+
+
+@dataclass
+class _Member:
+    name: str
+    kind: str  # file | dir | symlink | hardlink | special
+    size: int
+    mode: int
+    mtime: float
+    linkname: str = ""
+    open: Callable[[], IO[bytes]] | None = None
+
+
+def _tar_members(tf: tarfile.TarFile) -> Iterator[_Member]:
+    for info in tf:
+        if info.isreg():
+            kind = "file"
+        elif info.isdir():
+            kind = "dir"
+        elif info.issym():
+            kind = "symlink"
+        elif info.islnk():
+            kind = "hardlink"
+        else:
+            kind = "special"
+        opener = (lambda i=info: tf.extractfile(i)) if kind == "file" else None
+        yield _Member(info.name, kind, info.size, info.mode, float(info.mtime), info.linkname, opener)  # type: ignore[arg-type]
+
+
+def _zip_members(zf: zipfile.ZipFile) -> Iterator[_Member]:
+    for info in zf.infolist():
+        mode = (info.external_attr >> 16) & 0xFFFF
+        fmt = stat.S_IFMT(mode)
+        if info.is_dir():
+            kind = "dir"
+        elif fmt == stat.S_IFLNK:
+            kind = "symlink"
+        elif fmt in (0, stat.S_IFREG):
+            kind = "file"
+        else:
+            kind = "special"
+        link = zf.read(info).decode("utf-8", "replace") if kind == "symlink" else ""
+        mtime = 0.0
+        with contextlib.suppress(ValueError, OverflowError):
+            import datetime
+
+            mtime = datetime.datetime(*info.date_time).timestamp()
+        opener = (lambda i=info: zf.open(i)) if kind == "file" else None
+        yield _Member(info.filename, kind, info.file_size, mode & 0o7777 or 0o644, mtime, link, opener)
+
+
+class _Writer:
+    """Applies the safety rules and writes members under ``root`` (the temp folder)."""
+
+    def __init__(self, archive: str, root: Path, spec: ExtractSpec, cap: int, advance: Callable[[int], None]) -> None:
+        self.archive = archive
+        self.root = root
+        self.spec = spec
+        self.cap = cap
+        self.advance = advance
+        self.written = 0
+        self.record = TreeRecord("dir")
+        self.seen: dict[str, str] = {}  # path -> kind
+        self.links: set[str] = set()
+
+    def refuse(self, member: str, why: str) -> ExtractError:
+        return ExtractError(f"{self.archive}: member {member!r}: {why}; refused, nothing was extracted")
+
+    def target_path(self, m: _Member) -> str | None:
+        """The safe relative path for ``m`` after strip/members, or None to skip it."""
+        raw = m.name
+        if "\\" in raw:
+            raise self.refuse(raw, "backslash in the path")
+        if raw.startswith("/") or (len(raw) > 1 and raw[1] == ":"):
+            raise self.refuse(raw, "absolute path")
+        parts = [p for p in PurePosixPath(raw).parts if p not in ("", ".")]
+        if ".." in parts:
+            raise self.refuse(raw, "'..' in the path")
+        parts = parts[self.spec.strip_components :]
+        if not parts:
+            return None
+        rel = "/".join(parts)
+        if self.spec.members and not any(fnmatch.fnmatchcase(rel, pat) for pat in self.spec.members):
+            return None
+        return rel
+
+    def add(self, m: _Member) -> None:
+        rel = self.target_path(m)
+        if rel is None:
+            return
+        if m.kind == "special":
+            raise self.refuse(m.name, "device file or FIFO")
+        for i in range(1, rel.count("/") + 1):
+            parent = rel.rsplit("/", i)[0]
+            if self.seen.get(parent) in ("file", "symlink", "hardlink"):
+                raise self.refuse(m.name, f"its parent {parent!r} is a {self.seen[parent]} (writing through it)")
+        prior = self.seen.get(rel)
+        if prior is not None and not (prior == "dir" and m.kind == "dir"):
+            raise self.refuse(m.name, "duplicate member name (would overwrite)")
+        self.seen[rel] = m.kind
+        dest = self.root / rel
+        if m.kind == "dir":
+            dest.mkdir(parents=True, exist_ok=True)
+            return
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        if m.kind == "symlink":
+            self._symlink(m, rel, dest)
+        elif m.kind == "hardlink":
+            self._hardlink(m, rel, dest)
+        else:
+            self._file(m, rel, dest)
+
+    def _symlink(self, m: _Member, rel: str, dest: Path) -> None:
+        target = m.linkname
+        if not target or target.startswith("/") or "\\" in target:
+            raise self.refuse(m.name, f"symlink to {target!r} (absolute or empty)")
+        resolved: list[str] = rel.split("/")[:-1]
+        for part in PurePosixPath(target).parts:
+            if part == "..":
+                if not resolved:
+                    raise self.refuse(m.name, f"symlink to {target!r} points outside the target")
+                resolved.pop()
+            elif part not in ("", "."):
+                resolved.append(part)
+        os.symlink(target, dest)
+        self.record.links[rel] = target
+
+    def _hardlink(self, m: _Member, rel: str, dest: Path) -> None:
+        link = self.target_path(_Member(m.linkname, "file", 0, 0, 0.0))
+        if link is None or self.seen.get(link) != "file" or link not in self.record.files:
+            raise self.refuse(m.name, f"hard link to {m.linkname!r}, which is not a file extracted before it")
+        os.link(self.root / link, dest)
+        src = self.record.files[link]
+        self._count(src.size, m.name)
+        st = dest.stat()
+        self.record.files[rel] = TreeFile(src.size, src.xxh3_128, st.st_mtime_ns, st.st_ino)
+
+    def _count(self, n: int, member: str) -> None:
+        self.written += n
+        if self.written > self.cap:
+            raise self.refuse(
+                member,
+                f"extraction exceeds the cap of {self.cap} bytes (declared extracted_size, or a "
+                f"{DEFAULT_RATIO}:1 ratio; an archive bomb?)",
+            )
+
+    def _file(self, m: _Member, rel: str, dest: Path) -> None:
+        if self.written + m.size > self.cap:
+            self._count(m.size, m.name)
+        assert m.open is not None
+        h = xxhash.xxh3_128()
+        size = 0
+        src = m.open()
+        try:
+            fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+            with os.fdopen(fd, "wb") as out:
+                while chunk := src.read(CHUNK_SIZE):
+                    self._count(len(chunk), m.name)
+                    h.update(chunk)
+                    out.write(chunk)
+                    size += len(chunk)
+                    self.advance(len(chunk))
+        finally:
+            src.close()
+        os.chmod(dest, (m.mode & 0o755) | 0o400)  # no setuid/setgid/sticky, no group/other write
+        if m.mtime > 0:
+            os.utime(dest, (m.mtime, m.mtime))
+        st = dest.stat()
+        self.record.files[rel] = TreeFile(size, h.hexdigest(), st.st_mtime_ns, st.st_ino)
+
+
+# ---------------------------------------------------------------------------------------
+# Entry point
+
+
+def _cap(spec: ExtractSpec, archive_size: int) -> int:
+    if spec.extracted_size is not None:
+        return spec.extracted_size
+    return max(DEFAULT_FLOOR, archive_size * DEFAULT_RATIO)
+
+
+def _place(tmp: Path, dest: Path) -> None:
+    """Move the finished ``tmp`` to ``dest``, replacing an older ``dest`` atomically enough."""
+    old = None
+    if dest.exists() or dest.is_symlink():
+        old = temp_name(dest.with_name(dest.name + ".old"))
+        os.rename(dest, old)
+    os.rename(tmp, dest)
+    if old is not None:
+        if old.is_dir() and not old.is_symlink():
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            old.unlink()
+
+
+def _restat(root: Path, record: TreeRecord) -> None:
+    """Record the final stat of every file (the fast path of ``verify``)."""
+    for rel, f in record.files.items():
+        st = (root / rel).stat() if record.kind == "dir" else root.stat()
+        f.mtime_ns, f.ino = st.st_mtime_ns, st.st_ino
+
+
+def extract_archive(
+    archive: Path,
+    spec: ExtractSpec,
+    dest: Path,
+    *,
+    label: str,
+    advance: Callable[[int], None] = lambda n: None,
+) -> TreeRecord:
+    """Extract ``archive`` to ``dest`` (a folder; a file for gz/bz2/xz/zst) safely and atomically.
+
+    ``label`` names the archive in errors. Raises :class:`ExtractError` (exit 3) for any
+    refused member, a corrupt archive, an exceeded cap, or a tree/count mismatch; nothing
+    is left at ``dest`` then.
+    """
+    fmt = detect_format(archive) if spec.format == "auto" else spec.format
+    cap = _cap(spec, archive.stat().st_size)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = temp_name(dest)
+    try:
+        if fmt in SINGLE_FILE_FORMATS:
+            record = _single(archive, fmt, tmp, dest.name, label, cap, advance)
+        else:
+            tmp.mkdir()
+            writer = _Writer(label, tmp, spec, cap, advance)
+            _unpack(archive, fmt, writer, label)
+            record = writer.record
+        _check_result(record, spec, label)
+        _place(tmp, dest)
+        _restat(dest, record)
+        return record
+    except BaseException:
+        if tmp.is_dir():
+            shutil.rmtree(tmp, ignore_errors=True)
+        else:
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+        raise
+
+
+def _unpack(archive: Path, fmt: str, writer: _Writer, label: str) -> None:
+    try:
+        if fmt == "zip":
+            with zipfile.ZipFile(archive) as zf:
+                for m in _zip_members(zf):
+                    writer.add(m)
+            return
+        inner = fmt.split(".", 1)[1] if "." in fmt else "tar"
+        with _open_stream(archive, inner) as raw, tarfile.open(fileobj=raw, mode="r|") as tf:
+            for m in _tar_members(tf):
+                writer.add(m)
+    except ExtractError:
+        raise
+    except (tarfile.TarError, zipfile.BadZipFile, EOFError, lzma.LZMAError, OSError, ValueError) as exc:
+        if isinstance(exc, OSError) and exc.errno is not None and not isinstance(exc, gzip.BadGzipFile):
+            raise
+        raise ExtractError(f"{label}: corrupt or truncated {fmt} archive ({exc}); delete it and fetch again") from exc
+    except Exception as exc:  # zstandard.ZstdError and other decoder errors
+        raise ExtractError(f"{label}: corrupt {fmt} archive ({exc.__class__.__name__}: {exc})") from exc
+
+
+def _single(
+    archive: Path, fmt: str, tmp: Path, name: str, label: str, cap: int, advance: Callable[[int], None]
+) -> TreeRecord:
+    h = xxhash.xxh3_128()
+    size = 0
+    try:
+        with _open_stream(archive, fmt) as src, open(tmp, "wb") as out:
+            while chunk := src.read(CHUNK_SIZE):
+                size += len(chunk)
+                if size > cap:
+                    raise ExtractError(
+                        f"{label}: decompressed data exceeds the cap of {cap} bytes (declared extracted_size, "
+                        f"or a {DEFAULT_RATIO}:1 ratio; a compression bomb?); refused"
+                    )
+                h.update(chunk)
+                out.write(chunk)
+                advance(len(chunk))
+    except ExtractError:
+        raise
+    except (EOFError, lzma.LZMAError, gzip.BadGzipFile, OSError, ValueError) as exc:
+        if isinstance(exc, OSError) and exc.errno is not None:
+            raise
+        raise ExtractError(f"{label}: corrupt or truncated {fmt} stream ({exc}); delete it and fetch again") from exc
+    except Exception as exc:  # zstandard.ZstdError
+        raise ExtractError(f"{label}: corrupt {fmt} stream ({exc.__class__.__name__}: {exc})") from exc
+    os.chmod(tmp, 0o644)
+    return TreeRecord("file", {name: TreeFile(size, h.hexdigest())})
+
+
+def _check_result(record: TreeRecord, spec: ExtractSpec, label: str) -> None:
+    if spec.expect_files is not None and len(record.files) != spec.expect_files:
+        raise ExtractError(
+            f"{label}: expected {spec.expect_files} files, extracted {len(record.files)}; "
+            "the archive or the manifest's expect_files is wrong"
+        )
+    if spec.tree is not None and record.digest != str(spec.tree):
+        raise ExtractError(
+            f"{label}: tree digest mismatch: expected {spec.tree}, got {record.digest} "
+            f"({len(record.files)} files, {record.total_bytes} bytes)"
+        )
+
+
+def diff_trees(expected: TreeRecord, actual: TreeRecord, limit: int = 5) -> list[str]:
+    """The first differing paths: ``missing X``, ``extra X``, ``changed X``."""
+    out: list[str] = []
+    for path in sorted(set(expected.files) | set(expected.links) | set(actual.files) | set(actual.links)):
+        e = expected.files.get(path) or expected.links.get(path)
+        a = actual.files.get(path) or actual.links.get(path)
+        if e is None:
+            out.append(f"extra {path}")
+        elif a is None:
+            out.append(f"missing {path}")
+        elif (isinstance(e, TreeFile) and isinstance(a, TreeFile) and (e.size, e.xxh3_128) != (a.size, a.xxh3_128)) or (
+            isinstance(e, str) and e != a
+        ):
+            out.append(f"changed {path}")
+        if len(out) >= limit:
+            break
+    return out
+
+
+def iter_paths(record: TreeRecord) -> Iterable[str]:
+    """Every path in ``record``."""
+    return [*record.files, *record.links]

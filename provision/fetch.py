@@ -9,7 +9,6 @@ manifest's URLs; a wrong file from one source moves on to the next.
 from __future__ import annotations
 
 import contextlib
-import glob
 import json
 import os
 import shutil
@@ -203,6 +202,7 @@ class _Fetcher:
         self.ctx = ctx
         self._guard = threading.Lock()
         self._blob_locks: dict[Path, threading.Lock] = {}
+        self._listings: dict[Path, list[str]] = {}
 
     def run(self, art: Artifact, spec: FileSpec, repair: bool) -> tuple[FileResult, FileRecord | None]:
         blob = self.store.blob_path(spec.checksum)
@@ -274,7 +274,7 @@ class _Fetcher:
         Returns the path and the URL the partial came from.
         """
         mine = temp_name(blob)
-        for cand in sorted(blob.parent.glob(glob.escape(blob.name) + ".part-*")):
+        for cand in self._partials(blob):
             if cand.name.endswith(".json") or ".json.tmp" in cand.name or not is_reclaimable(cand):
                 continue
             try:
@@ -289,6 +289,19 @@ class _Fetcher:
                 url = None
             return mine, url if isinstance(url, str) else None
         return mine, None
+
+    def _partials(self, blob: Path) -> list[Path]:
+        """Partial downloads of ``blob`` present when this run started (one listing per folder)."""
+        with self._guard:
+            names = self._listings.get(blob.parent)
+            if names is None:
+                try:
+                    names = sorted(e.name for e in os.scandir(blob.parent) if ".part-" in e.name)
+                except FileNotFoundError:
+                    names = []
+                self._listings[blob.parent] = names
+        prefix = blob.name + ".part-"
+        return [blob.parent / n for n in names if n.startswith(prefix)]
 
     def _urls(self, spec: FileSpec, first: str | None) -> list[str]:
         mirrors = [f"{m}/{spec.checksum.alg}/{spec.checksum.hex}" for m in self.ctx.settings.mirrors]

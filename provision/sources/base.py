@@ -87,12 +87,24 @@ def expects_html(spec: FileSpec) -> bool:
 _FICLONE = 0x40049409  # linux/fs.h: _IOW(0x94, 9, int)
 
 
+#: Devices (st_dev) where FICLONE failed: not tried again in this process.
+_NO_REFLINK: set[int] = set()
+
+
 def _reflink(src: Path, dst: Path) -> bool:
+    try:
+        dev = os.stat(src).st_dev
+    except OSError:
+        return False
+    if dev in _NO_REFLINK:
+        return False
     try:
         with open(src, "rb") as s, open(dst, "wb") as d:
             fcntl.ioctl(d.fileno(), _FICLONE, s.fileno())
         return True
-    except OSError:
+    except OSError as exc:
+        if exc.errno in (errno.EOPNOTSUPP, errno.ENOTTY, errno.EXDEV, errno.EINVAL, errno.ENOSYS):
+            _NO_REFLINK.add(dev)
         with contextlib.suppress(FileNotFoundError):
             dst.unlink()
         return False

@@ -139,8 +139,9 @@ def hash_tree(root: Path, on_file: Callable[[int], None] | None = None) -> TreeR
         st = root.stat()
         return TreeRecord("file", {root.name: TreeFile(size, digest, st.st_mtime_ns, st.st_ino)})
     record = TreeRecord("dir")
-    for dirpath, _dirs, names in os.walk(root):
-        for name in names:
+    for dirpath, dirs, names in os.walk(root):
+        # os.walk lists a symlink to a folder among the folders (without following it)
+        for name in [*names, *(d for d in dirs if os.path.islink(os.path.join(dirpath, d)))]:
             full = Path(dirpath) / name
             rel = full.relative_to(root).as_posix()
             st = full.lstat()
@@ -234,6 +235,10 @@ def _tar_members(tf: tarfile.TarFile) -> Iterator[_Member]:
         yield _Member(info.name, kind, info.size, info.mode, float(info.mtime), info.linkname, opener)  # type: ignore[arg-type]
 
 
+#: The longest symlink target accepted (Linux's PATH_MAX).
+_MAX_LINK = 4096
+
+
 def _zip_members(zf: zipfile.ZipFile) -> Iterator[_Member]:
     for info in zf.infolist():
         mode = (info.external_attr >> 16) & 0xFFFF
@@ -246,7 +251,10 @@ def _zip_members(zf: zipfile.ZipFile) -> Iterator[_Member]:
             kind = "file"
         else:
             kind = "special"
-        link = zf.read(info).decode("utf-8", "replace") if kind == "symlink" else ""
+        link = ""
+        if kind == "symlink":  # read no more than a symlink can hold (a huge "target" is a memory bomb)
+            with zf.open(info) as fh:
+                link = fh.read(_MAX_LINK + 1).decode("utf-8", "replace")
         mtime = 0.0
         with contextlib.suppress(ValueError, OverflowError):
             import datetime
@@ -301,6 +309,7 @@ class _Writer:
             parent = rel.rsplit("/", i)[0]
             if self.seen.get(parent) in ("file", "symlink", "hardlink"):
                 raise self.refuse(m.name, f"its parent {parent!r} is a {self.seen[parent]} (writing through it)")
+            self.seen.setdefault(parent, "dir")
         prior = self.seen.get(rel)
         if prior is not None and not (prior == "dir" and m.kind == "dir"):
             raise self.refuse(m.name, "duplicate member name (would overwrite)")
@@ -319,6 +328,8 @@ class _Writer:
 
     def _symlink(self, m: _Member, rel: str, dest: Path) -> None:
         target = m.linkname
+        if len(target) > _MAX_LINK:
+            raise self.refuse(m.name, f"symlink target longer than {_MAX_LINK} bytes")
         if not target or target.startswith("/") or "\\" in target:
             raise self.refuse(m.name, f"symlink to {target!r} (absolute or empty)")
         resolved: list[str] = rel.split("/")[:-1]
@@ -332,8 +343,19 @@ class _Writer:
         os.symlink(target, dest)
         self.record.links[rel] = target
 
+    def check_links(self) -> None:
+        """Refuse a symlink that escapes through another symlink (``a -> ..``, ``b -> a/..``)."""
+        base = os.path.realpath(self.root)
+        for rel, target in self.record.links.items():
+            real = os.path.realpath(self.root / rel)
+            if real != base and not real.startswith(base + os.sep):
+                raise self.refuse(rel, f"symlink to {target!r} points outside the target (through another symlink)")
+
     def _hardlink(self, m: _Member, rel: str, dest: Path) -> None:
-        link = self.target_path(_Member(m.linkname, "file", 0, 0, 0.0))
+        try:
+            link = self.target_path(_Member(m.linkname, "file", 0, 0, 0.0))
+        except ExtractError:
+            link = None
         if link is None or self.seen.get(link) != "file" or link not in self.record.files:
             raise self.refuse(m.name, f"hard link to {m.linkname!r}, which is not a file extracted before it")
         os.link(self.root / link, dest)
@@ -432,6 +454,7 @@ def extract_archive(
             tmp.mkdir()
             writer = _Writer(label, tmp, spec, cap, advance)
             _unpack(archive, fmt, writer, label)
+            writer.check_links()
             record = writer.record
         _check_result(record, spec, label)
         _place(tmp, dest)
@@ -457,6 +480,7 @@ def _unpack(archive: Path, fmt: str, writer: _Writer, label: str) -> None:
         with _open_stream(archive, inner) as raw, tarfile.open(fileobj=raw, mode="r|") as tf:
             for m in _tar_members(tf):
                 writer.add(m)
+            _check_tar_end(tf, label, fmt)
     except ExtractError:
         raise
     except (tarfile.TarError, zipfile.BadZipFile, EOFError, lzma.LZMAError, OSError, ValueError) as exc:
@@ -465,6 +489,26 @@ def _unpack(archive: Path, fmt: str, writer: _Writer, label: str) -> None:
         raise ExtractError(f"{label}: corrupt or truncated {fmt} archive ({exc}); delete it and fetch again") from exc
     except Exception as exc:  # zstandard.ZstdError and other decoder errors
         raise ExtractError(f"{label}: corrupt {fmt} archive ({exc.__class__.__name__}: {exc})") from exc
+
+
+def _check_tar_end(tf: tarfile.TarFile, label: str, fmt: str) -> None:
+    """tarfile stops without an error at a corrupt or truncated header; refuse that.
+
+    Where it stopped it read one block (the end-of-archive zero block, or a bad header);
+    only zeros may follow. Reading to the end also checks a compressed stream's trailer.
+    """
+    stream = cast(Any, tf.fileobj)
+    if 0 < stream.tell() - tf.offset < tarfile.BLOCKSIZE:
+        raise ExtractError(
+            f"{label}: corrupt or truncated {fmt} archive (truncated header at byte {tf.offset}); "
+            "delete it and fetch again"
+        )
+    while chunk := stream.read(CHUNK_SIZE):
+        if chunk.count(0) != len(chunk):
+            raise ExtractError(
+                f"{label}: corrupt or truncated {fmt} archive (invalid header at byte {tf.offset}); "
+                "delete it and fetch again"
+            )
 
 
 def _single(

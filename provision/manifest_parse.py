@@ -312,10 +312,15 @@ def _parse_artifact(ctx: _Ctx, kind: Literal["dataset", "model"], index: int, ra
                 ctx.add(where, f"files: duplicate file name {spec.name!r}")
             seen.add(spec.name)
         for spec in files:
-            if spec.extract is not None and spec.extract.to in seen:
-                ctx.add(where, f"files: extract_to {spec.extract.to!r} of {spec.name!r} collides with a file name")
-            elif spec.extract is not None:
-                seen.add(spec.extract.to)
+            if spec.extract is None:
+                continue
+            to = spec.extract.to
+            # the extraction replaces the whole folder: no other file may sit inside it, or around it
+            clash = [s for s in sorted(seen) if s == to or s.startswith(to + "/") or to.startswith(s + "/")]
+            if clash:
+                ctx.add(where, f"files: extract_to {to!r} of {spec.name!r} collides with a file name ({clash[0]!r})")
+            else:
+                seen.add(to)
         files = _artifact_tree(ctx, where, raw, files)
         if len(ctx.problems) > before:
             return None

@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import socket
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -298,9 +299,14 @@ class Store:
                     if not dry_run:
                         self._prune_dirs(child)
                 else:
-                    for path in self._walk_files(child):
-                        if _PART in path.name and is_stale_temp(path):
-                            drop(path, "stale partial link")
+                    for path in self._stale_parts(child):
+                        if path.is_dir() and not path.is_symlink():
+                            for inner in self._walk_files(path):
+                                drop(inner, "interrupted extraction")
+                            if not dry_run:
+                                shutil.rmtree(path, ignore_errors=True)
+                        else:
+                            drop(path, "stale partial link or extraction")
         records = self.root / "records"
         if records.is_dir():
             for rec in sorted(records.glob("*.json")):
@@ -309,6 +315,17 @@ class Store:
         if not dry_run:
             self._prune_dirs(self.root / "blobs", keep_top=True)
         return report
+
+    @staticmethod
+    def _stale_parts(top: Path) -> list[Path]:
+        """Temp files and folders (``*.part-*``) under ``top`` whose writer is gone."""
+        out: list[Path] = []
+        for dirpath, dirs, files in os.walk(top):
+            for name in [*dirs, *files]:
+                if _PART in name and is_stale_temp(Path(dirpath) / name):
+                    out.append(Path(dirpath) / name)
+            dirs[:] = [d for d in dirs if _PART not in d]
+        return sorted(out)
 
     @staticmethod
     def _walk_files(top: Path) -> Iterable[Path]:

@@ -71,7 +71,11 @@ def _check(
     else:
         paths = {rel: root / rel for rel in record.files}
         if root.is_dir():
-            on_disk = {(Path(d) / n).relative_to(root).as_posix() for d, _s, names in os.walk(root) for n in names}
+            on_disk = {
+                (Path(d) / n).relative_to(root).as_posix()
+                for d, subs, names in os.walk(root)
+                for n in [*names, *(s for s in subs if os.path.islink(os.path.join(d, s)))]
+            }
             for extra in sorted(on_disk - set(record.files) - set(record.links))[:5]:
                 problems.append(f"extra {extra}")
         for rel, target in record.links.items():

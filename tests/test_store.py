@@ -245,3 +245,23 @@ def test_is_stale_temp(tmp_path: Path) -> None:
     assert is_stale_temp(elsewhere, now=now + STALE_AFTER + 60)
     os.utime(elsewhere, (now - STALE_AFTER - 60, now - STALE_AFTER - 60))
     assert is_stale_temp(elsewhere)
+
+
+def test_gc_removes_interrupted_extraction_folder(
+    write_manifest: ManifestWriter, settings: Settings, tmp_path: Path
+) -> None:
+    body = b"payload"
+    src = tmp_path / "data.bin"
+    src.write_bytes(body)
+    write_manifest(dataset_toml("keepme", [("data.bin", [str(src)], body, None)]))
+    assert api.fetch(["keepme"], settings).ok
+    art = Store(settings.cache_dir).artifact_dir("keepme")
+    dead = art / f"tree.part-{HOST}-{_dead_pid()}-cafe1234"
+    (dead / "sub").mkdir(parents=True)
+    (dead / "sub" / "x.JPEG").write_bytes(b"half")
+    listed = api.gc(settings, dry_run=True)
+    assert any("interrupted extraction" in why for _p, _n, why in listed.removed)
+    assert dead.exists()
+    api.gc(settings)
+    assert not dead.exists()
+    assert (art / "data.bin").read_bytes() == body

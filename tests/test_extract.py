@@ -1,0 +1,809 @@
+"""extract_archive: real archives built here (tar, zip, gz, bz2, xz, zst), malicious ones included.
+
+Nothing of provision is mocked: every test writes an archive with the standard library (or
+zstandard), extracts it with :func:`provision.extract.extract_archive` and looks at the disk.
+"""
+
+from __future__ import annotations
+
+import bz2
+import datetime
+import gzip
+import io
+import lzma
+import os
+import stat
+import tarfile
+import tracemalloc
+import warnings
+import zipfile
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import pytest
+import xxhash
+import zstandard
+
+from provision.errors import EXIT_INTEGRITY
+from provision.extract import (
+    DEFAULT_FLOOR,
+    DEFAULT_RATIO,
+    ExtractError,
+    TreeFile,
+    TreeRecord,
+    detect_format,
+    extract_archive,
+    hash_tree,
+    tree_digest,
+)
+from provision.manifest import ExtractSpec
+
+MTIME = 1_600_000_000
+LABEL = "art/archive"
+
+Entry = tuple[tarfile.TarInfo, bytes]
+
+
+# -- builders ----------------------------------------------------------------------------
+
+
+def f(name: str, data: bytes = b"data", *, mode: int = 0o644, mtime: int = MTIME) -> Entry:
+    """A regular file member."""
+    info = tarfile.TarInfo(name)
+    info.size, info.mode, info.mtime = len(data), mode, mtime
+    return info, data
+
+
+def d(name: str) -> Entry:
+    """A folder member."""
+    info = tarfile.TarInfo(name)
+    info.type, info.mode, info.mtime = tarfile.DIRTYPE, 0o755, MTIME
+    return info, b""
+
+
+def link(name: str, target: str, kind: bytes = tarfile.SYMTYPE) -> Entry:
+    """A symlink (or, with LNKTYPE, a hard link) member."""
+    info = tarfile.TarInfo(name)
+    info.type, info.linkname, info.mtime = kind, target, MTIME
+    return info, b""
+
+
+def special(name: str, kind: bytes) -> Entry:
+    """A device or FIFO member."""
+    info = tarfile.TarInfo(name)
+    info.type, info.devmajor, info.devminor = kind, 1, 3
+    return info, b""
+
+
+def tar_bytes(entries: Sequence[Entry]) -> bytes:
+    """An uncompressed tar holding ``entries`` exactly as given (no name clean-up)."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tf:
+        for info, data in entries:
+            tf.addfile(info, io.BytesIO(data) if info.isreg() else None)
+    return buf.getvalue()
+
+
+def zst(data: bytes) -> bytes:
+    return zstandard.ZstdCompressor().compress(data)
+
+
+COMPRESS: dict[str, Callable[[bytes], bytes]] = {
+    "gz": gzip.compress,
+    "bz2": bz2.compress,
+    "xz": lzma.compress,
+    "zst": zst,
+}
+
+
+def tar_as(fmt: str, entries: Sequence[Entry]) -> bytes:
+    """``entries`` as a ``tar`` / ``tar.gz`` / ``tar.bz2`` / ``tar.xz`` / ``tar.zst``."""
+    raw = tar_bytes(entries)
+    return raw if fmt == "tar" else COMPRESS[fmt.split(".", 1)[1]](raw)
+
+
+def zip_bytes(entries: Sequence[tuple[zipfile.ZipInfo | str, bytes]], compression: int = zipfile.ZIP_DEFLATED) -> bytes:
+    buf = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # duplicate names are made on purpose
+        with zipfile.ZipFile(buf, "w", compression) as zf:
+            for info, data in entries:
+                zf.writestr(info, data)
+    return buf.getvalue()
+
+
+def zip_symlink(name: str, target: str) -> tuple[zipfile.ZipInfo, bytes]:
+    info = zipfile.ZipInfo(name)
+    info.create_system = 3
+    info.external_attr = (stat.S_IFLNK | 0o777) << 16
+    return info, target.encode()
+
+
+def snapshot(root: Path) -> dict[str, tuple[str, object]]:
+    """Every path under ``root`` (never following symlinks): kind and size, content or target."""
+    out: dict[str, tuple[str, object]] = {}
+    for dirpath, dirs, names in os.walk(root):
+        for name in [*dirs, *names]:
+            p = Path(dirpath) / name
+            st = p.lstat()
+            if stat.S_ISLNK(st.st_mode):
+                out[str(p)] = ("link", os.readlink(p))
+            elif stat.S_ISDIR(st.st_mode):
+                out[str(p)] = ("dir", None)
+            else:
+                out[str(p)] = ("file", p.read_bytes())
+    return out
+
+
+def siblings(dest: Path) -> list[str]:
+    """Names beside ``dest`` (temp folders would show up here)."""
+    return sorted(p.name for p in dest.parent.iterdir()) if dest.parent.exists() else []
+
+
+def files_of(root: Path) -> dict[str, bytes]:
+    return {
+        p.relative_to(root).as_posix(): p.read_bytes()
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and not p.is_symlink()
+    }
+
+
+def xxh(data: bytes) -> str:
+    return xxhash.xxh3_128(data).hexdigest()
+
+
+# -- one malicious archive per rule --------------------------------------------------------
+
+# outside folder -> (archive bytes, format, the member the error must name)
+Case = Callable[[Path], tuple[bytes, str, str]]
+
+
+def _tar_case(entries: Callable[[Path], list[Entry]], member: Callable[[Path], str], fmt: str = "tar") -> Case:
+    return lambda out: (tar_as(fmt, entries(out)), fmt, member(out))
+
+
+MALICIOUS: dict[str, Case] = {
+    "absolute-path": _tar_case(
+        lambda out: [f("ok.txt"), f(str(out / "abs.txt"), b"pwned")], lambda out: str(out / "abs.txt")
+    ),
+    "dotdot": _tar_case(lambda out: [f("../outside/evil.txt", b"pwned")], lambda out: "../outside/evil.txt"),
+    "dotdot-inner": _tar_case(lambda out: [f("a/../../outside/x", b"pwned")], lambda out: "a/../../outside/x"),
+    "dotdot-gz": _tar_case(
+        lambda out: [f("../outside/evil.txt", b"pwned")], lambda out: "../outside/evil.txt", "tar.gz"
+    ),
+    "backslash": _tar_case(lambda out: [f("..\\outside\\evil.txt", b"pwned")], lambda out: "..\\outside\\evil.txt"),
+    "symlink-absolute": _tar_case(lambda out: [link("ln", str(out)), f("ln/evil.txt")], lambda out: "ln"),
+    "symlink-dotdot": _tar_case(
+        lambda out: [link("sub/ln", "../../outside"), f("sub/ln/evil.txt")], lambda out: "sub/ln"
+    ),
+    "symlink-empty": _tar_case(lambda out: [link("ln", "")], lambda out: "ln"),
+    "write-through-dot-link": _tar_case(lambda out: [link("ln", "."), f("ln/evil.txt")], lambda out: "ln/evil.txt"),
+    "write-through-sub-link": _tar_case(
+        lambda out: [d("sub/"), link("ln", "sub"), f("ln/evil.txt")], lambda out: "ln/evil.txt"
+    ),
+    "dir-through-link": _tar_case(lambda out: [link("ln", "."), d("ln/deeper/")], lambda out: "ln/deeper"),
+    "symlink-chain-escape": _tar_case(lambda out: [link("a/l1", ".."), link("l2", "a/l1/..")], lambda out: "l2"),
+    "symlink-chain-escape-later": _tar_case(lambda out: [link("l2", "x/.."), link("x", ".")], lambda out: "l2"),
+    "hardlink-absolute": _tar_case(
+        lambda out: [link("hl", str(out / "sentinel.txt"), tarfile.LNKTYPE)], lambda out: "hl"
+    ),
+    "hardlink-dotdot": _tar_case(
+        lambda out: [link("hl", "../outside/sentinel.txt", tarfile.LNKTYPE)], lambda out: "hl"
+    ),
+    "hardlink-before-target": _tar_case(
+        lambda out: [link("hl", "later.txt", tarfile.LNKTYPE), f("later.txt")], lambda out: "hl"
+    ),
+    "hardlink-to-symlink": _tar_case(
+        lambda out: [f("a.txt"), link("ln", "a.txt"), link("hl", "ln", tarfile.LNKTYPE)], lambda out: "hl"
+    ),
+    "char-device": _tar_case(lambda out: [f("ok.txt"), special("dev/null", tarfile.CHRTYPE)], lambda out: "dev/null"),
+    "block-device": _tar_case(lambda out: [special("sda", tarfile.BLKTYPE)], lambda out: "sda"),
+    "fifo": _tar_case(lambda out: [special("pipe", tarfile.FIFOTYPE)], lambda out: "pipe"),
+    "duplicate-file": _tar_case(lambda out: [f("a.txt", b"one"), f("a.txt", b"two")], lambda out: "a.txt"),
+    "file-over-dir": _tar_case(lambda out: [d("a/"), f("a", b"two")], lambda out: "a"),
+    "file-over-implicit-dir": _tar_case(lambda out: [f("a/b", b"one"), f("a", b"two")], lambda out: "a"),
+    "symlink-over-implicit-dir": _tar_case(lambda out: [f("a/b", b"one"), link("a", "elsewhere")], lambda out: "a"),
+    "symlink-over-file": _tar_case(lambda out: [f("a", b"one"), link("a", str(out))], lambda out: "a"),
+    "zip-dotdot": lambda out: (
+        zip_bytes([("ok.txt", b"ok"), ("../outside/evil.txt", b"pwned")]),
+        "zip",
+        "../outside/evil.txt",
+    ),
+    "zip-absolute": lambda out: (zip_bytes([(str(out / "evil.txt"), b"pwned")]), "zip", str(out / "evil.txt")),
+    "zip-backslash": lambda out: (zip_bytes([("..\\outside\\evil.txt", b"pwned")]), "zip", "..\\outside\\evil.txt"),
+    "zip-symlink-dotdot": lambda out: (zip_bytes([zip_symlink("ln", "../outside")]), "zip", "ln"),
+    "zip-symlink-absolute": lambda out: (zip_bytes([zip_symlink("ln", str(out)), ("ln/evil.txt", b"x")]), "zip", "ln"),
+    "zip-duplicate": lambda out: (zip_bytes([("a.txt", b"one"), ("a.txt", b"two")]), "zip", "a.txt"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(MALICIOUS))
+@pytest.mark.parametrize("auto", [False, True], ids=["declared", "auto"])
+def test_malicious_member_is_refused(tmp_path: Path, case: str, auto: bool) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    sentinel = outside / "sentinel.txt"
+    sentinel.write_bytes(b"keep me")
+    data, fmt, member = MALICIOUS[case](outside)
+    archive = tmp_path / "evil.bin"
+    archive.write_bytes(data)
+    dest = tmp_path / "work" / "tree"
+    dest.parent.mkdir()
+    before = snapshot(tmp_path)
+
+    with pytest.raises(ExtractError) as info:
+        extract_archive(archive, ExtractSpec("auto" if auto else fmt, "tree"), dest, label=LABEL)
+
+    msg = str(info.value)
+    assert msg.startswith(f"{LABEL}: "), msg
+    assert f"member {member!r}" in msg, msg
+    assert "refused" in msg
+    assert info.value.exit_code == EXIT_INTEGRITY
+    assert not dest.exists() and not dest.is_symlink()
+    assert siblings(dest) == []  # no temp folder left beside the target
+    assert snapshot(tmp_path) == before  # nothing written anywhere, outside included
+    assert sentinel.read_bytes() == b"keep me"
+    assert sorted(p.name for p in outside.iterdir()) == ["sentinel.txt"]
+
+
+def test_gzip_bomb_single_stream_is_capped(tmp_path: Path) -> None:
+    archive = tmp_path / "bomb.gz"
+    archive.write_bytes(gzip.compress(bytes(8 << 20), compresslevel=9))
+    assert archive.stat().st_size < 64 << 10
+    dest = tmp_path / "work" / "bomb"
+    before = snapshot(tmp_path)
+    with pytest.raises(ExtractError) as info:
+        extract_archive(archive, ExtractSpec("gz", "bomb", extracted_size=1 << 20), dest, label="art/bomb.gz")
+    msg = str(info.value)
+    assert msg.startswith("art/bomb.gz: ") and f"cap of {1 << 20} bytes" in msg, msg
+    assert not dest.exists() and siblings(dest) == []
+    assert {k: v for k, v in snapshot(tmp_path).items() if k != str(dest.parent)} == before
+
+
+@pytest.mark.parametrize(
+    "entries",
+    [
+        [f("zeros.bin", bytes(4 << 20))],  # refused by the member's declared size
+        [f(f"part{i}.bin", bytes(400 << 10)) for i in range(4)],  # by the running total
+        [f("one.bin", bytes(700 << 10)), link("two.bin", "one.bin", tarfile.LNKTYPE)],  # hard links count too
+    ],
+    ids=["one-member", "many-members", "hardlink"],
+)
+def test_tar_bomb_is_capped_by_extracted_size(tmp_path: Path, entries: list[Entry]) -> None:
+    archive = tmp_path / "bomb.tar.gz"
+    archive.write_bytes(tar_as("tar.gz", entries))
+    dest = tmp_path / "out" / "tree"
+    with pytest.raises(ExtractError) as info:
+        extract_archive(archive, ExtractSpec("tar.gz", "tree", extracted_size=1 << 20), dest, label=LABEL)
+    msg = str(info.value)
+    assert f"cap of {1 << 20} bytes" in msg and "member '" in msg and LABEL in msg, msg
+    assert not dest.exists() and siblings(dest) == []
+
+
+def test_exact_extracted_size_is_allowed(tmp_path: Path) -> None:
+    archive = tmp_path / "ok.tar"
+    archive.write_bytes(tar_as("tar", [f("a", bytes(1000)), f("b", bytes(24))]))
+    record = extract_archive(archive, ExtractSpec("tar", "t", extracted_size=1024), tmp_path / "t", label=LABEL)
+    assert record.total_bytes == 1024
+
+
+def _huge_header(name: str, size: int) -> bytes:
+    """A tar header announcing ``size`` bytes, followed by a little data and no end."""
+    info = tarfile.TarInfo(name)
+    info.size = size
+    return info.tobuf(tarfile.GNU_FORMAT) + bytes(512)
+
+
+def test_default_cap_is_the_floor_for_small_archives(tmp_path: Path) -> None:
+    archive = tmp_path / "huge.tar.gz"
+    archive.write_bytes(gzip.compress(tar_bytes([f("small.txt", b"hi")])[:1024] + _huge_header("huge.bin", 2 << 30)))
+    dest = tmp_path / "out" / "tree"
+    with pytest.raises(ExtractError) as info:
+        extract_archive(archive, ExtractSpec("tar.gz", "tree"), dest, label=LABEL)
+    msg = str(info.value)
+    assert f"cap of {DEFAULT_FLOOR} bytes" in msg and "member 'huge.bin'" in msg, msg
+    assert not dest.exists() and siblings(dest) == []
+
+
+def test_default_cap_is_the_ratio_for_big_archives(tmp_path: Path) -> None:
+    archive = tmp_path / "big.tar"
+    body = os.urandom(11 << 20)  # 11 MiB * 100 > the 1 GiB floor
+    archive.write_bytes(tar_bytes([f("random.bin", body)])[: 512 + len(body)] + _huge_header("huge.bin", 2 << 30))
+    size = archive.stat().st_size
+    assert size * DEFAULT_RATIO > DEFAULT_FLOOR
+    dest = tmp_path / "out" / "tree"
+    with pytest.raises(ExtractError) as info:
+        extract_archive(archive, ExtractSpec("tar", "tree"), dest, label=LABEL)
+    assert f"cap of {size * DEFAULT_RATIO} bytes" in str(info.value)
+    assert "member 'huge.bin'" in str(info.value)
+    assert not dest.exists() and siblings(dest) == []
+
+
+def test_zip_symlink_bomb_is_not_read_into_memory(tmp_path: Path) -> None:
+    info, _ = zip_symlink("ln", "")
+    info.compress_type = zipfile.ZIP_DEFLATED
+    archive = tmp_path / "linkbomb.zip"
+    archive.write_bytes(zip_bytes([(info, bytes(64 << 20))]))
+    assert archive.stat().st_size < 1 << 20
+    dest = tmp_path / "out" / "tree"
+    tracemalloc.start()
+    try:
+        with pytest.raises(ExtractError) as exc:
+            extract_archive(archive, ExtractSpec("zip", "tree"), dest, label=LABEL)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert "member 'ln'" in str(exc.value) and "longer than" in str(exc.value)
+    assert peak < 4 << 20
+    assert not dest.exists() and siblings(dest) == []
+
+
+# -- permissions and symlinks inside ------------------------------------------------------
+
+
+def test_special_mode_bits_are_dropped(tmp_path: Path) -> None:
+    archive = tmp_path / "modes.tar"
+    archive.write_bytes(
+        tar_as(
+            "tar",
+            [
+                f("suid", mode=0o4755),
+                f("sgid", mode=0o2755),
+                f("sticky", mode=0o1644),
+                f("all", mode=0o7777),
+                f("none", mode=0),
+            ],
+        )
+    )
+    dest = tmp_path / "tree"
+    extract_archive(archive, ExtractSpec("tar", "tree"), dest, label=LABEL)
+    modes = {p.name: p.stat().st_mode for p in dest.iterdir()}
+    for name, mode in modes.items():
+        assert not mode & (stat.S_ISUID | stat.S_ISGID | stat.S_ISVTX), name
+        assert not mode & (stat.S_IWGRP | stat.S_IWOTH), name
+    assert stat.S_IMODE(modes["suid"]) == 0o755
+    assert stat.S_IMODE(modes["all"]) == 0o755
+    assert stat.S_IMODE(modes["sticky"]) == 0o644
+    assert stat.S_IMODE(modes["none"]) == 0o400  # still readable by its owner
+
+
+def test_zip_modes_are_dropped_too(tmp_path: Path) -> None:
+    info = zipfile.ZipInfo("suid")
+    info.create_system = 3
+    info.external_attr = (stat.S_IFREG | 0o6777) << 16
+    archive = tmp_path / "modes.zip"
+    archive.write_bytes(zip_bytes([(info, b"x"), ("plain", b"y")]))
+    extract_archive(archive, ExtractSpec("zip", "tree"), tmp_path / "tree", label=LABEL)
+    assert stat.S_IMODE((tmp_path / "tree" / "suid").stat().st_mode) == 0o755
+    assert stat.S_IMODE((tmp_path / "tree" / "plain").stat().st_mode) == 0o600  # writestr's default
+
+
+def test_symlinks_inside_the_target_are_kept_and_recorded(tmp_path: Path) -> None:
+    archive = tmp_path / "links.tar"
+    entries = [
+        d("sub/"),
+        f("sub/data.txt", b"payload"),
+        link("top-file", "sub/data.txt"),
+        link("top-dir", "sub"),
+        link("sub/self", "."),
+        link("sub/deeper/up", "../data.txt"),
+        link("dangling", "sub/not-there"),
+        link("hard", "sub/data.txt", tarfile.LNKTYPE),
+    ]
+    archive.write_bytes(tar_as("tar", entries))
+    dest = tmp_path / "tree"
+    record = extract_archive(archive, ExtractSpec("tar", "tree"), dest, label=LABEL)
+    assert record.links == {
+        "top-file": "sub/data.txt",
+        "top-dir": "sub",
+        "sub/self": ".",
+        "sub/deeper/up": "../data.txt",
+        "dangling": "sub/not-there",
+    }
+    assert sorted(record.files) == ["hard", "sub/data.txt"]
+    for rel, target in record.links.items():
+        assert os.readlink(dest / rel) == target
+    assert (dest / "top-file").read_bytes() == b"payload"
+    assert (dest / "sub/deeper/up").read_bytes() == b"payload"
+    assert (dest / "hard").stat().st_ino == (dest / "sub/data.txt").stat().st_ino
+    assert hash_tree(dest).digest == record.digest  # symlinks to folders count in both
+
+
+def test_zip_symlink_inside_is_kept(tmp_path: Path) -> None:
+    archive = tmp_path / "links.zip"
+    archive.write_bytes(zip_bytes([("dir/a.txt", b"A"), zip_symlink("dir/b.txt", "a.txt")]))
+    dest = tmp_path / "tree"
+    record = extract_archive(archive, ExtractSpec("zip", "tree"), dest, label=LABEL)
+    assert record.links == {"dir/b.txt": "a.txt"}
+    assert (dest / "dir/b.txt").is_symlink() and (dest / "dir/b.txt").read_bytes() == b"A"
+
+
+# -- every format ----------------------------------------------------------------------
+
+TREE = {"a.txt": b"alpha\n", "sub/b.bin": bytes(range(256)) * 12, "sub/deeper/c": b"", "z/\u00e9t\u00e9.txt": b"summer"}
+TAR_FORMATS = ["tar", "tar.gz", "tar.bz2", "tar.xz", "tar.zst"]
+SINGLE_FORMATS = ["gz", "bz2", "xz", "zst"]
+
+
+def tree_archive(fmt: str, tree: dict[str, bytes] = TREE) -> bytes:
+    if fmt == "zip":
+        return zip_bytes(list(tree.items()))
+    return tar_as(fmt, [d("sub/"), *(f(name, data) for name, data in tree.items())])
+
+
+@pytest.mark.parametrize("declared", [True, False], ids=["declared", "auto"])
+@pytest.mark.parametrize("fmt", [*TAR_FORMATS, "zip"])
+def test_tree_formats_extract(tmp_path: Path, fmt: str, declared: bool) -> None:
+    archive = tmp_path / "archive.bin"
+    archive.write_bytes(tree_archive(fmt))
+    assert detect_format(archive) == fmt
+    dest = tmp_path / "out" / "tree"
+    seen: list[int] = []
+    record = extract_archive(
+        archive, ExtractSpec(fmt if declared else "auto", "tree"), dest, label=LABEL, advance=seen.append
+    )
+    assert files_of(dest) == TREE
+    assert record.kind == "dir"
+    assert {p: (r.size, r.xxh3_128) for p, r in record.files.items()} == {p: (len(b), xxh(b)) for p, b in TREE.items()}
+    assert record.links == {}
+    assert sum(seen) == record.total_bytes == sum(map(len, TREE.values()))
+    assert hash_tree(dest).digest == record.digest
+    for rel, entry in record.files.items():  # the stat recorded is the final one
+        st = (dest / rel).stat()
+        assert (entry.mtime_ns, entry.ino) == (st.st_mtime_ns, st.st_ino)
+    assert siblings(dest) == ["tree"]
+
+
+@pytest.mark.parametrize("declared", [True, False], ids=["declared", "auto"])
+@pytest.mark.parametrize("fmt", SINGLE_FORMATS)
+def test_single_stream_formats_extract(tmp_path: Path, fmt: str, declared: bool) -> None:
+    payload = b"one stream, not a tar\n" * 5000
+    archive = tmp_path / f"data.{fmt}"
+    archive.write_bytes(COMPRESS[fmt](payload))
+    assert detect_format(archive) == fmt
+    dest = tmp_path / "out" / "data.txt"
+    record = extract_archive(archive, ExtractSpec(fmt if declared else "auto", "data.txt"), dest, label=LABEL)
+    assert dest.is_file() and dest.read_bytes() == payload
+    assert record.kind == "file"
+    assert record.files == {
+        "data.txt": TreeFile(len(payload), xxh(payload), dest.stat().st_mtime_ns, dest.stat().st_ino)
+    }
+    assert hash_tree(dest).digest == record.digest
+    assert siblings(dest) == ["data.txt"]
+
+
+def test_detect_format_refuses_a_non_archive(tmp_path: Path) -> None:
+    plain = tmp_path / "notes.txt"
+    plain.write_bytes(b"just text, no magic\n" * 50)
+    with pytest.raises(ExtractError, match="unknown archive format"):
+        detect_format(plain)
+    with pytest.raises(ExtractError, match="unknown archive format"):
+        extract_archive(plain, ExtractSpec("auto", "t"), tmp_path / "t", label=LABEL)
+    assert not (tmp_path / "t").exists()
+    fake = tmp_path / "fake.gz"
+    fake.write_bytes(b"\x1f\x8b" + b"garbage" * 100)
+    with pytest.raises(ExtractError, match="looks like gz but cannot be decompressed"):
+        detect_format(fake)
+
+
+def test_strip_components(tmp_path: Path) -> None:
+    archive = tmp_path / "pkg.tar.gz"
+    archive.write_bytes(
+        tar_as(
+            "tar.gz",
+            [d("pkg-1.0/"), f("pkg-1.0/a.txt", b"A"), f("pkg-1.0/sub/b.txt", b"B"), f("README", b"top")],
+        )
+    )
+    record = extract_archive(archive, ExtractSpec("tar.gz", "pkg", strip_components=1), tmp_path / "pkg", label=LABEL)
+    assert files_of(tmp_path / "pkg") == {"a.txt": b"A", "sub/b.txt": b"B"}  # README had nothing left to keep
+    assert sorted(record.files) == ["a.txt", "sub/b.txt"]
+    record = extract_archive(archive, ExtractSpec("tar.gz", "pkg", strip_components=2), tmp_path / "pkg", label=LABEL)
+    assert files_of(tmp_path / "pkg") == {"b.txt": b"B"}
+
+
+def test_strip_components_applies_to_hard_links(tmp_path: Path) -> None:
+    archive = tmp_path / "hl.tar"
+    archive.write_bytes(tar_as("tar", [f("top/a.txt", b"A"), link("top/b.txt", "top/a.txt", tarfile.LNKTYPE)]))
+    record = extract_archive(archive, ExtractSpec("tar", "t", strip_components=1), tmp_path / "t", label=LABEL)
+    assert files_of(tmp_path / "t") == {"a.txt": b"A", "b.txt": b"A"}
+    assert record.files["a.txt"].xxh3_128 == record.files["b.txt"].xxh3_128
+
+
+@pytest.mark.parametrize("fmt", ["tar.gz", "zip"])
+def test_members_globs(tmp_path: Path, fmt: str) -> None:
+    archive = tmp_path / "sel.bin"
+    archive.write_bytes(tree_archive(fmt))
+    spec = ExtractSpec(fmt, "sel", members=("*.txt", "sub/deeper/*"))
+    record = extract_archive(archive, spec, tmp_path / "sel", label=LABEL)
+    want = {"a.txt": TREE["a.txt"], "sub/deeper/c": b"", "z/\u00e9t\u00e9.txt": TREE["z/\u00e9t\u00e9.txt"]}
+    assert files_of(tmp_path / "sel") == want
+    assert sorted(record.files) == sorted(want)
+
+
+def test_unselected_members_are_still_checked(tmp_path: Path) -> None:
+    archive = tmp_path / "sel.tar"
+    archive.write_bytes(tar_as("tar", [f("a.txt"), f("../evil.txt")]))
+    with pytest.raises(ExtractError, match="evil"):
+        extract_archive(archive, ExtractSpec("tar", "sel", members=("a.txt",)), tmp_path / "sel", label=LABEL)
+
+
+def test_mtimes_are_preserved(tmp_path: Path) -> None:
+    tar = tmp_path / "t.tar"
+    tar.write_bytes(tar_as("tar", [f("old.txt", b"1", mtime=1_000_000_000), f("new.txt", b"2", mtime=MTIME)]))
+    extract_archive(tar, ExtractSpec("tar", "t"), tmp_path / "t", label=LABEL)
+    assert (tmp_path / "t/old.txt").stat().st_mtime == 1_000_000_000
+    assert (tmp_path / "t/new.txt").stat().st_mtime == MTIME
+    info = zipfile.ZipInfo("z.txt", date_time=(2019, 5, 17, 12, 30, 10))
+    zipped = tmp_path / "z.zip"
+    zipped.write_bytes(zip_bytes([(info, b"z")]))
+    extract_archive(zipped, ExtractSpec("zip", "z"), tmp_path / "z", label=LABEL)
+    assert (tmp_path / "z/z.txt").stat().st_mtime == datetime.datetime(2019, 5, 17, 12, 30, 10).timestamp()
+
+
+# -- corrupt archives -----------------------------------------------------------------------
+
+
+def _corrupt_header(raw: bytes) -> bytes:
+    """Flip a byte inside the second member's header (its checksum then fails)."""
+    out = bytearray(raw)
+    second = 512 + 1024  # first header + its 1000-byte body padded to 1024
+    out[second + 5] ^= 0xFF
+    return bytes(out)
+
+
+def _three_members() -> bytes:
+    return tar_bytes([f("one", os.urandom(1000)), f("two", os.urandom(1000)), f("three", os.urandom(1000))])
+
+
+CORRUPT: dict[str, tuple[str, Callable[[], bytes]]] = {
+    "tar-truncated-in-data": ("tar", lambda: _three_members()[:700]),
+    "tar-truncated-in-header": ("tar", lambda: _three_members()[: 512 + 1024 + 100]),
+    "tar-corrupt-header": ("tar", lambda: _corrupt_header(_three_members())),
+    "tar.gz-truncated": ("tar.gz", lambda: gzip.compress(_three_members())[:-300]),
+    "tar.gz-corrupt-header": ("tar.gz", lambda: gzip.compress(_corrupt_header(_three_members()))),
+    "tar.gz-bad-trailer": ("tar.gz", lambda: gzip.compress(_three_members())[:-8] + b"\0" * 8),
+    "tar.bz2-truncated": ("tar.bz2", lambda: bz2.compress(_three_members())[:-200]),
+    "tar.xz-truncated": ("tar.xz", lambda: lzma.compress(_three_members())[:-200]),
+    "tar.zst-truncated": ("tar.zst", lambda: zst(_three_members())[:-200]),
+    "tar.zst-garbage": ("tar.zst", lambda: zst(_three_members())[:20] + os.urandom(3000)),
+    "zip-truncated": ("zip", lambda: zip_bytes([("a", os.urandom(3000))])[:-40]),
+    "gz-truncated": ("gz", lambda: gzip.compress(os.urandom(5000))[:-100]),
+    "gz-garbage": ("gz", lambda: gzip.compress(b"x" * 5000)[:12] + os.urandom(300)),
+    "bz2-truncated": ("bz2", lambda: bz2.compress(os.urandom(5000))[:-100]),
+    "xz-truncated": ("xz", lambda: lzma.compress(os.urandom(5000))[:-100]),
+    "zst-garbage": ("zst", lambda: zst(b"y" * 5000)[:8] + os.urandom(300)),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CORRUPT))
+def test_corrupt_or_truncated_archive(tmp_path: Path, case: str) -> None:
+    fmt, build = CORRUPT[case]
+    archive = tmp_path / "broken.bin"
+    archive.write_bytes(build())
+    dest = tmp_path / "out" / "tree"
+    with pytest.raises(ExtractError) as info:
+        extract_archive(archive, ExtractSpec(fmt, "tree"), dest, label=LABEL)
+    msg = str(info.value)
+    assert msg.startswith(f"{LABEL}: ") and "corrupt" in msg, msg
+    assert info.value.exit_code == EXIT_INTEGRITY
+    assert not dest.exists() and siblings(dest) == []
+
+
+def test_tar_without_end_blocks_is_accepted(tmp_path: Path) -> None:
+    """Some writers omit the two zero blocks; every member is complete, so nothing is lost."""
+    archive = tmp_path / "short.tar"
+    archive.write_bytes(tar_bytes([f("a", b"A" * 600)])[: 512 + 1024])
+    extract_archive(archive, ExtractSpec("tar", "t"), tmp_path / "t", label=LABEL)
+    assert files_of(tmp_path / "t") == {"a": b"A" * 600}
+
+
+def test_zip_crc_error(tmp_path: Path) -> None:
+    body = b"0123456789abcdef" * 64
+    raw = bytearray(zip_bytes([("good.txt", b"fine"), ("bad.txt", body)], zipfile.ZIP_STORED))
+    at = bytes(raw).index(body) + 100
+    raw[at] ^= 0x01
+    archive = tmp_path / "crc.zip"
+    archive.write_bytes(bytes(raw))
+    dest = tmp_path / "out" / "tree"
+    with pytest.raises(ExtractError) as info:
+        extract_archive(archive, ExtractSpec("zip", "tree"), dest, label=LABEL)
+    assert "corrupt" in str(info.value) and "CRC" in str(info.value)
+    assert not dest.exists() and siblings(dest) == []
+
+
+# -- atomicity -------------------------------------------------------------------------------
+
+
+def test_extracting_over_an_existing_target_replaces_it(tmp_path: Path) -> None:
+    dest = tmp_path / "out" / "tree"
+    (dest / "sub").mkdir(parents=True)
+    (dest / "old-extra.txt").write_bytes(b"stale")
+    (dest / "sub" / "b.bin").write_bytes(b"stale too")
+    os.chmod(dest / "sub" / "b.bin", 0o400)
+    archive = tmp_path / "new.tar.xz"
+    archive.write_bytes(tree_archive("tar.xz"))
+    record = extract_archive(archive, ExtractSpec("tar.xz", "tree"), dest, label=LABEL)
+    assert files_of(dest) == TREE  # the extra file is gone, the changed one replaced
+    assert hash_tree(dest).digest == record.digest
+    assert siblings(dest) == ["tree"]  # no .old or temp folder left
+
+
+def test_single_stream_over_an_existing_file(tmp_path: Path) -> None:
+    dest = tmp_path / "data.txt"
+    dest.write_bytes(b"old")
+    archive = tmp_path / "data.bz2"
+    archive.write_bytes(bz2.compress(b"new"))
+    extract_archive(archive, ExtractSpec("bz2", "data.txt"), dest, label=LABEL)
+    assert dest.read_bytes() == b"new"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data.bz2", "data.txt", "home", "manifests"]
+
+
+@pytest.mark.parametrize("fmt", ["tar.gz", "zip"])
+def test_failure_midway_leaves_the_old_target_untouched(tmp_path: Path, fmt: str) -> None:
+    dest = tmp_path / "out" / "tree"
+    dest.mkdir(parents=True)
+    (dest / "old.txt").write_bytes(b"previous extraction")
+    before = snapshot(dest)
+    inode = (dest / "old.txt").stat().st_ino
+    archive = tmp_path / "dup.bin"
+    many = [(f"f{i:02d}.txt", os.urandom(2000)) for i in range(20)]
+    if fmt == "zip":
+        archive.write_bytes(zip_bytes([*many, ("f03.txt", b"again")]))
+    else:
+        archive.write_bytes(tar_as(fmt, [*(f(n, b) for n, b in many), f("f03.txt", b"again")]))
+    with pytest.raises(ExtractError, match="duplicate member name"):
+        extract_archive(archive, ExtractSpec(fmt, "tree"), dest, label=LABEL)
+    assert snapshot(dest) == before
+    assert (dest / "old.txt").stat().st_ino == inode
+    assert siblings(dest) == ["tree"]
+
+
+# -- streaming -------------------------------------------------------------------------------
+
+
+class _Zeros(io.RawIOBase):
+    """``n`` zero bytes, produced on demand (the archive is built without holding them)."""
+
+    def __init__(self, n: int) -> None:
+        self.left = n
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buf: memoryview) -> int:  # type: ignore[override]
+        n = min(len(buf), self.left)
+        buf[:n] = bytes(n)
+        self.left -= n
+        return n
+
+
+def test_a_big_member_is_streamed(tmp_path: Path) -> None:
+    size = 50 << 20
+    archive = tmp_path / "big.tar.gz"
+    with tarfile.open(archive, "w:gz", compresslevel=1) as tf:
+        info = tarfile.TarInfo("big.bin")
+        info.size = size
+        tf.addfile(info, io.BufferedReader(_Zeros(size)))
+    assert archive.stat().st_size < size // 100
+    dest = tmp_path / "tree"
+    tracemalloc.start()
+    try:
+        record = extract_archive(archive, ExtractSpec("tar.gz", "tree"), dest, label=LABEL)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert (dest / "big.bin").stat().st_size == size
+    assert record.files["big.bin"].size == size
+    assert record.files["big.bin"].xxh3_128 == xxh(bytes(size))
+    assert peak < 16 << 20, f"peak {peak} bytes while extracting a {size}-byte member"
+
+
+# -- tree digest -------------------------------------------------------------------------------
+
+
+def _make_tree(root: Path, files: dict[str, bytes], links: dict[str, str] | None = None) -> Path:
+    for rel, data in files.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_bytes(data)
+    for rel, target in (links or {}).items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        os.symlink(target, root / rel)
+    return root
+
+
+def test_tree_digest_exact_definition(tmp_path: Path) -> None:
+    files = {"b/c.bin": b"\x00\x01binary", "a.txt": b"hello\n"}
+    root = _make_tree(tmp_path / "t", files)
+    (root / "empty-dir").mkdir()  # empty folders do not count
+    lines = sorted((path.encode(), f"f\0{path}\0{len(data)}\0{xxh(data)}\n".encode()) for path, data in files.items())
+    want = "xxh3_128:" + xxhash.xxh3_128(b"".join(line for _, line in lines)).hexdigest()
+    assert hash_tree(root).digest == want
+    assert tree_digest({p: TreeFile(len(b), xxh(b)) for p, b in files.items()}) == want
+
+    os.symlink("a.txt", root / "b" / "ln")
+    ordered = sorted([*lines, (b"b/ln", b"l\0b/ln\0a.txt\n")])
+    with_link = b"".join(line for _, line in ordered)
+    assert hash_tree(root).digest == "xxh3_128:" + xxhash.xxh3_128(with_link).hexdigest()
+    assert hash_tree(root).links == {"b/ln": "a.txt"}
+
+
+def test_tree_digest_sorts_by_utf8_bytes(tmp_path: Path) -> None:
+    files = {"\u00e9.txt": b"1", "Z.txt": b"2", "z.txt": b"3", "a/b": b"4", "a-b": b"5"}
+    root = _make_tree(tmp_path / "t", files)
+    body = b"".join(
+        f"f\0{p}\0{len(b)}\0{xxh(b)}\n".encode() for p, b in sorted(files.items(), key=lambda kv: kv[0].encode())
+    )
+    assert hash_tree(root).digest == "xxh3_128:" + xxhash.xxh3_128(body).hexdigest()
+
+
+def test_tree_digest_ignores_order_and_mtimes(tmp_path: Path) -> None:
+    files = {"x/1.bin": os.urandom(100), "y.txt": b"why", "x/z/2.bin": os.urandom(50)}
+    one = _make_tree(tmp_path / "one", files, {"ln": "y.txt"})
+    two = _make_tree(tmp_path / "two", dict(reversed(list(files.items()))), {"ln": "y.txt"})
+    for p in two.rglob("*"):
+        if p.is_file() and not p.is_symlink():
+            os.utime(p, (1, 1))
+    assert hash_tree(one).digest == hash_tree(two).digest
+    assert hash_tree(one).files != hash_tree(two).files  # the stats differ, the digest does not
+
+
+@pytest.mark.parametrize("change", ["byte", "name", "link-target", "new-empty-file", "link-to-file"])
+def test_tree_digest_changes_with_content(tmp_path: Path, change: str) -> None:
+    files = {"a.txt": b"alpha", "sub/b.txt": b"beta"}
+    root = _make_tree(tmp_path / "t", files, {"ln": "a.txt"})
+    before = hash_tree(root).digest
+    if change == "byte":
+        (root / "sub/b.txt").write_bytes(b"bete")
+    elif change == "name":
+        (root / "sub/b.txt").rename(root / "sub/c.txt")
+    elif change == "link-target":
+        (root / "ln").unlink()
+        os.symlink("sub/b.txt", root / "ln")
+    elif change == "new-empty-file":
+        (root / "sub/empty").write_bytes(b"")
+    else:
+        (root / "ln").unlink()
+        (root / "ln").write_bytes(b"alpha")
+    assert hash_tree(root).digest != before
+
+
+def test_tree_record_json_round_trip(tmp_path: Path) -> None:
+    archive = tmp_path / "t.tar"
+    archive.write_bytes(tar_as("tar", [f("a", b"A"), link("l", "a")]))
+    record = extract_archive(archive, ExtractSpec("tar", "t"), tmp_path / "t", label=LABEL)
+    doc = record.to_json()
+    assert doc["digest"] == record.digest
+    assert TreeRecord.from_json(doc) == record
+
+
+def test_expect_files_mismatch(tmp_path: Path) -> None:
+    archive = tmp_path / "t.tar.bz2"
+    archive.write_bytes(tree_archive("tar.bz2"))
+    dest = tmp_path / "out" / "tree"
+    extract_archive(archive, ExtractSpec("tar.bz2", "tree", expect_files=len(TREE)), dest, label=LABEL)
+    with pytest.raises(ExtractError) as info:
+        extract_archive(archive, ExtractSpec("tar.bz2", "tree", expect_files=99), tmp_path / "other", label=LABEL)
+    assert f"expected 99 files, extracted {len(TREE)}" in str(info.value)
+    assert str(info.value).startswith(LABEL)
+    assert not (tmp_path / "other").exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith("other")]  # no temp folder either
+
+
+def test_tree_pin_mismatch(tmp_path: Path) -> None:
+    from provision.hashing import Checksum
+
+    archive = tmp_path / "t.zip"
+    archive.write_bytes(tree_archive("zip"))
+    good = hash_tree(_make_tree(tmp_path / "by-hand", TREE)).digest
+    record = extract_archive(
+        archive, ExtractSpec("zip", "tree", tree=Checksum.parse(good)), tmp_path / "tree", label=LABEL
+    )
+    assert record.digest == good
+    wrong = "xxh3_128:" + "0" * 32
+    dest = tmp_path / "out" / "tree"
+    with pytest.raises(ExtractError) as info:
+        extract_archive(archive, ExtractSpec("zip", "tree", tree=Checksum.parse(wrong)), dest, label=LABEL)
+    msg = str(info.value)
+    assert f"expected {wrong}, got {good}" in msg, msg
+    assert f"{len(TREE)} files" in msg
+    assert not dest.exists() and siblings(dest) == []

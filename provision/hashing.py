@@ -93,8 +93,18 @@ class Checksum:
             raise ValueError(f"{alg} digest must be {want} hex digits, got {len(hexpart)} characters {hexpart!r}")
         return cls(alg, hexpart)
 
+    @classmethod
+    def unpublished(cls) -> Checksum:
+        """Placeholder for a file with no published checksum (trust on first use, sha256)."""
+        return cls("sha256", "")
+
+    @property
+    def known(self) -> bool:
+        """False for :meth:`unpublished` placeholders."""
+        return bool(self.hex)
+
     def __str__(self) -> str:
-        return f"{self.alg}:{self.hex}"
+        return f"{self.alg}:{self.hex}" if self.hex else "unpublished"
 
 
 class MultiHasher:

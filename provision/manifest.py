@@ -15,7 +15,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Literal
 
-from .errors import ManifestError, UnknownNameError
+from .errors import ManifestError, UnknownNameError, UsageError
 from .hashing import Checksum
 
 __all__ = [
@@ -75,7 +75,8 @@ KNOWN_METRICS = frozenset(
     }
 )
 
-URL_SCHEMES = ("http", "https", "file", "manual")
+URL_SCHEMES = ("http", "https", "file", "manual", "hf", "hf-dataset", "mlc-r2", "s3")
+ACCESS_LEVELS = ("public", "registration", "gated", "members")
 
 
 #: ``extract =`` values; ``auto`` detects the format from the file's magic bytes.
@@ -107,6 +108,7 @@ class FileSpec:
     checksum: Checksum
     size: int | None = None
     extract: ExtractSpec | None = None
+    trust: str = ""  # with checksum = "unpublished": why, and where the digest will come from
 
 
 @dataclass(frozen=True)
@@ -122,6 +124,7 @@ class Artifact:
     notes: str = ""
     aliases: tuple[str, ...] = ()
     format: str | None = None
+    access: str = "public"  # public | registration | gated | members
     source: Path | None = field(default=None, compare=False)
 
     @property
@@ -169,6 +172,7 @@ class AccuracySpec:
     metric: str
     reference: float
     target_ratio: tuple[float, ...] = (0.99,)
+    upper: float | None = None  # an absolute upper bound (e.g. generation length, FID)
 
     def targets(self) -> tuple[float, ...]:
         """``reference * ratio`` for each ratio."""
@@ -184,11 +188,29 @@ class Benchmark:
     models: tuple[str, ...] = ()
     labels: LabelsRef | None = None
     preprocess: PreprocessSpec | None = None
-    accuracy: AccuracySpec | None = None
+    metrics: tuple[AccuracySpec, ...] = ()
     description: str = ""
     notes: str = ""
     aliases: tuple[str, ...] = ()
+    status: str = "current"  # current | retired
+    dataset_size: int | None = None
+    performance_sample_count: int | None = None
+    subsets: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))  # "500" -> dataset
     source: Path | None = field(default=None, compare=False)
+
+    @property
+    def accuracy(self) -> AccuracySpec | None:
+        """The first (primary) accuracy metric."""
+        return self.metrics[0] if self.metrics else None
+
+    def with_subset(self, size: str) -> Benchmark:
+        """This benchmark on its ``size`` subset dataset; :class:`UsageError` if none."""
+        from dataclasses import replace
+
+        if size not in self.subsets:
+            known = ", ".join(sorted(self.subsets, key=lambda k: int(k) if k.isdigit() else 0)) or "none"
+            raise UsageError(f"{self.name} has no subset {size!r}; subsets: {known}")
+        return replace(self, dataset=self.subsets[size])
 
     @property
     def artifact_names(self) -> tuple[str, ...]:

@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 from .hashing import Checksum
 from .manifest import (
+    ACCESS_LEVELS,
     ARCHIVE_FORMATS,
     KNOWN_METRICS,
     MODEL_FORMATS,
@@ -42,10 +43,21 @@ __all__ = ["collect", "manifest_files"]
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._+-]*$")
 
 _TOP_KEYS = {"schema", "dataset", "model", "benchmark"}
-_ARTIFACT_KEYS = {"name", "description", "license", "homepage", "notes", "aliases", "files", "tree", "expect_files"}
+_ARTIFACT_KEYS = {
+    "access",
+    "name",
+    "description",
+    "license",
+    "homepage",
+    "notes",
+    "aliases",
+    "files",
+    "tree",
+    "expect_files",
+}
 _MODEL_KEYS = _ARTIFACT_KEYS | {"format"}
 _EXTRACT_KEYS = {"strip_components", "members", "extracted_size", "keep_archive", "extract_to", "tree", "expect_files"}
-_FILE_KEYS = {"name", "urls", "size", "checksum", "extract"} | _EXTRACT_KEYS
+_FILE_KEYS = {"name", "urls", "size", "checksum", "extract", "trust"} | _EXTRACT_KEYS
 _ARCHIVE_SUFFIXES = (
     ".tar.gz",
     ".tar.bz2",
@@ -71,8 +83,12 @@ _BENCHMARK_KEYS = {
     "models",
     "preprocess",
     "accuracy",
+    "status",
+    "dataset_size",
+    "performance_sample_count",
+    "subsets",
 }
-_ACCURACY_KEYS = {"metric", "reference", "target_ratio"}
+_ACCURACY_KEYS = {"metric", "reference", "target_ratio", "upper"}
 
 
 def manifest_files(paths: Iterable[Path]) -> list[Path]:
@@ -184,15 +200,23 @@ def _parse_file(ctx: _Ctx, where: str, raw: Any) -> FileSpec | None:
         size = None
     checksum_text = _str(ctx, where, raw, "checksum", required=True)
     checksum = None
-    if checksum_text:
+    trust = raw.get("trust", "")
+    if not isinstance(trust, str):
+        ctx.add(where, f"trust: expected a string, got {type(trust).__name__}")
+        trust = ""
+    if checksum_text == "unpublished":
+        checksum = Checksum.unpublished()
+        if not trust.strip():
+            ctx.add(where, 'trust: a file with checksum = "unpublished" needs a trust note (why, and who vouches)')
+    elif checksum_text:
         try:
             checksum = Checksum.parse(checksum_text)
         except ValueError as exc:
-            ctx.add(where, f"checksum: {exc}")
+            ctx.add(where, f'checksum: {exc} (or "unpublished" with a trust note)')
     extract = _parse_extract(ctx, where, raw, name)
     if not name or not urls or checksum is None:
         return None
-    return FileSpec(name=name, urls=urls, checksum=checksum, size=size, extract=extract)
+    return FileSpec(name=name, urls=urls, checksum=checksum, size=size, extract=extract, trust=trust)
 
 
 def _safe_relpath(text: str) -> bool:
@@ -326,7 +350,12 @@ def _parse_artifact(ctx: _Ctx, kind: Literal["dataset", "model"], index: int, ra
             return None
     if not name or len(files) == 0:
         return None
+    access = raw.get("access", "public")
+    if access not in ACCESS_LEVELS:
+        ctx.add(where, f"access: expected one of {', '.join(ACCESS_LEVELS)}, got {access!r}")
+        access = "public"
     return Artifact(
+        access=str(access),
         kind=kind,
         name=name,
         files=tuple(files),
@@ -374,6 +403,10 @@ def _parse_accuracy(ctx: _Ctx, where: str, raw: Any) -> AccuracySpec | None:
     if metric and metric not in KNOWN_METRICS:
         ctx.add(where, f"metric: unknown metric {metric!r}{_suggest(metric, KNOWN_METRICS)}")
         metric = ""
+    upper = raw.get("upper")
+    if upper is not None and not _number(upper):
+        ctx.add(where, f"upper: expected a number, got {upper!r}")
+        upper = None
     reference = raw.get("reference")
     if reference is None:
         ctx.add(where, "missing required key 'reference'")
@@ -387,7 +420,12 @@ def _parse_accuracy(ctx: _Ctx, where: str, raw: Any) -> AccuracySpec | None:
         return None
     if not metric or reference is None:
         return None
-    return AccuracySpec(metric=metric, reference=float(reference), target_ratio=tuple(float(r) for r in ratios))
+    return AccuracySpec(
+        metric=metric,
+        reference=float(reference),
+        target_ratio=tuple(float(r) for r in ratios),
+        upper=float(upper) if upper is not None else None,
+    )
 
 
 def _parse_benchmark(ctx: _Ctx, index: int, raw: Any) -> Benchmark | None:
@@ -426,9 +464,25 @@ def _parse_benchmark(ctx: _Ctx, index: int, raw: Any) -> Benchmark | None:
             params = {k: v for k, v in pre_raw.items() if k != "recipe"}
             if recipe:
                 preprocess = PreprocessSpec(recipe, MappingProxyType(params))
-    accuracy = None
-    if "accuracy" in raw:
-        accuracy = _parse_accuracy(ctx, where, raw["accuracy"])
+    metrics: list[AccuracySpec] = []
+    acc_raw = raw.get("accuracy")
+    for i, table in enumerate(acc_raw if isinstance(acc_raw, list) else [acc_raw] if acc_raw is not None else []):
+        spec = _parse_accuracy(ctx, where if not isinstance(acc_raw, list) else f"{where}[{i}]", table)
+        if spec is not None:
+            metrics.append(spec)
+    status = raw.get("status", "current")
+    if status not in ("current", "retired"):
+        ctx.add(where, f"status: expected 'current' or 'retired', got {status!r}")
+    dataset_size = _count(ctx, where, raw, "dataset_size")
+    perf_count = _count(ctx, where, raw, "performance_sample_count")
+    subsets_raw = raw.get("subsets", {})
+    subsets: dict[str, str] = {}
+    if not isinstance(subsets_raw, dict) or not all(
+        isinstance(k, str) and k.isdigit() and isinstance(v, str) for k, v in subsets_raw.items()
+    ):
+        ctx.add(where, 'subsets: expected a table of "<count>" = "<dataset name>"')
+    else:
+        subsets = dict(subsets_raw)
     if len(ctx.problems) > before or not name:
         return None
     return Benchmark(
@@ -437,10 +491,14 @@ def _parse_benchmark(ctx: _Ctx, index: int, raw: Any) -> Benchmark | None:
         models=models,
         labels=labels,
         preprocess=preprocess,
-        accuracy=accuracy,
+        metrics=tuple(metrics),
         description=description,
         notes=notes,
         aliases=aliases,
+        status=str(status),
+        dataset_size=dataset_size,
+        performance_sample_count=perf_count,
+        subsets=MappingProxyType(subsets),
         source=ctx.path,
     )
 
@@ -519,6 +577,10 @@ def _cross_check(artifacts: Sequence[Artifact], benchmarks: Sequence[Benchmark],
                 problems.append(
                     f"{where}: models: no model named {m!r}{_suggest(m, [a.name for a in keep_a if a.kind == 'model'])}"
                 )
+        for size, ds_name in b.subsets.items():
+            ds = by_name.get(ds_name)
+            if ds is None or ds.kind != "dataset":
+                problems.append(f"{where}: subsets: {size} names no dataset {ds_name!r}")
         if b.labels is not None:
             art = by_name.get(b.labels.artifact)
             if art is None:

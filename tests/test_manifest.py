@@ -315,7 +315,7 @@ def test_unknown_key_without_close_match_lists_allowed(write_manifest: ManifestW
     line = the_problem(found, path, "files[0]", "unknown key 'zzzzzz'")
     assert line.endswith(
         "allowed: checksum, expect_files, extract, extract_to, extracted_size, keep_archive, members, name, "
-        "size, strip_components, tree, urls"
+        "size, strip_components, tree, trust, urls"
     )
 
 
@@ -494,13 +494,16 @@ def test_cross_file_references_are_fine(write_manifest: ManifestWriter, manifest
 # --- URLs, accuracy, formats -------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("url", ["ftp://e.org/a", "s3://bucket/a", "hf://org/repo"])
+@pytest.mark.parametrize("url", ["ftp://e.org/a", "gs://bucket/a", "sftp://org/repo"])
 def test_unsupported_url_scheme(write_manifest: ManifestWriter, manifests: Path, url: str) -> None:
     path = write_manifest(one_dataset(file_body=file_table(urls=f'["https://e.org/a", "{url}"]')))
     found = problems_of(manifests)
     scheme = url.split(":")[0]
     where = f"{path}: dataset 'ds': files[0].urls"
-    assert found == [f"{where}: unsupported URL scheme {scheme!r}; expected one of http, https, file, manual"]
+    assert found == [
+        f"{where}: unsupported URL scheme {scheme!r}; expected one of http, https, file, manual, hf, hf-dataset, "
+        "mlc-r2, s3"
+    ]
 
 
 @pytest.mark.parametrize("ratio", ["0", "1.5", "-0.5", '"0.99"', "[]", "[0.5, 2]", "true"])

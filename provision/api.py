@@ -18,7 +18,8 @@ from .errors import NotFetchedError, UsageError
 from .extract import hash_tree
 from .fetch import FetchReport
 from .fetch import fetch as _fetch
-from .hashing import ALGORITHMS, hash_file
+from .hashing import ALGORITHMS, Checksum, hash_file
+from .lockfile import LockFile
 from .manifest import Artifact, Benchmark, Catalog, load_catalog
 from .manifest import lint as _lint
 from .progress import Progress
@@ -230,4 +231,6 @@ def status(settings: Settings | None = None) -> dict[str, Any]:
 def gc(settings: Settings | None = None, *, dry_run: bool = False) -> GcReport:
     """Remove blobs no manifest references and stale partial files."""
     settings = _settings(settings)
-    return Store(settings.cache_dir).gc(load(settings), dry_run=dry_run)
+    pins = LockFile(settings.lock_path).pins()
+    pinned = [Checksum.parse(str(p["checksum"])) for p in pins.values() if "checksum" in p]
+    return Store(settings.cache_dir).gc(load(settings), dry_run=dry_run, pinned=pinned)

@@ -41,6 +41,7 @@ ENV_VARS: dict[str, str] = {
     "PROVISION_SEGMENT_THRESHOLD": "files at least this many bytes download in parallel segments (default 64 MiB)",
     "PROVISION_MIRRORS": "content-addressed mirror base URLs tried first (<base>/<alg>/<hex>), space/comma-separated",
     "PROVISION_AUTH_FILE": "TOML file of per-host tokens/headers (default ~/.config/provision/auth.toml)",
+    "PROVISION_LOCK_FILE": "digests pinned on first use for unpublished checksums (default <cache>/provision.lock)",
     "HF_TOKEN": "bearer token sent to huggingface.co only",
 }
 
@@ -144,6 +145,7 @@ class Settings:
     backoff_max: float = 60.0
     segment_threshold: int = 64 << 20
     mirrors: tuple[str, ...] = ()
+    lock_file: Path | None = None
     auth: Mapping[str, Mapping[str, str]] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
@@ -169,6 +171,7 @@ class Settings:
             segment_threshold=_number(env, "PROVISION_SEGMENT_THRESHOLD", 64 << 20, integer=True),
             mirrors=tuple(m.rstrip("/") for m in re.split(r"[\s,]+", env.get("PROVISION_MIRRORS", "")) if m),
             auth=_auth(env),
+            lock_file=Path(env["PROVISION_LOCK_FILE"]).expanduser() if env.get("PROVISION_LOCK_FILE") else None,
         )
         return settings.with_(**overrides)
 
@@ -180,6 +183,11 @@ class Settings:
         if "jobs" in given and int(given["jobs"]) < 1:
             raise UsageError(f"--jobs must be at least 1, got {given['jobs']}")
         return replace(self, **given)
+
+    @property
+    def lock_path(self) -> Path:
+        """The trust-on-first-use lock file: ``PROVISION_LOCK_FILE``, else ``<cache>/provision.lock``."""
+        return self.lock_file if self.lock_file is not None else self.cache_dir / "provision.lock"
 
     def headers_for(self, host: str) -> dict[str, str]:
         """Extra headers (tokens) configured for ``host``; never logged.

@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import requests
@@ -32,7 +32,8 @@ from .errors import (
     ProvisionError,
     SourceError,
 )
-from .hashing import FAST_ALG, hash_file
+from .hashing import FAST_ALG, Checksum, hash_file
+from .lockfile import LockFile
 from .manifest import Artifact, Catalog, FileSpec
 from .progress import NullProgress, Progress
 from .sources import AttemptFailed, Sink, SourceContext, fetch_url, new_session, scheme_of
@@ -161,7 +162,7 @@ def check_disk_space(
         else:
             needed += spec.extract.extracted_size
     for art, spec in todo:
-        if store.blob_path(spec.checksum).exists():
+        if spec.checksum.known and store.blob_path(spec.checksum).exists():
             continue
         names[art.name] = None
         if spec.size is None:
@@ -186,7 +187,7 @@ def _verify_sink(sink: Sink) -> dict[str, str]:
         raise AttemptFailed(f"size mismatch: expected {spec.size} bytes, got {sink.written}", integrity=True)
     digests = sink.hasher.hexdigests()
     got = digests[spec.checksum.alg]
-    if got != spec.checksum.hex:
+    if spec.checksum.known and got != spec.checksum.hex:
         raise AttemptFailed(
             f"checksum mismatch: expected {spec.checksum}, got {spec.checksum.alg}:{got}",
             integrity=True,
@@ -197,15 +198,17 @@ def _verify_sink(sink: Sink) -> dict[str, str]:
 class _Fetcher:
     """Fetches single files for :func:`fetch`; thread-safe (one thread at a time per blob)."""
 
-    def __init__(self, store: Store, ctx: SourceContext) -> None:
+    def __init__(self, store: Store, ctx: SourceContext, lock: LockFile) -> None:
         self.store = store
         self.ctx = ctx
+        self.lock = lock
         self._guard = threading.Lock()
         self._blob_locks: dict[Path, threading.Lock] = {}
         self._listings: dict[Path, list[str]] = {}
 
     def run(self, art: Artifact, spec: FileSpec, repair: bool) -> tuple[FileResult, FileRecord | None]:
-        blob = self.store.blob_path(spec.checksum)
+        known = spec.checksum.known
+        blob = self.store.blob_path(spec.checksum) if known else self.store.staging_path(art.name, spec.name)
         with self._guard:
             blob_lock = self._blob_locks.setdefault(blob, threading.Lock())
         # Files sharing a checksum share one blob: the second waits, then links the first's.
@@ -220,6 +223,8 @@ class _Fetcher:
             result.state = "repaired"
         try:
             digests, source = self._existing_blob(blob, spec) or self._acquire(art, spec, blob, result)
+            if not spec.checksum.known:
+                blob, spec = self._trust_on_first_use(art, spec, blob, digests, source)
         except _Failed as failed:
             result.state = "failed"
             result.error, result.exit_code = failed.message, failed.exit_code
@@ -246,6 +251,22 @@ class _Fetcher:
         )
         return result, record
 
+    def _trust_on_first_use(
+        self, art: Artifact, spec: FileSpec, staged: Path, digests: dict[str, str], source: str
+    ) -> tuple[Path, FileSpec]:
+        """Move a file with no published checksum to its sha256 blob and pin the digest."""
+        final = Checksum("sha256", digests["sha256"])
+        blob = self.store.blob_path(final)
+        blob.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(staged, blob)
+        size = blob.stat().st_size
+        self.lock.pin(art.name, spec.name, final, size, source)
+        self.ctx.progress.note(
+            f"{art.name}/{spec.name}: no published checksum; pinned {final} ({size} bytes) in "
+            f"{self.lock.path} (trust on first use: {spec.trust or 'no note'})"
+        )
+        return blob, replace(spec, checksum=final)
+
     @staticmethod
     def _drop_corrupt(view: Path, blob: Path) -> None:
         with contextlib.suppress(OSError):
@@ -257,7 +278,7 @@ class _Fetcher:
     @staticmethod
     def _existing_blob(blob: Path, spec: FileSpec) -> tuple[dict[str, str], str] | None:
         """A blob already in the cache (another artifact shares it) is re-checked once."""
-        if not blob.is_file():
+        if not spec.checksum.known or not blob.is_file():
             return None
         digests = hash_file(blob, [spec.checksum.alg, FAST_ALG])
         size_ok = spec.size is None or blob.stat().st_size == spec.size
@@ -304,7 +325,9 @@ class _Fetcher:
         return [blob.parent / n for n in names if n.startswith(prefix)]
 
     def _urls(self, spec: FileSpec, first: str | None) -> list[str]:
-        mirrors = [f"{m}/{spec.checksum.alg}/{spec.checksum.hex}" for m in self.ctx.settings.mirrors]
+        mirrors = [
+            f"{m}/{spec.checksum.alg}/{spec.checksum.hex}" for m in self.ctx.settings.mirrors if spec.checksum.known
+        ]
         urls = [*mirrors, *spec.urls]
         if first in urls:
             urls.remove(first)
@@ -328,7 +351,7 @@ class _Fetcher:
                     sink.reset()
                     attempts.append((str(cand), exc.answer))
                     continue
-                self.store.commit_blob(tmp, spec.checksum, read_only=how not in ("hardlink",))
+                self.store.commit_blob(tmp, blob, read_only=how not in ("hardlink",))
                 progress.finish(key, True)
                 return digests, str(cand)
             manual_url = ""
@@ -350,7 +373,7 @@ class _Fetcher:
                     if not exc.offline:
                         progress.note(f"{key}: {url} failed: {exc.answer}")
                     continue
-                self.store.commit_blob(tmp, spec.checksum)
+                self.store.commit_blob(tmp, blob)
                 with contextlib.suppress(FileNotFoundError):
                     state_path(tmp).unlink()
                 progress.finish(key, True)
@@ -436,12 +459,13 @@ def fetch(
     failure into its exception. Raises before downloading when the disk is too small.
     """
     progress = progress or NullProgress()
-    artifacts = catalog.resolve(names)
+    lock = LockFile(settings.lock_path)
+    artifacts = [lock.apply(a) for a in catalog.resolve(names)]
     store = Store(settings.cache_dir)
     store.ensure()
     ctx = SourceContext(settings, session or new_session(), tuple(Path(p) for p in from_paths), progress)
     ctx.http = HttpClient(ctx)
-    fetcher = _Fetcher(store, ctx)
+    fetcher = _Fetcher(store, ctx, lock)
     report = FetchReport(artifacts={a.name: str(store.artifact_dir(a.name)) for a in artifacts})
     results: dict[tuple[str, str], FileResult] = {}
     with contextlib.ExitStack() as stack:
@@ -470,7 +494,7 @@ def fetch(
                 else:
                     records[art.name].pop(spec.name, None)
                     todo.append((art, spec, state == "corrupt"))
-        unpack = [(a, f) for a in artifacts for f in a.archives if not tree_ok(store, a, f)]
+        unpack = [(a, f) for a in artifacts for f in a.archives if not (f.checksum.known and tree_ok(store, a, f))]
         check_disk_space(store, [(a, s) for a, s, _ in todo], unpack)
         by_name = {a.name: a for a in artifacts}
         dirty: set[str] = set()
@@ -497,6 +521,8 @@ def fetch(
                 store.save_record(by_name[name], records[name])
             raise
         pool.shutdown(wait=True)
+        artifacts = [lock.apply(a) for a in artifacts]  # files pinned on first use in this run
+        unpack = [(a, f) for a in artifacts for f in a.archives if f.checksum.known and not tree_ok(store, a, f)]
         for art in artifacts:
             store.save_record(art, records[art.name])
         _extract_all(store, unpack, results, records, progress)

@@ -201,9 +201,12 @@ class Store:
         _atomic_write_text(self.record_path(artifact.name), json.dumps(doc, indent=1) + "\n")
 
     # -- committing ------------------------------------------------------------------
-    def commit_blob(self, tmp: Path, checksum: Checksum, *, read_only: bool = True) -> Path:
+    def staging_path(self, artifact: str, name: str) -> Path:
+        """Where a file with no published checksum waits for its digest (trust on first use)."""
+        return self.root / "blobs" / "sha256" / "_tofu" / f"{artifact}--{name.replace('/', '--')}"
+
+    def commit_blob(self, tmp: Path, final: Path, *, read_only: bool = True) -> Path:
         """Move a verified temp file to its blob path (atomic; same content if it raced)."""
-        final = self.blob_path(checksum)
         if read_only:
             os.chmod(tmp, 0o444)
         os.replace(tmp, final)
@@ -263,14 +266,15 @@ class Store:
             return "another process"
 
     # -- housekeeping ----------------------------------------------------------------
-    def referenced_blobs(self, catalog: Catalog) -> set[Path]:
-        """Blob paths some manifest file points at."""
-        return {self.blob_path(f.checksum) for a in catalog.artifacts.values() for f in a.files}
+    def referenced_blobs(self, catalog: Catalog, pinned: Iterable[Checksum] = ()) -> set[Path]:
+        """Blob paths some manifest file (or a pin of the lock file) points at."""
+        sums = [f.checksum for a in catalog.artifacts.values() for f in a.files if f.checksum.known]
+        return {self.blob_path(c) for c in [*sums, *pinned]}
 
-    def gc(self, catalog: Catalog, *, dry_run: bool = False) -> GcReport:
+    def gc(self, catalog: Catalog, *, dry_run: bool = False, pinned: Iterable[Checksum] = ()) -> GcReport:
         """Remove unreferenced blobs, stale temp files, and folders of unknown artifacts."""
         report = GcReport(dry_run=dry_run)
-        keep = self.referenced_blobs(catalog)
+        keep = self.referenced_blobs(catalog, pinned)
 
         def drop(path: Path, why: str) -> None:
             try:

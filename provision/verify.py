@@ -9,12 +9,13 @@ and compares it with the manifest.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from .config import Settings
 from .errors import IntegrityError
-from .hashing import FAST_ALG, hash_file
+from .hashing import FAST_ALG, Checksum, hash_file
+from .lockfile import LockFile
 from .manifest import Artifact, Catalog, FileSpec
 from .progress import NullProgress, Progress
 from .store import DROPPED, FileRecord, Store
@@ -98,6 +99,11 @@ def check_file(
     except OSError:
         check.state = "missing"
         return check, None, 0
+    if not spec.checksum.known:
+        if entry is None:  # never pinned (lock file lost?) and never recorded: nothing to compare with
+            check.state, check.expected, check.got = "corrupt", "a pinned checksum", "none (fetch it again)"
+            return check, None, 0
+        spec = replace(spec, checksum=Checksum.parse(entry.checksum))
     published = str(spec.checksum)
     if entry is not None and entry.checksum != published:
         entry = None  # the manifest changed: the record says nothing about the new checksum
@@ -154,7 +160,8 @@ def verify(
     progress = progress or NullProgress()
     store = Store(settings.cache_dir)
     names = list(names)
-    artifacts = catalog.resolve(names) if names else cached_artifacts(store, catalog)
+    lock = LockFile(settings.lock_path)
+    artifacts = [lock.apply(a) for a in (catalog.resolve(names) if names else cached_artifacts(store, catalog))]
     report = VerifyReport()
     for art in artifacts:
         if not Path(store.root).exists():

@@ -42,7 +42,12 @@ ENV_VARS: dict[str, str] = {
     "PROVISION_MIRRORS": "content-addressed mirror base URLs tried first (<base>/<alg>/<hex>), space/comma-separated",
     "PROVISION_AUTH_FILE": "TOML file of per-host tokens/headers (default ~/.config/provision/auth.toml)",
     "PROVISION_LOCK_FILE": "digests pinned on first use for unpublished checksums (default <cache>/provision.lock)",
-    "HF_TOKEN": "bearer token sent to huggingface.co only",
+    "HF_TOKEN": "bearer token sent to huggingface.co only (gated repositories such as Llama)",
+    "HF_ENDPOINT": "the Hugging Face Hub to use (default https://huggingface.co)",
+    "CF_ACCESS_CLIENT_ID": "MLCommons R2: Cloudflare Access service-token id (with CF_ACCESS_CLIENT_SECRET)",
+    "CF_ACCESS_CLIENT_SECRET": "MLCommons R2: Cloudflare Access service-token secret",
+    "PROVISION_R2_TOKEN": "MLCommons R2: a token from 'cloudflared access token --app=<uri-url>'",
+    "PROVISION_R2_HOSTS": "extra hosts (besides *.mlcommons-storage.org) that get the R2 credentials",
 }
 
 _PACKAGE_DIR = Path(__file__).resolve().parent
@@ -125,6 +130,17 @@ def _auth(env: Mapping[str, str]) -> dict[str, dict[str, str]]:
     token = env.get("HF_TOKEN") or env.get("HUGGING_FACE_HUB_TOKEN")
     if token:
         hosts.setdefault("huggingface.co", {})["Authorization"] = f"Bearer {token}"
+    # MLCommons R2 (Cloudflare Access): a service token, or a token from `cloudflared access login`.
+    r2: dict[str, str] = {}
+    if env.get("CF_ACCESS_CLIENT_ID") and env.get("CF_ACCESS_CLIENT_SECRET"):
+        r2["CF-Access-Client-Id"] = env["CF_ACCESS_CLIENT_ID"]
+        r2["CF-Access-Client-Secret"] = env["CF_ACCESS_CLIENT_SECRET"]
+    if env.get("PROVISION_R2_TOKEN"):
+        r2["cf-access-token"] = env["PROVISION_R2_TOKEN"]
+    if r2:
+        for host in [".mlcommons-storage.org", *re.split(r"[\s,]+", env.get("PROVISION_R2_HOSTS", ""))]:
+            if host:
+                hosts.setdefault(host.lower(), {}).update(r2)
     return hosts
 
 
@@ -146,6 +162,8 @@ class Settings:
     segment_threshold: int = 64 << 20
     mirrors: tuple[str, ...] = ()
     lock_file: Path | None = None
+    hf_endpoint: str = "https://huggingface.co"
+    hf_token: str | None = field(default=None, repr=False, compare=False)
     auth: Mapping[str, Mapping[str, str]] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
@@ -172,6 +190,8 @@ class Settings:
             mirrors=tuple(m.rstrip("/") for m in re.split(r"[\s,]+", env.get("PROVISION_MIRRORS", "")) if m),
             auth=_auth(env),
             lock_file=Path(env["PROVISION_LOCK_FILE"]).expanduser() if env.get("PROVISION_LOCK_FILE") else None,
+            hf_endpoint=(env.get("HF_ENDPOINT") or "https://huggingface.co").rstrip("/"),
+            hf_token=env.get("HF_TOKEN") or env.get("HUGGING_FACE_HUB_TOKEN") or None,
         )
         return settings.with_(**overrides)
 

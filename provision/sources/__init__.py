@@ -1,4 +1,10 @@
-"""Sources: one module per URL scheme, one interface ``fetch_<scheme>(url, sink, ctx)``."""
+"""Sources: one module per URL scheme, one interface.
+
+- ``fetch_<scheme>(url, sink, ctx)`` moves one file's bytes into a :class:`Sink`
+  (raising :class:`AttemptFailed` with what the source answered);
+- ``list_<scheme>(url, ctx) -> list[Listed]`` expands a folder entry (a manifest file
+  whose name ends in ``/``) into files, each with a URL one of the fetchers takes.
+"""
 
 from __future__ import annotations
 
@@ -6,10 +12,14 @@ from collections.abc import Callable
 
 from .base import AttemptFailed, SourceContext
 from .file import fetch_file
+from .hf import fetch_hf, list_hf
 from .http import fetch_http, new_session
+from .listing import Listed
 from .partial import Sink
+from .r2 import list_r2
+from .s3 import fetch_s3, list_s3
 
-__all__ = ["AttemptFailed", "Sink", "SourceContext", "fetch_url", "new_session", "scheme_of"]
+__all__ = ["AttemptFailed", "Listed", "Sink", "SourceContext", "fetch_url", "list_url", "new_session", "scheme_of"]
 
 Fetcher = Callable[[str, Sink, SourceContext], None]
 
@@ -18,6 +28,18 @@ _FETCHERS: dict[str, Fetcher] = {
     "https": fetch_http,
     "file": fetch_file,
     "path": fetch_file,
+    "hf": fetch_hf,
+    "hf-dataset": fetch_hf,
+    "s3": fetch_s3,
+}
+
+Lister = Callable[[str, SourceContext], list[Listed]]
+
+_LISTERS: dict[str, Lister] = {
+    "mlc-r2": list_r2,
+    "hf": list_hf,
+    "hf-dataset": list_hf,
+    "s3": list_s3,
 }
 
 
@@ -36,3 +58,12 @@ def fetch_url(url: str, sink: Sink, ctx: SourceContext) -> None:
     if fetcher is None:
         raise AttemptFailed(f"no source handles {scheme!r} URLs")
     fetcher(url, sink, ctx)
+
+
+def list_url(url: str, ctx: SourceContext) -> list[Listed]:
+    """The files a folder URL stands for, with the lister for its scheme."""
+    scheme = scheme_of(url)
+    lister = _LISTERS.get(scheme)
+    if lister is None:
+        raise AttemptFailed(f"{scheme!r} URLs cannot list a folder (use mlc-r2://, hf://…/<glob>, s3://…/)")
+    return lister(url, ctx)

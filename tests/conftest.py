@@ -20,7 +20,7 @@ from provision.config import Settings
 def _isolate(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Point the cache and HOME into tmp_path and clear every PROVISION_* variable."""
     for key in list(os.environ):
-        if key.startswith("PROVISION_") or key in ("HF_TOKEN", "XDG_CACHE_HOME"):
+        if key.startswith(("PROVISION_", "HF_", "HUGGING_FACE_", "CF_ACCESS_", "AWS_")) or key == "XDG_CACHE_HOME":
             monkeypatch.delenv(key, raising=False)
     home = tmp_path / "home"
     home.mkdir()
@@ -29,6 +29,8 @@ def _isolate(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PROVISION_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv("PROVISION_MANIFESTS", str(tmp_path / "manifests"))
     monkeypatch.setenv("PROVISION_BACKOFF", "0.01")  # retries back off in milliseconds in tests
+    monkeypatch.setenv("HF_HUB_DISABLE_TELEMETRY", "1")
+    monkeypatch.setenv("HF_HOME", str(home / ".cache" / "huggingface"))
     (tmp_path / "manifests").mkdir()
 
 

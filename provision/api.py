@@ -18,7 +18,8 @@ from .errors import NotFetchedError, UsageError
 from .extract import hash_tree
 from .fetch import FetchReport
 from .fetch import fetch as _fetch
-from .hashing import ALGORITHMS, Checksum, hash_file
+from .folders import expand
+from .hashing import ALGORITHMS, hash_file
 from .lockfile import LockFile
 from .manifest import Artifact, Benchmark, Catalog, load_catalog
 from .manifest import lint as _lint
@@ -51,7 +52,13 @@ def load(settings: Settings | None = None) -> Catalog:
     return load_catalog(_settings(settings).all_manifest_dirs)
 
 
-def _entry_summary(entry: Artifact | Benchmark, store: Store) -> dict[str, Any]:
+def _resolved(art: Artifact, settings: Settings) -> Artifact:
+    """``art`` as fetched: folder listings and first-use pins from the lock file (no network)."""
+    lock = LockFile(settings.lock_path)
+    return lock.apply(expand(art, lock))
+
+
+def _entry_summary(entry: Artifact | Benchmark, store: Store, settings: Settings) -> dict[str, Any]:
     if isinstance(entry, Benchmark):
         return {
             "name": entry.name,
@@ -60,7 +67,7 @@ def _entry_summary(entry: Artifact | Benchmark, store: Store) -> dict[str, Any]:
             "aliases": list(entry.aliases),
             "artifacts": list(entry.artifact_names),
         }
-    usage = store.usage(entry)
+    usage = store.usage(_resolved(entry, settings))
     return {
         "name": entry.name,
         "kind": entry.kind,
@@ -77,10 +84,10 @@ def list_entries(settings: Settings | None = None) -> list[dict[str, Any]]:
     """One summary dict per dataset, model and benchmark."""
     settings = _settings(settings)
     store = Store(settings.cache_dir)
-    return [_entry_summary(e, store) for e in load(settings).entries()]
+    return [_entry_summary(e, store, settings) for e in load(settings).entries()]
 
 
-def _artifact_detail(art: Artifact, store: Store) -> dict[str, Any]:
+def _artifact_detail(art: Artifact, store: Store, settings: Settings) -> dict[str, Any]:
     return {
         "name": art.name,
         "kind": art.kind,
@@ -95,7 +102,7 @@ def _artifact_detail(art: Artifact, store: Store) -> dict[str, Any]:
         "files": [
             {"name": f.name, "urls": list(f.urls), "size": f.size, "checksum": str(f.checksum)} for f in art.files
         ],
-        "cache": store.usage(art),
+        "cache": store.usage(_resolved(art, settings)),
     }
 
 
@@ -106,7 +113,7 @@ def describe(name: str, settings: Settings | None = None) -> dict[str, Any]:
     store = Store(settings.cache_dir)
     entry = catalog.get(name)
     if isinstance(entry, Artifact):
-        return _artifact_detail(entry, store)
+        return _artifact_detail(entry, store, settings)
     return {
         "name": entry.name,
         "kind": "benchmark",
@@ -129,7 +136,7 @@ def describe(name: str, settings: Settings | None = None) -> dict[str, Any]:
             if entry.accuracy
             else None
         ),
-        "artifacts": [_artifact_detail(catalog.artifacts[a], store) for a in entry.artifact_names],
+        "artifacts": [_artifact_detail(catalog.artifacts[a], store, settings) for a in entry.artifact_names],
     }
 
 
@@ -173,7 +180,7 @@ def path(name: str, settings: Settings | None = None) -> list[tuple[str, Path]]:
     store = Store(settings.cache_dir)
     out = []
     for art in catalog.resolve([name]):
-        usage = store.usage(art)
+        usage = store.usage(_resolved(art, settings))
         if usage["state"] not in ("present",):
             raise NotFetchedError(
                 f"{art.name} is not fetched ({usage['files']}/{usage['files_total']} files in "
@@ -219,7 +226,7 @@ def status(settings: Settings | None = None) -> dict[str, Any]:
     settings = _settings(settings)
     catalog = load(settings)
     store = Store(settings.cache_dir)
-    rows = [store.usage(a) for a in sorted(catalog.artifacts.values(), key=lambda a: a.name)]
+    rows = [store.usage(_resolved(a, settings)) for a in sorted(catalog.artifacts.values(), key=lambda a: a.name)]
     return {
         "cache": str(store.root),
         "artifacts": [r for r in rows if r["state"] != "absent"],
@@ -231,6 +238,5 @@ def status(settings: Settings | None = None) -> dict[str, Any]:
 def gc(settings: Settings | None = None, *, dry_run: bool = False) -> GcReport:
     """Remove blobs no manifest references and stale partial files."""
     settings = _settings(settings)
-    pins = LockFile(settings.lock_path).pins()
-    pinned = [Checksum.parse(str(p["checksum"])) for p in pins.values() if "checksum" in p]
+    pinned = LockFile(settings.lock_path).checksums()
     return Store(settings.cache_dir).gc(load(settings), dry_run=dry_run, pinned=pinned)

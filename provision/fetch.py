@@ -32,6 +32,7 @@ from .errors import (
     ProvisionError,
     SourceError,
 )
+from .folders import expand
 from .hashing import FAST_ALG, Checksum, hash_file
 from .lockfile import LockFile
 from .manifest import Artifact, Catalog, FileSpec
@@ -460,12 +461,30 @@ def fetch(
     """
     progress = progress or NullProgress()
     lock = LockFile(settings.lock_path)
-    artifacts = [lock.apply(a) for a in catalog.resolve(names)]
     store = Store(settings.cache_dir)
     store.ensure()
     ctx = SourceContext(settings, session or new_session(), tuple(Path(p) for p in from_paths), progress)
     ctx.http = HttpClient(ctx)
     fetcher = _Fetcher(store, ctx, lock)
+    artifacts: list[Artifact] = []
+    unlisted: list[FileResult] = []  # folder entries whose source could not list them
+    for art in catalog.resolve(names):
+        try:
+            artifacts.append(lock.apply(expand(art, lock, ctx)))
+        except SourceError as exc:
+            folder = next(f for f in art.files if f.is_folder and lock.listing(art.name, f.name) is None)
+            path = str(store.artifact_dir(art.name) / folder.name)
+            unlisted.append(
+                FileResult(
+                    art.name,
+                    folder.name,
+                    "failed",
+                    path,
+                    error=str(exc),
+                    exit_code=exc.exit_code,
+                    attempts=exc.attempts,
+                )
+            )
     report = FetchReport(artifacts={a.name: str(store.artifact_dir(a.name)) for a in artifacts})
     results: dict[tuple[str, str], FileResult] = {}
     with contextlib.ExitStack() as stack:
@@ -534,4 +553,5 @@ def fetch(
                     result.extracted = str(store.artifact_dir(art.name) / spec.extract.to)
     for art in artifacts:
         report.files.extend(results[(art.name, spec.name)] for spec in art.files)
+    report.files.extend(unlisted)
     return report

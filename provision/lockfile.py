@@ -13,6 +13,7 @@ path (commit it beside your benchmark scripts, or share it with the fleet).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from dataclasses import replace
@@ -78,19 +79,38 @@ class LockFile:
             files.append(f)
         return replace(artifact, files=tuple(files))
 
-    def pin(self, artifact: str, name: str, checksum: Checksum, size: int, url: str) -> None:
-        """Record ``checksum`` for a file (first use); an existing pin is never changed."""
+    def listing(self, artifact: str, folder: str) -> list[dict[str, Any]] | None:
+        """The pinned listing of a folder entry: ``[{"path", "url", "checksum", "size"}]``."""
+        entry = self._read().get(f"{artifact}/{folder}")
+        if not entry or not isinstance(entry.get("listing"), list):
+            return None
+        return list(entry["listing"])
+
+    def pin_listing(self, artifact: str, folder: str, url: str, items: list[dict[str, Any]]) -> None:
+        """Record what a folder entry's source listed (first use); never changed afterwards."""
+        self._update(f"{artifact}/{folder}", {"url": url, "listing": items})
+
+    def _update(self, key: str, entry: dict[str, Any]) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with filelock.FileLock(str(self.path) + ".lck", timeout=60):
             files = self._read()
-            key = f"{artifact}/{name}"
             if key in files:
                 return
-            files[key] = {
-                "checksum": str(checksum),
-                "size": size,
-                "url": url,
-                "pinned": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            }
+            files[key] = {**entry, "pinned": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
             doc = {"schema": SCHEMA, "files": dict(sorted(files.items()))}
             _atomic_write_text(self.path, json.dumps(doc, indent=1) + "\n")
+
+    def checksums(self) -> list[Checksum]:
+        """Every digest the lock file pins (files and listed files) — blobs gc must keep."""
+        out = []
+        for entry in self._read().values():
+            texts = [entry.get("checksum")] + [i.get("checksum") for i in entry.get("listing", [])]
+            for text in texts:
+                if isinstance(text, str) and text not in ("", "unpublished"):
+                    with contextlib.suppress(ValueError):
+                        out.append(Checksum.parse(text))
+        return out
+
+    def pin(self, artifact: str, name: str, checksum: Checksum, size: int, url: str) -> None:
+        """Record ``checksum`` for a file (first use); an existing pin is never changed."""
+        self._update(f"{artifact}/{name}", {"checksum": str(checksum), "size": size, "url": url})

@@ -110,6 +110,11 @@ class FileSpec:
     extract: ExtractSpec | None = None
     trust: str = ""  # with checksum = "unpublished": why, and where the digest will come from
 
+    @property
+    def is_folder(self) -> bool:
+        """A folder entry (``name = "dir/"``, ``checksum = "listed"``): its source lists the files."""
+        return self.name.endswith("/")
+
 
 @dataclass(frozen=True)
 class Artifact:

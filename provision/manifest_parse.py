@@ -179,9 +179,10 @@ def _parse_file(ctx: _Ctx, where: str, raw: Any) -> FileSpec | None:
         return None
     _check_keys(ctx, where, raw, _FILE_KEYS)
     name = _str(ctx, where, raw, "name", required=True)
+    folder = name.endswith("/")
     if name:
         pure = PurePosixPath(name)
-        segments = name.split("/")
+        segments = name[:-1].split("/") if folder else name.split("/")
         if pure.is_absolute() or "\\" in name or any(seg in ("", ".", "..") for seg in segments):
             ctx.add(where, f"name {name!r} must be a relative path without '..', '.' or empty parts")
             name = ""
@@ -204,7 +205,16 @@ def _parse_file(ctx: _Ctx, where: str, raw: Any) -> FileSpec | None:
     if not isinstance(trust, str):
         ctx.add(where, f"trust: expected a string, got {type(trust).__name__}")
         trust = ""
-    if checksum_text == "unpublished":
+    if folder or checksum_text == "listed":
+        if not (folder and checksum_text == "listed"):
+            ctx.add(
+                where, 'a folder entry needs both name = "<dir>/" and checksum = "listed" (its source lists the files)'
+            )
+        checksum = Checksum.unpublished()
+        for key in _EXTRACT_KEYS | {"extract", "size"}:
+            if key in raw:
+                ctx.add(where, f"{key}: not allowed on a folder entry")
+    elif checksum_text == "unpublished":
         checksum = Checksum.unpublished()
         if not trust.strip():
             ctx.add(where, 'trust: a file with checksum = "unpublished" needs a trust note (why, and who vouches)')

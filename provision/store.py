@@ -359,6 +359,8 @@ class Store:
         base = self.artifact_dir(artifact.name)
         records = self.load_record(artifact.name)
         for spec in artifact.files:
+            if spec.is_folder:  # listing never pinned: nothing of it is here yet
+                continue
             entry = records.get(spec.name)
             if entry is not None and entry.link == DROPPED:
                 present += 1

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from .config import Settings
 from .errors import IntegrityError
+from .folders import expand
 from .hashing import FAST_ALG, Checksum, hash_file
 from .lockfile import LockFile
 from .manifest import Artifact, Catalog, FileSpec
@@ -95,6 +96,8 @@ def check_file(
     view = store.artifact_dir(artifact.name) / spec.name
     check = FileCheck(artifact.name, spec.name, "ok", str(view))
     try:
+        if spec.is_folder:  # a folder entry whose listing was never pinned: not fetched
+            raise FileNotFoundError(view)
         st = view.stat()
     except OSError:
         check.state = "missing"
@@ -161,7 +164,8 @@ def verify(
     store = Store(settings.cache_dir)
     names = list(names)
     lock = LockFile(settings.lock_path)
-    artifacts = [lock.apply(a) for a in (catalog.resolve(names) if names else cached_artifacts(store, catalog))]
+    chosen = catalog.resolve(names) if names else cached_artifacts(store, catalog)
+    artifacts = [lock.apply(expand(a, lock)) for a in chosen]
     report = VerifyReport()
     for art in artifacts:
         if not Path(store.root).exists():

@@ -391,13 +391,21 @@ def test_bad_benchmark_name(write_manifest: ManifestWriter, manifests: Path) -> 
     the_problem(found, path, "benchmark 'My Bench'", "name 'My Bench' must be lower-case")
 
 
-@pytest.mark.parametrize("fname", ["../x.bin", "a/../../b", "/etc/passwd", "a\\b", "dir/", ".", "a//b", "./a"])
+@pytest.mark.parametrize("fname", ["../x.bin", "a/../../b", "/etc/passwd", "a\\b", "a/./b", ".", "a//b", "./a"])
 def test_bad_file_name(write_manifest: ManifestWriter, manifests: Path, fname: str) -> None:
     escaped = fname.replace("\\", "\\\\")
     path = write_manifest(one_dataset(file_body=file_table(name=escaped)))
     found = problems_of(manifests)
     assert len(found) == 1
     the_problem(found, path, "dataset 'ds': files[0]", f"name {fname!r} must be a relative path without '..'")
+
+
+def test_folder_entry_needs_listed_checksum(write_manifest: ManifestWriter, manifests: Path) -> None:
+    path = write_manifest(one_dataset(file_body=file_table(name="dir/")))
+    found = problems_of(manifests)
+    the_problem(
+        found, path, "dataset 'ds': files[0]", 'a folder entry needs both name = "<dir>/" and checksum = "listed"'
+    )
 
 
 def test_nested_file_name_is_fine(write_manifest: ManifestWriter, manifests: Path) -> None:

@@ -12,6 +12,9 @@
 - Retries: connection errors, timeouts, 408, 429 and 5xx back off exponentially with
   jitter (``Retry-After`` honoured); a URL is given up after ``retries`` failures in a
   row without progress. Other 4xx are final for the URL.
+- Cloudflare Access (private MLCommons R2 buckets): a redirect to its login page, or a
+  401/403 that shows Access (or that refused R2 credentials we sent), is not followed
+  but ends the URL with one message saying which credentials to set.
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ from .. import __version__
 from .base import AttemptFailed, SourceContext
 from .partial import RangeSet, Sink
 
-__all__ = ["USER_AGENT", "HttpClient", "fetch_http", "new_session"]
+__all__ = ["USER_AGENT", "HttpClient", "cloudflare_access_failure", "fetch_http", "new_session"]
 
 USER_AGENT = f"provision/{__version__} python-requests/{requests.__version__}"
 
@@ -45,6 +48,49 @@ _RETRY_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
 _CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
 #: Longest Retry-After we honour before treating the URL as failed for now.
 RETRY_AFTER_MAX = 600.0
+#: Where Cloudflare Access sends a request that needs a login.
+_CF_LOGIN = re.compile(r"/cdn-cgi/access/login|^[a-z][a-z0-9+.-]*://[^/?#]*\.cloudflareaccess\.com(?:[:/?#]|$)", re.I)
+
+
+def _cloudflare_access(resp: requests.Response) -> bool:
+    """Whether ``resp`` says Cloudflare Access wants a login (the rules of MLCommons' downloader)."""
+    h = resp.headers
+    return bool(
+        _CF_LOGIN.search(h.get("Location", ""))
+        or "cf_authorization" in h.get("WWW-Authenticate", "").lower()
+        or "cf-access-required" in h
+        or "cf_appsession" in h.get("Set-Cookie", "").lower()
+    )
+
+
+def cloudflare_access_failure(url: str, sent: dict[str, str]) -> AttemptFailed:
+    """The one message for a Cloudflare Access refusal of ``url``; ``sent`` = the request's headers.
+
+    Names the variables to set and, when credentials were sent, that they were refused;
+    never their values.
+    """
+    parts = urlsplit(url)
+    shown = f"{parts.scheme}://{parts.netloc}{parts.path}"
+    names = {k.lower() for k in sent}
+    refused = ""
+    if "cf-access-client-id" in names:
+        refused = (
+            " The service token (CF_ACCESS_CLIENT_ID/CF_ACCESS_CLIENT_SECRET) was sent and refused: check it "
+            "is current and that the bucket's Access policy admits it."
+        )
+    if "cf-access-token" in names:
+        refused += (
+            " The PROVISION_R2_TOKEN was sent and refused (expired? log in again with cloudflared, "
+            "then take a new token)."
+        )
+    host = (parts.hostname or "").lower()
+    hosts = "" if host.endswith(".mlcommons-storage.org") else f"; list {host} in PROVISION_R2_HOSTS so it gets them"
+    return AttemptFailed(
+        f"{host or shown} needs a Cloudflare Access login: this MLCommons R2 bucket is for MLCommons members "
+        "(request access from MLCommons and accept the licence). Set CF_ACCESS_CLIENT_ID + "
+        f"CF_ACCESS_CLIENT_SECRET (a service token), or PROVISION_R2_TOKEN (run 'cloudflared access login {shown}' "
+        f"then 'cloudflared access token --app={shown}'){hosts}.{refused}"
+    )
 
 
 def new_session() -> requests.Session:
@@ -133,6 +179,10 @@ class HttpClient:
                 raise _Retry(f"connection failed ({_short(exc)})") from exc
             except requests.exceptions.RequestException as exc:
                 raise AttemptFailed(f"request failed ({_short(exc)})") from exc
+            denied = resp.status_code in (401, 403)
+            if (resp.is_redirect or denied) and (_cloudflare_access(resp) or (denied and _sends_r2_credentials(hdrs))):
+                resp.close()
+                raise cloudflare_access_failure(current, hdrs)
             if resp.is_redirect:
                 location = resp.headers.get("Location", "")
                 resp.close()
@@ -154,6 +204,10 @@ class HttpClient:
                 raise AttemptFailed(answer)
             return resp
         raise AttemptFailed(f"more than {_MAX_REDIRECTS} redirects")
+
+
+def _sends_r2_credentials(headers: dict[str, str]) -> bool:
+    return any(k.lower() in ("cf-access-client-id", "cf-access-token") for k in headers)
 
 
 def _short(exc: BaseException) -> str:

@@ -96,6 +96,7 @@ def _artifact_detail(art: Artifact, store: Store, settings: Settings) -> dict[st
         "homepage": art.homepage,
         "notes": art.notes,
         "aliases": list(art.aliases),
+        "access": art.access,
         "format": art.format,
         "size": art.size,
         "manifest": str(art.source) if art.source else None,
@@ -104,6 +105,10 @@ def _artifact_detail(art: Artifact, store: Store, settings: Settings) -> dict[st
         ],
         "cache": store.usage(_resolved(art, settings)),
     }
+
+
+def _metric(m: Any) -> dict[str, Any]:
+    return {**asdict(m), "target_ratio": list(m.target_ratio), "targets": list(m.targets())}
 
 
 def describe(name: str, settings: Settings | None = None) -> dict[str, Any]:
@@ -127,15 +132,19 @@ def describe(name: str, settings: Settings | None = None) -> dict[str, Any]:
         "preprocess": (
             {"recipe": entry.preprocess.recipe, **dict(entry.preprocess.params)} if entry.preprocess else None
         ),
-        "accuracy": (
-            {
-                **asdict(entry.accuracy),
-                "target_ratio": list(entry.accuracy.target_ratio),
-                "targets": list(entry.accuracy.targets()),
-            }
-            if entry.accuracy
-            else None
-        ),
+        "accuracy": _metric(entry.accuracy) if entry.accuracy else None,
+        "metrics": [_metric(m) for m in entry.metrics],
+        "status": entry.status,
+        "dataset_size": entry.dataset_size,
+        "performance_sample_count": entry.performance_sample_count,
+        "subsets": dict(entry.subsets),
+        "total_size": sum(catalog.artifacts[a].size or 0 for a in entry.artifact_names),
+        "unknown_sizes": sum(1 for a in entry.artifact_names for f in catalog.artifacts[a].files if f.size is None),
+        "licence_gates": [
+            {"artifact": a, "access": catalog.artifacts[a].access, "license": catalog.artifacts[a].license}
+            for a in entry.artifact_names
+            if catalog.artifacts[a].access != "public"
+        ],
         "artifacts": [_artifact_detail(catalog.artifacts[a], store, settings) for a in entry.artifact_names],
     }
 
@@ -147,6 +156,7 @@ def fetch(
     from_paths: Iterable[Path] = (),
     session: requests.Session | None = None,
     progress: Progress | None = None,
+    subset: str | None = None,
 ) -> FetchReport:
     """Fetch and verify every artifact ``names`` stands for; see :func:`provision.fetch.fetch`."""
     settings = _settings(settings)
@@ -155,7 +165,9 @@ def fetch(
     for p in from_paths:
         if not Path(p).exists():
             raise UsageError(f"--from {p}: no such file or folder")
-    return _fetch(load(settings), names, settings, session=session, from_paths=from_paths, progress=progress)
+    return _fetch(
+        load(settings), names, settings, session=session, from_paths=from_paths, progress=progress, subset=subset
+    )
 
 
 def verify(

@@ -206,7 +206,49 @@ def show(name: str, cache_dir: CacheDir = None, json_out: Json = False) -> None:
         if json_out:
             _print_json(doc)
             return
-        _render_detail(doc)
+        if doc["kind"] == "benchmark":
+            _render_benchmark(doc)
+        else:
+            _render_detail(doc)
+
+
+def _size(n: int | None) -> str:
+    return human_bytes(n) if n is not None else "size unknown"
+
+
+def _render_benchmark(doc: dict[str, Any]) -> None:
+    """A readable plan: what will be downloaded, from where, how big, licences, targets."""
+    typer.echo(f"{doc['name']} ({doc['status']}): {doc['description']}".rstrip(": "))
+    sizes = []
+    if doc.get("dataset_size") is not None:
+        sizes.append(f"{doc['dataset_size']:,} samples")
+    if doc.get("performance_sample_count") is not None:
+        sizes.append(f"performance sample count {doc['performance_sample_count']:,}")
+    typer.echo(f"  dataset: {doc['dataset']}" + (f" ({', '.join(sizes)})" if sizes else ""))
+    if doc.get("subsets"):
+        subsets = ", ".join(f"--subset {k} -> {v}" for k, v in doc["subsets"].items())
+        typer.echo(f"  subsets: {subsets}")
+    if doc.get("labels"):
+        typer.echo(f"  labels: {doc['labels']}")
+    typer.echo(f"  models: {', '.join(doc['models']) or 'none'}")
+    for m in doc.get("metrics", []):
+        ratios = ", ".join(f"{t:.6g} ({r * 100:g}%)" for r, t in zip(m["target_ratio"], m["targets"], strict=True))
+        upper = f", at most {m['upper']:g}" if m.get("upper") is not None else ""
+        typer.echo(f"  accuracy: {m['metric']} reference {m['reference']:g}; pass at >= {ratios}{upper}")
+    unknown = f" + {doc['unknown_sizes']} file(s) of unknown size" if doc.get("unknown_sizes") else ""
+    typer.echo(f"  download: {human_bytes(doc['total_size'])}{unknown}, verified against published checksums")
+    for gate in doc.get("licence_gates", []):
+        typer.echo(f"  LICENCE: {gate['artifact']} needs {gate['access']} access ({gate['license'] or 'see notes'})")
+    for art in doc.get("artifacts", []):
+        cache = art["cache"]
+        typer.echo(
+            f"  {art['kind']} {art['name']}: {_size(art['size'])}, {art['access']}, "
+            f"cache {cache['state']} ({cache['files']}/{cache['files_total']} files)"
+        )
+        for f in art["files"]:
+            typer.echo(f"    {f['name']}  {_size(f['size'])}  {f['checksum']}")
+            for u in f["urls"]:
+                typer.echo(f"      from {u}")
 
 
 def _render_detail(doc: dict[str, Any], indent: str = "") -> None:
@@ -249,6 +291,9 @@ def fetch(
             help="How many files to fetch at once.",
         ),
     ] = None,
+    subset: Annotated[
+        str | None, typer.Option("--subset", help="Use the benchmark's subset dataset of this size (e.g. 500).")
+    ] = None,
     cache_dir: CacheDir = None,
     json_out: Json = False,
     quiet: Quiet = False,
@@ -261,7 +306,9 @@ def fetch(
     with _errors():
         bars = _bars(quiet, json_out)
         try:
-            report = api.fetch(names, _settings(cache_dir, jobs=jobs), from_paths=from_ or (), progress=bars)
+            report = api.fetch(
+                names, _settings(cache_dir, jobs=jobs), from_paths=from_ or (), progress=bars, subset=subset
+            )
         finally:
             bars.close()
         if json_out:

@@ -453,6 +453,7 @@ def fetch(
     session: requests.Session | None = None,
     from_paths: Iterable[Path] = (),
     progress: Progress | None = None,
+    subset: str | None = None,
 ) -> FetchReport:
     """Make every artifact ``names`` stands for present and verified in the cache.
 
@@ -468,7 +469,7 @@ def fetch(
     fetcher = _Fetcher(store, ctx, lock)
     artifacts: list[Artifact] = []
     unlisted: list[FileResult] = []  # folder entries whose source could not list them
-    for art in catalog.resolve(names):
+    for art in catalog.resolve(names, subset):
         try:
             artifacts.append(lock.apply(expand(art, lock, ctx)))
         except SourceError as exc:

@@ -259,11 +259,18 @@ class Catalog:
             return self.benchmarks[key]
         raise UnknownNameError(name, difflib.get_close_matches(name, self.names(), n=3, cutoff=0.5))
 
-    def resolve(self, names: Iterable[str]) -> list[Artifact]:
-        """The artifacts the given names stand for (a benchmark expands), without repeats."""
+    def resolve(self, names: Iterable[str], subset: str | None = None) -> list[Artifact]:
+        """The artifacts the given names stand for (a benchmark expands), without repeats.
+
+        ``subset`` (e.g. ``"500"``) swaps each benchmark's dataset for its subset dataset.
+        """
         out: dict[str, Artifact] = {}
         for name in names:
             entry = self.get(name)
+            if subset is not None:
+                if not isinstance(entry, Benchmark):
+                    raise UsageError(f"--subset applies to benchmarks; {name!r} is a {entry.kind}")
+                entry = entry.with_subset(subset)
             if isinstance(entry, Benchmark):
                 for art in entry.artifact_names:
                     out.setdefault(art, self.artifacts[art])

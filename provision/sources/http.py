@@ -84,7 +84,11 @@ def cloudflare_access_failure(url: str, sent: dict[str, str]) -> AttemptFailed:
             "then take a new token)."
         )
     host = (parts.hostname or "").lower()
-    hosts = "" if host.endswith(".mlcommons-storage.org") else f"; list {host} in PROVISION_R2_HOSTS so it gets them"
+    hosts = (
+        ""
+        if refused or host.endswith(".mlcommons-storage.org")
+        else f"; list {host} in PROVISION_R2_HOSTS so it gets them"
+    )
     return AttemptFailed(
         f"{host or shown} needs a Cloudflare Access login: this MLCommons R2 bucket is for MLCommons members "
         "(request access from MLCommons and accept the licence). Set CF_ACCESS_CLIENT_ID + "

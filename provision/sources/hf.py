@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
+from .. import __version__
 from ..hashing import Checksum
 from .base import AttemptFailed, SourceContext, temp_name
 from .listing import Listed
@@ -255,6 +256,7 @@ def _metadata(ref: HubRef, ctx: SourceContext) -> HfFileMetadata:
         token=_token(ctx),
         timeout=ctx.settings.read_timeout,
         library_name="provision",
+        library_version=__version__,
         endpoint=endpoint,
     )
     if not meta.commit_hash or not meta.etag:
@@ -358,6 +360,7 @@ def fetch_hf(url: str, sink: Sink, ctx: SourceContext) -> None:
             cache_dir=folder / "hub-cache",  # never reuse (unverified) files of the user's HF cache
             etag_timeout=settings.read_timeout,
             library_name="provision",
+            library_version=__version__,
             tqdm_class=_bar_class(ctx, sink.key),
         )
         sink.adopt(Path(local))
@@ -410,7 +413,12 @@ def _resolve_commit(ref: HubRef, ctx: SourceContext) -> str:
     """The commit a branch or tag names now (a commit names itself, after the Hub confirms it)."""
     from huggingface_hub import HfApi
 
-    api = HfApi(endpoint=ctx.settings.hf_endpoint.rstrip("/"), token=_token(ctx), library_name="provision")
+    api = HfApi(
+        endpoint=ctx.settings.hf_endpoint.rstrip("/"),
+        token=_token(ctx),
+        library_name="provision",
+        library_version=__version__,
+    )
     info = _call(
         ref,
         ctx,
@@ -441,7 +449,12 @@ def list_hf(url: str, ctx: SourceContext) -> list[Listed]:
     _offline(ctx)
     prefix, pattern = _split_pattern(ref.path)
     commit = _resolve_commit(ref, ctx)
-    api = HfApi(endpoint=ctx.settings.hf_endpoint.rstrip("/"), token=_token(ctx), library_name="provision")
+    api = HfApi(
+        endpoint=ctx.settings.hf_endpoint.rstrip("/"),
+        token=_token(ctx),
+        library_name="provision",
+        library_version=__version__,
+    )
     at_commit = HubRef(ref.scheme, ref.repo_type, ref.repo_id, commit, prefix)
     entries = _call(
         at_commit,

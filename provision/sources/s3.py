@@ -156,7 +156,10 @@ def _classify(exc: Exception, s3: _S3, bucket: str, key: str) -> AttemptFailed |
         code = str(error.get("Code") or "")
         message = str(error.get("Message") or "").strip()
         status = int((exc.response.get("ResponseMetadata", {}) or {}).get("HTTPStatusCode") or 0)
-        label = f"S3 {code or 'error'} (HTTP {status})" if status else f"S3 {code or 'error'}"
+        if code and status and code != str(status):
+            label = f"S3 {code} (HTTP {status})"
+        else:
+            label = f"S3 HTTP {status}" if status else f"S3 {code or 'error'}"
         if code == "NoSuchBucket":
             return AttemptFailed(f"{label}: bucket {bucket!r} does not exist ({where})")
         if code in ("NoSuchKey", "404") or (status == 404 and not code.startswith("NoSuch")):

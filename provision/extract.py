@@ -277,6 +277,7 @@ class _Writer:
         self.record = TreeRecord("dir")
         self.seen: dict[str, str] = {}  # path -> kind
         self.links: set[str] = set()
+        self.made: set[str] = {""}  # folders (relative) known to exist: mkdir once, not per member
 
     def refuse(self, member: str, why: str) -> ExtractError:
         return ExtractError(f"{self.archive}: member {member!r}: {why}; refused, nothing was extracted")
@@ -288,7 +289,7 @@ class _Writer:
             raise self.refuse(raw, "backslash in the path")
         if raw.startswith("/") or (len(raw) > 1 and raw[1] == ":"):
             raise self.refuse(raw, "absolute path")
-        parts = [p for p in PurePosixPath(raw).parts if p not in ("", ".")]
+        parts = [p for p in raw.split("/") if p not in ("", ".")]
         if ".." in parts:
             raise self.refuse(raw, "'..' in the path")
         parts = parts[self.spec.strip_components :]
@@ -316,15 +317,21 @@ class _Writer:
         self.seen[rel] = m.kind
         dest = self.root / rel
         if m.kind == "dir":
-            dest.mkdir(parents=True, exist_ok=True)
+            self._mkdir(rel)
             return
-        dest.parent.mkdir(parents=True, exist_ok=True)
+        self._mkdir(rel.rpartition("/")[0])
         if m.kind == "symlink":
             self._symlink(m, rel, dest)
         elif m.kind == "hardlink":
             self._hardlink(m, rel, dest)
         else:
             self._file(m, rel, dest)
+
+    def _mkdir(self, rel: str) -> None:
+        """Create the folder ``rel`` (and its parents) unless this writer already did."""
+        if rel not in self.made:
+            (self.root / rel).mkdir(parents=True, exist_ok=True)
+            self.made.add(rel)
 
     def _symlink(self, m: _Member, rel: str, dest: Path) -> None:
         target = m.linkname
@@ -382,20 +389,29 @@ class _Writer:
         src = m.open()
         try:
             fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-            with os.fdopen(fd, "wb") as out:
+            try:
                 while chunk := src.read(CHUNK_SIZE):
                     self._count(len(chunk), m.name)
                     h.update(chunk)
-                    out.write(chunk)
+                    _write_all(fd, chunk)
                     size += len(chunk)
                     self.advance(len(chunk))
+                os.fchmod(fd, (m.mode & 0o755) | 0o400)  # no setuid/setgid/sticky, no group/other write
+                if m.mtime > 0:
+                    os.utime(fd, (m.mtime, m.mtime))
+                st = os.fstat(fd)
+            finally:
+                os.close(fd)
         finally:
             src.close()
-        os.chmod(dest, (m.mode & 0o755) | 0o400)  # no setuid/setgid/sticky, no group/other write
-        if m.mtime > 0:
-            os.utime(dest, (m.mtime, m.mtime))
-        st = dest.stat()
         self.record.files[rel] = TreeFile(size, h.hexdigest(), st.st_mtime_ns, st.st_ino)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    """``os.write`` until all of ``data`` is written (a write may be short)."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
 
 
 # ---------------------------------------------------------------------------------------
@@ -424,8 +440,9 @@ def _place(tmp: Path, dest: Path) -> None:
 
 def _restat(root: Path, record: TreeRecord) -> None:
     """Record the final stat of every file (the fast path of ``verify``)."""
+    base = os.fspath(root)
     for rel, f in record.files.items():
-        st = (root / rel).stat() if record.kind == "dir" else root.stat()
+        st = os.stat(os.path.join(base, rel) if record.kind == "dir" else base)
         f.mtime_ns, f.ino = st.st_mtime_ns, st.st_ino
 
 
@@ -477,7 +494,12 @@ def _unpack(archive: Path, fmt: str, writer: _Writer, label: str) -> None:
                     writer.add(m)
             return
         inner = fmt.split(".", 1)[1] if "." in fmt else "tar"
-        with _open_stream(archive, inner) as raw, tarfile.open(fileobj=raw, mode="r|") as tf:
+        with contextlib.ExitStack() as stack:
+            if inner == "tar":  # seekable: members' data is read straight from the file, not via 10 KiB records
+                tf = stack.enter_context(tarfile.open(archive, mode="r:"))
+            else:
+                raw = stack.enter_context(_open_stream(archive, inner))
+                tf = stack.enter_context(tarfile.open(fileobj=raw, mode="r|"))
             for m in _tar_members(tf):
                 writer.add(m)
             _check_tar_end(tf, label, fmt)

@@ -27,8 +27,13 @@ from .base import AttemptFailed, expects_html, link_or_copy, looks_like_html
 __all__ = ["RangeSet", "Sink", "state_path"]
 
 STATE_SCHEMA = 1
-#: The resume state is saved at most this often while data arrives.
+#: The resume state is saved at least this often while data arrives (seconds) ...
 STATE_EVERY = 1.0
+#: ... and sooner once this many bytes arrived since the last save, but not more often
+#: than every STATE_MIN seconds: a killed fast download loses at most about
+#: max(STATE_BYTES, STATE_MIN x rate) instead of a whole second's worth.
+STATE_BYTES = 8 << 20
+STATE_MIN = 0.05
 
 
 def state_path(data: Path) -> Path:
@@ -114,6 +119,7 @@ class Sink:
         self._follow_error: BaseException | None = None
         self._closing = False
         self._last_state = 0.0
+        self._saved_bytes = 0
         self._state_lock = threading.Lock()
         self.size: int | None = None
         self.mode: str | None = None  # "seq" (in-order writes) or "seg" (segments)
@@ -139,14 +145,19 @@ class Sink:
     def save_state(self, force: bool = False) -> None:
         """Flush the data, then atomically write the state that describes it."""
         now = time.monotonic()
-        if self._fd is None or (not force and now - self._last_state < STATE_EVERY):
+        if self._fd is None:
             return
+        if not force:
+            since = now - self._last_state
+            if since < STATE_MIN or (since < STATE_EVERY and self.written - self._saved_bytes < STATE_BYTES):
+                return
         if not self._state_lock.acquire(blocking=force):
             return
         try:
             self._last_state = now
             with self._lock:
                 done = self.done.as_list()
+                self._saved_bytes = self.done.total()
             os.fdatasync(self._fd)
             doc = {
                 "schema": STATE_SCHEMA,
@@ -174,6 +185,9 @@ class Sink:
         self.dest.parent.mkdir(parents=True, exist_ok=True)
         flags = os.O_RDWR | os.O_CREAT | (os.O_TRUNC if truncate else 0)
         self._fd = os.open(self.dest, flags, 0o644)
+        # The first state is written after STATE_MIN at the earliest: a small file that
+        # arrives at once never pays for a state file and its fdatasync.
+        self._last_state = time.monotonic()
 
     def begin(self, total: int | None, meta: dict[str, Any] | None = None) -> None:
         """Start from byte 0 (truncating); ``total`` is the size the source announced."""

@@ -162,11 +162,12 @@ def test_show_benchmark_text_and_json() -> None:
     doc = json.loads(result.stdout)
     assert doc["kind"] == "benchmark"
     assert doc["dataset"] == "imagenet-val"
-    assert doc["models"] == ["resnet50-onnx"]
+    assert doc["models"][0] == "resnet50-onnx"  # the default model comes first
     acc = doc["accuracy"]
     assert acc["metric"] == "top1"
     assert acc["targets"] == pytest.approx([acc["reference"] * r for r in acc["target_ratio"]])
-    assert [a["name"] for a in doc["artifacts"]] == ["imagenet-val", "resnet50-onnx"]
+    names = [a["name"] for a in doc["artifacts"]]
+    assert names[0] == "imagenet-val" and "resnet50-onnx" in names
     for art in doc["artifacts"]:
         assert art["cache"]["state"] == "absent"
         for f in art["files"]:
@@ -174,11 +175,14 @@ def test_show_benchmark_text_and_json() -> None:
 
     text = cli("show", "resnet50")
     assert text.exit_code == 0, text.stderr
-    assert "kind: benchmark" in text.stdout
+    assert text.stdout.startswith("resnet50 (current):")
     assert "dataset: imagenet-val" in text.stdout
-    assert "artifact imagenet-val:" in text.stdout
-    assert "artifact resnet50-onnx:" in text.stdout
+    assert "dataset imagenet-val:" in text.stdout
+    assert "model resnet50-onnx:" in text.stdout
     assert "manual:https://image-net.org/download-images.php" in text.stdout
+    assert "LICENCE: imagenet-val needs registration access" in text.stdout
+    assert "accuracy: top1 reference 76.46" in text.stdout
+    assert "download: " in text.stdout
 
 
 def test_show_reflects_cache_state(server: TestServer, write_manifest: ManifestWriter) -> None:

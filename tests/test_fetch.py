@@ -17,7 +17,14 @@ from httpserver import TestServer, md5
 
 from provision import api
 from provision.config import Settings
-from provision.errors import EXIT_INTEGRITY, EXIT_SOURCE, DiskSpaceError, IntegrityError, LockTimeoutError
+from provision.errors import (
+    EXIT_INTEGRITY,
+    EXIT_SOURCE,
+    DiskSpaceError,
+    IntegrityError,
+    LockTimeoutError,
+    UsageError,
+)
 from provision.store import Store
 
 
@@ -633,3 +640,25 @@ def test_lock_wait_is_reported_then_fetch_proceeds(
     report = outcome["report"]
     assert getattr(report, "ok", False)
     assert view_of(settings, "lockwait", "f.bin").read_bytes() == body
+
+
+def test_fetch_benchmark_subset(server: TestServer, write_manifest: ManifestWriter, settings: Settings) -> None:
+    full, small, model = os.urandom(5000), os.urandom(500), os.urandom(300)
+    u_full = server.add("/subset/full.bin", full)
+    u_small = server.add("/subset/small.bin", small)
+    u_model = server.add("/subset/m.onnx", model)
+    write_manifest(
+        dataset_toml("sub-full", [("d.bin", [u_full], full, None)])
+        + dataset_toml("sub-small", [("d.bin", [u_small], small, None)]).replace("schema = 1\n", "")
+        + dataset_toml("sub-model", [("m.onnx", [u_model], model, None)], kind="model").replace("schema = 1\n", "")
+        + '[[benchmark]]\nname = "sub-bench"\ndataset = "sub-full"\nmodels = ["sub-model"]\n'
+        + '[benchmark.subsets]\n"2" = "sub-small"\n'
+    )
+    report = api.fetch(["sub-bench"], settings, subset="2")
+    assert report.ok, report.failures
+    assert sorted(report.artifacts) == ["sub-model", "sub-small"]
+    assert "/subset/full.bin" not in server.hits
+    with pytest.raises(UsageError, match="no subset '9'; subsets: 2"):
+        api.fetch(["sub-bench"], settings, subset="9")
+    with pytest.raises(UsageError, match="--subset applies to benchmarks"):
+        api.fetch(["sub-full"], settings, subset="2")

@@ -982,7 +982,8 @@ def test_builtin_manifests_content() -> None:
     assert str(squad.file("dev-v1.1.json").checksum) == "md5:3e85deb501d4e538b6bc56f786231552"
     assert squad.file("dev-v1.1.json").size == 4854279
     assert cat.artifacts["imagenet-val"].file("ILSVRC2012_img_val.tar").urls[0].startswith("manual:")
-    assert [a.name for a in cat.resolve(["resnet50"])] == ["imagenet-val", "resnet50-onnx"]
+    resolved = [a.name for a in cat.resolve(["resnet50"])]
+    assert resolved[0] == "imagenet-val" and "resnet50-onnx" in resolved
     assert cat.get("imagenet") is cat.artifacts["imagenet-val"]
     resnet = cat.benchmarks["resnet50"]
     assert resnet.accuracy is not None and resnet.accuracy.metric == "top1"

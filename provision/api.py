@@ -21,7 +21,7 @@ from .fetch import fetch as _fetch
 from .folders import expand
 from .hashing import ALGORITHMS, hash_file
 from .lockfile import LockFile
-from .manifest import Artifact, Benchmark, Catalog, load_catalog
+from .manifest import Artifact, Benchmark, Catalog, FileSpec, load_catalog
 from .manifest import lint as _lint
 from .progress import Progress
 from .store import GcReport, Store
@@ -87,6 +87,16 @@ def list_entries(settings: Settings | None = None) -> list[dict[str, Any]]:
     return [_entry_summary(e, store, settings) for e in load(settings).entries()]
 
 
+def _file_doc(f: FileSpec) -> dict[str, Any]:
+    checksum = "listed" if f.is_folder else str(f.checksum)
+    doc: dict[str, Any] = {"name": f.name, "urls": list(f.urls), "size": f.size, "checksum": checksum}
+    if f.trust:
+        doc["trust"] = f.trust
+    if f.extract is not None:
+        doc["extract_to"] = f.extract.to
+    return doc
+
+
 def _artifact_detail(art: Artifact, store: Store, settings: Settings) -> dict[str, Any]:
     return {
         "name": art.name,
@@ -100,9 +110,7 @@ def _artifact_detail(art: Artifact, store: Store, settings: Settings) -> dict[st
         "format": art.format,
         "size": art.size,
         "manifest": str(art.source) if art.source else None,
-        "files": [
-            {"name": f.name, "urls": list(f.urls), "size": f.size, "checksum": str(f.checksum)} for f in art.files
-        ],
+        "files": [_file_doc(f) for f in art.files],
         "cache": store.usage(_resolved(art, settings)),
     }
 

@@ -212,6 +212,12 @@ def show(name: str, cache_dir: CacheDir = None, json_out: Json = False) -> None:
             _render_detail(doc)
 
 
+def _num(x: float) -> str:
+    """A number as the MLPerf checker writes it: no float noise, no exponent."""
+    text = f"{x:.8f}".rstrip("0").rstrip(".")
+    return text or "0"
+
+
 def _size(n: int | None) -> str:
     return human_bytes(n) if n is not None else "size unknown"
 
@@ -232,11 +238,16 @@ def _render_benchmark(doc: dict[str, Any]) -> None:
         typer.echo(f"  labels: {doc['labels']}")
     typer.echo(f"  models: {', '.join(doc['models']) or 'none'}")
     for m in doc.get("metrics", []):
-        ratios = ", ".join(f"{t:.6g} ({r * 100:g}%)" for r, t in zip(m["target_ratio"], m["targets"], strict=True))
-        upper = f", at most {m['upper']:g}" if m.get("upper") is not None else ""
-        typer.echo(f"  accuracy: {m['metric']} reference {m['reference']:g}; pass at >= {ratios}{upper}")
+        ratios = ", ".join(f"{_num(t)} ({r * 100:g}%)" for r, t in zip(m["target_ratio"], m["targets"], strict=True))
+        upper = f", at most {_num(m['upper'])}" if m.get("upper") is not None else ""
+        typer.echo(f"  accuracy: {m['metric']} reference {_num(m['reference'])}; pass at >= {ratios}{upper}")
+    files = [f for art in doc.get("artifacts", []) for f in art["files"]]
+    pinned = sum(1 for f in files if f["checksum"] in ("unpublished", "listed"))
     unknown = f" + {doc['unknown_sizes']} file(s) of unknown size" if doc.get("unknown_sizes") else ""
-    typer.echo(f"  download: {human_bytes(doc['total_size'])}{unknown}, verified against published checksums")
+    how = "every file verified against its published checksum"
+    if pinned:
+        how = f"verified against published checksums, and {pinned} entry(ies) pinned by sha256 on first fetch"
+    typer.echo(f"  download: {human_bytes(doc['total_size'])}{unknown}, {how}")
     for gate in doc.get("licence_gates", []):
         typer.echo(f"  LICENCE: {gate['artifact']} needs {gate['access']} access ({gate['license'] or 'see notes'})")
     for art in doc.get("artifacts", []):
@@ -246,7 +257,10 @@ def _render_benchmark(doc: dict[str, Any]) -> None:
             f"cache {cache['state']} ({cache['files']}/{cache['files_total']} files)"
         )
         for f in art["files"]:
-            typer.echo(f"    {f['name']}  {_size(f['size'])}  {f['checksum']}")
+            extract = f"  -> {f['extract_to']}/" if f.get("extract_to") else ""
+            typer.echo(f"    {f['name']}  {_size(f['size'])}  {f['checksum']}{extract}")
+            if f.get("trust"):
+                typer.echo(f"      trust: {f['trust']}")
             for u in f["urls"]:
                 typer.echo(f"      from {u}")
 

@@ -595,8 +595,13 @@ def _cross_check(artifacts: Sequence[Artifact], benchmarks: Sequence[Benchmark],
             art = by_name.get(b.labels.artifact)
             if art is None:
                 problems.append(f"{where}: labels: no artifact named {b.labels.artifact!r}")
-            elif b.labels.file not in {f.name for f in art.files}:
-                problems.append(f"{where}: labels: artifact {art.name!r} has no file {b.labels.file!r}")
+            elif b.labels.file not in {f.name for f in art.files} and not any(
+                f.extract is not None and b.labels.file.startswith(f.extract.to + "/") for f in art.files
+            ):
+                problems.append(
+                    f"{where}: labels: artifact {art.name!r} has no file {b.labels.file!r} "
+                    "(name a listed file, or a path inside an archive's extract_to folder)"
+                )
     return Catalog(keep_a, keep_b)
 
 

@@ -480,7 +480,19 @@ def test_benchmark_unknown_labels_artifact(write_manifest: ManifestWriter, manif
 def test_benchmark_unknown_labels_file(write_manifest: ManifestWriter, manifests: Path) -> None:
     path = write_manifest(BASE + '[[benchmark]]\nname = "b"\ndataset = "ds"\nlabels = "ds/missing.txt"\n')
     found = problems_of(manifests)
-    assert found == [f"{path}: benchmark 'b': labels: artifact 'ds' has no file 'missing.txt'"]
+    assert found == [
+        f"{path}: benchmark 'b': labels: artifact 'ds' has no file 'missing.txt' "
+        "(name a listed file, or a path inside an archive's extract_to folder)"
+    ]
+
+
+def test_benchmark_labels_inside_extracted_archive(write_manifest: ManifestWriter, manifests: Path) -> None:
+    write_manifest(
+        'schema = 1\n[[dataset]]\nname = "aux"\n[[dataset.files]]\nname = "aux.tar.gz"\n'
+        'urls = ["https://e.org/aux.tar.gz"]\nchecksum = "md5:' + "0" * 32 + '"\nextract = "tar.gz"\n'
+        '[[benchmark]]\nname = "b"\ndataset = "aux"\nlabels = "aux/aux/val.txt"\n'
+    )
+    assert lint([manifests]) == []
 
 
 @pytest.mark.parametrize("labels", ["labels.txt", "/labels.txt", "ds/"])

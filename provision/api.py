@@ -58,14 +58,21 @@ def _resolved(art: Artifact, settings: Settings) -> Artifact:
     return lock.apply(expand(art, lock))
 
 
-def _entry_summary(entry: Artifact | Benchmark, store: Store, settings: Settings) -> dict[str, Any]:
+def _entry_summary(entry: Artifact | Benchmark, store: Store, settings: Settings, catalog: Catalog) -> dict[str, Any]:
     if isinstance(entry, Benchmark):
+        arts = [catalog.artifacts[a] for a in entry.artifact_names]
+        states = {store.usage(_resolved(a, settings))["state"] for a in arts}
+        state = states.pop() if len(states) == 1 else ("absent" if states == {"absent"} else "partial")
         return {
             "name": entry.name,
             "kind": "benchmark",
+            "status": entry.status,
             "description": entry.description,
             "aliases": list(entry.aliases),
             "artifacts": list(entry.artifact_names),
+            "size": sum(a.size or 0 for a in arts),
+            "unknown_sizes": sum(1 for a in arts for f in a.files if f.size is None),
+            "state": state,
         }
     usage = store.usage(_resolved(entry, settings))
     return {
@@ -75,7 +82,8 @@ def _entry_summary(entry: Artifact | Benchmark, store: Store, settings: Settings
         "aliases": list(entry.aliases),
         "format": entry.format,
         "files": len(entry.files),
-        "size": entry.size,
+        "size": entry.size if entry.size is not None else sum(f.size or 0 for f in entry.files),
+        "unknown_sizes": sum(1 for f in entry.files if f.size is None),
         "state": usage["state"],
     }
 
@@ -84,7 +92,8 @@ def list_entries(settings: Settings | None = None) -> list[dict[str, Any]]:
     """One summary dict per dataset, model and benchmark."""
     settings = _settings(settings)
     store = Store(settings.cache_dir)
-    return [_entry_summary(e, store, settings) for e in load(settings).entries()]
+    catalog = load(settings)
+    return [_entry_summary(e, store, settings, catalog) for e in catalog.entries()]
 
 
 def _file_doc(f: FileSpec) -> dict[str, Any]:

@@ -192,10 +192,12 @@ def list_cmd(cache_dir: CacheDir = None, json_out: Json = False) -> None:
             _print_json({"entries": rows})
             return
         for r in rows:
-            size = human_bytes(r["size"]) if r.get("size") is not None else ""
+            size = human_bytes(r["size"]) if r.get("size") else "?"
+            if r.get("unknown_sizes"):
+                size += "+"  # some files' sizes are not published
             state = r.get("state", "")
-            extra = f"{r.get('format') or ''}".strip()
-            typer.echo(f"{r['name']:<28} {r['kind']:<9} {size:>10} {state:<10} {extra:<11} {r['description']}".rstrip())
+            extra = f"{r.get('format') or r.get('status') or ''}".strip()
+            typer.echo(f"{r['name']:<32} {r['kind']:<9} {size:>11} {state:<10} {extra:<11} {r['description']}".rstrip())
 
 
 @app.command()

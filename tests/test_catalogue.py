@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import sys
 from typing import Any
 
@@ -175,10 +176,8 @@ def test_resnet50_shape(catalog: Catalog) -> None:
 
 
 def test_llm_checkpoints_members_and_gated(catalog: Catalog) -> None:
-    for r2, hub in (
-        ("llama2-70b-chat-hf", "llama2-70b-chat-hf-hub"),
-        ("llama3.1-8b-instruct", "llama3.1-8b-instruct-hub"),
-    ):
+    assert catalog.artifacts["llama2-70b-chat-hf"].access == "members"
+    for r2, hub in (("llama3.1-8b-instruct", "llama3.1-8b-instruct-hub"),):
         assert catalog.artifacts[r2].access == "members"
         assert catalog.artifacts[r2].files[0].urls[0].startswith("mlc-r2://")
         assert catalog.artifacts[hub].access == "gated"
@@ -375,7 +374,6 @@ FOLDERS = {
     ("llama2-70b-chat-hf", "Llama-2-70b-chat-hf/"): (
         "mlc-r2://llama2.mlcommons-storage.org/metadata/llama-2-70b-chat-hf.uri"
     ),
-    ("llama2-70b-chat-hf-hub", "Llama-2-70b-chat-hf/"): "hf://meta-llama/Llama-2-70b-chat-hf@main/*",
     ("llama3.1-8b-instruct", "Llama-3.1-8B-Instruct/"): (
         "mlc-r2://llama3-1.mlcommons-storage.org/metadata/llama3-1-8b-instruct.uri"
     ),
@@ -567,3 +565,18 @@ def test_show_resnet50_json(catalog: Catalog) -> None:
     assert metric["metric"] == "top1"
     assert metric["targets"] == pytest.approx([75.6954], rel=1e-6)
     assert (doc["status"], doc["dataset_size"], doc["performance_sample_count"]) == ("current", 50000, 1024)
+
+
+def test_hub_revisions_are_pinned_to_commits(catalog: Catalog) -> None:
+    """Built-in manifests pin every Hugging Face URL to a 40-hex commit, never a branch."""
+    hub = [
+        u
+        for a in catalog.artifacts.values()
+        for f in a.files
+        for u in f.urls
+        if u.startswith(("hf://", "hf-dataset://"))
+    ]
+    assert hub
+    for url in hub:
+        revision = url.split("@", 1)[1].split("/", 1)[0]
+        assert re.fullmatch(r"[0-9a-f]{40}", revision), url

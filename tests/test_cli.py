@@ -852,3 +852,15 @@ def test_ctrl_c_stops_a_fetch_promptly(server: TestServer, write_manifest: Manif
     assert len(started) == 1, started  # --jobs 1: the queued files were never requested
     assert not any((fetched_dir(cache, "cli-sigint") / f"f{i}.bin").exists() for i in range(3))
     assert cli("path", "cli-sigint").exit_code == 3
+
+
+def test_list_shows_every_benchmark_with_size_and_status() -> None:
+    doc = json.loads(cli("list", "--json").stdout)
+    benches = {e["name"]: e for e in doc["entries"] if e["kind"] == "benchmark"}
+    assert {"resnet50", "bert", "3d-unet", "rnnt", "dlrm-v2", "gpt-j", "llama2-70b"} <= set(benches)
+    resnet = benches["resnet50"]
+    assert resnet["status"] == "current" and resnet["state"] == "absent"
+    assert resnet["size"] >= 6744924160 and resnet["unknown_sizes"] >= 1
+    assert benches["rnnt"]["status"] == "retired"
+    text = cli("list").stdout
+    assert any(line.startswith("resnet50 ") and "benchmark" in line and "GiB+" in line for line in text.splitlines())

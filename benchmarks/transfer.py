@@ -5,10 +5,11 @@ One run measures, side by side:
 
 1. **fast**: one large file (default 2 GiB of random bytes) from an unthrottled local
    server: ``provision fetch`` (the real CLI, a fresh cache each run, a manifest with size
-   and md5, default jobs) vs ``curl -o`` (one stream), ``curl`` followed by ``md5sum``
-   (provision hashes md5 and xxh3_128 and verifies; curl does not), the same plus an
-   fsync of the file (provision fsyncs before committing), and ``aria2c -x8 -s8`` (plain
-   and with ``--checksum=md5=...``) when ``aria2c`` is on PATH.
+   and md5, or sha256 with ``--alg sha256``, default jobs) vs ``curl -o`` (one stream),
+   ``curl`` followed by ``md5sum`` / ``sha256sum`` (provision hashes the manifest's
+   algorithm and xxh3_128 and verifies; curl does not), the same plus an fsync of the file
+   (provision fsyncs before committing), and ``aria2c -x8 -s8`` (plain and with
+   ``--checksum=md5=...`` / ``--checksum=sha-256=...``) when ``aria2c`` is on PATH.
    Target: provision / curl <= 1.10.
 2. **throttled**: a smaller file (default 512 MiB) from a location limited per connection
    (default 20 MiB/s): provision with ``PROVISION_JOBS=8`` vs curl (one stream) vs
@@ -27,6 +28,7 @@ unless ``--keep`` is given. Example::
 
     python benchmarks/transfer.py                      # defaults: 2 GiB fast, 512 MiB at 20 MiB/s/conn
     python benchmarks/transfer.py --size-mib 256 --slow-size-mib 64 --repeats 1   # smoke run
+    python benchmarks/transfer.py --only fast --alg sha256   # the manifest pins sha256, not md5
 """
 
 from __future__ import annotations
@@ -61,6 +63,8 @@ MARKER = ".transfer-bench"
 TARGET_FAST = 1.10  # provision_time / curl_time at most
 TARGET_SLOW = 3.0  # curl_time / provision_time at least
 TARGET_RESUME = 0.55  # bytes sent after the kill / file size at most
+ALGS = ("md5", "sha256")  # --alg: the checksum the generated manifest declares
+ARIA2_ALG = {"md5": "md5", "sha256": "sha-256"}  # aria2c's --checksum=TYPE names
 
 
 def log(msg: str) -> None:
@@ -74,30 +78,39 @@ def log(msg: str) -> None:
 
 @dataclass(frozen=True)
 class DataFile:
-    """A generated file: path on disk, size in bytes, md5 hex."""
+    """A generated file: path on disk, size in bytes, md5 and sha256 hex."""
 
     path: Path
     size: int
     md5: str
+    sha256: str
+
+    def digest(self, alg: str) -> str:
+        """The hex digest for ``alg`` (one of :data:`ALGS`)."""
+        return str(getattr(self, alg))
 
 
 def make_data(path: Path, size: int) -> DataFile:
     """Random bytes of ``size`` at ``path`` (reused when a previous run left the same size)."""
-    sidecar = path.with_name(path.name + ".md5")
+    sidecar = path.with_name(path.name + ".sums.json")
     if path.is_file() and path.stat().st_size == size and sidecar.is_file():
-        return DataFile(path, size, sidecar.read_text(encoding="utf-8").strip())
+        with contextlib.suppress(OSError, ValueError, KeyError):
+            sums = json.loads(sidecar.read_text(encoding="utf-8"))
+            return DataFile(path, size, sums["md5"], sums["sha256"])
     log(f"generating {size / MIB:.0f} MiB of random bytes at {path}")
     path.parent.mkdir(parents=True, exist_ok=True)
-    h = hashlib.md5(usedforsecurity=False)
+    hashers = {alg: hashlib.new(alg, usedforsecurity=False) for alg in ALGS}
     with open(path, "wb") as fh:
         left = size
         while left:
             chunk = os.urandom(min(GEN_CHUNK, left))
-            h.update(chunk)
+            for h in hashers.values():
+                h.update(chunk)
             fh.write(chunk)
             left -= len(chunk)
-    sidecar.write_text(h.hexdigest() + "\n", encoding="utf-8")
-    return DataFile(path, size, h.hexdigest())
+    sums = {alg: h.hexdigest() for alg, h in hashers.items()}
+    sidecar.write_text(json.dumps(sums) + "\n", encoding="utf-8")
+    return DataFile(path, size, sums["md5"], sums["sha256"])
 
 
 def read_through(path: Path) -> None:
@@ -107,15 +120,15 @@ def read_through(path: Path) -> None:
             pass
 
 
-def write_manifest(folder: Path, fast: DataFile, fast_url: str, slow: DataFile, slow_url: str) -> None:
-    """One manifest with two datasets, each one file with URL, size and md5."""
+def write_manifest(folder: Path, fast: DataFile, fast_url: str, slow: DataFile, slow_url: str, alg: str) -> None:
+    """One manifest with two datasets, each one file with URL, size and an ``alg`` checksum."""
     folder.mkdir(parents=True, exist_ok=True)
     parts = ["schema = 1\n"]
     for name, data, url in ((FAST_NAME, fast, fast_url), (SLOW_NAME, slow, slow_url)):
         parts.append(
             f'\n[[dataset]]\nname = "{name}"\ndescription = "benchmarks/transfer.py data"\n'
             f'[[dataset.files]]\nname = "{data.path.name}"\nurls = ["{url}"]\n'
-            f'size = {data.size}\nchecksum = "md5:{data.md5}"\n'
+            f'size = {data.size}\nchecksum = "{alg}:{data.digest(alg)}"\n'
         )
     (folder / "transfer.toml").write_text("".join(parts), encoding="utf-8")
 
@@ -332,9 +345,9 @@ def _check(path: Path, data: DataFile) -> None:
         raise RunFailed(f"{path}: {size} bytes, expected {data.size}")
 
 
-def md5sum(path: Path) -> str:
-    """``md5sum``'s digest of ``path``."""
-    out = subprocess.run(["md5sum", str(path)], capture_output=True, text=True, check=True).stdout
+def sumtool(path: Path, alg: str) -> str:
+    """``md5sum``'s or ``sha256sum``'s digest of ``path``."""
+    out = subprocess.run([f"{alg}sum", str(path)], capture_output=True, text=True, check=True).stdout
     return out.split()[0]
 
 
@@ -378,19 +391,21 @@ class Bench:
         return env
 
     # -- tools ---------------------------------------------------------------------------
-    def curl(self, url: str, data: DataFile, *, md5: bool = False, sync: bool = False) -> float:
+    def curl(self, url: str, data: DataFile, *, check: bool = False, sync: bool = False) -> float:
+        """``curl -o``; with ``check``, then ``<alg>sum`` of the file (``--alg``)."""
         dest = self.fresh_out() / data.path.name
+        alg = self.args.alg
         t0 = time.perf_counter()
         _timed(["curl", "-sS", "-f", "-o", str(dest), url])
-        if md5 and md5sum(dest) != data.md5:
-            raise RunFailed("curl: md5 mismatch")
+        if check and sumtool(dest, alg) != data.digest(alg):
+            raise RunFailed(f"curl: {alg} mismatch")
         if sync:
             fsync_file(dest)
         elapsed = time.perf_counter() - t0
         _check(dest, data)
         return elapsed
 
-    def aria2c(self, url: str, data: DataFile, *, md5: bool = False) -> float:
+    def aria2c(self, url: str, data: DataFile, *, check: bool = False) -> float:
         out = self.fresh_out()
         cmd = [
             "aria2c",
@@ -406,8 +421,8 @@ class Bench:
             "-o",
             data.path.name,
         ]
-        if md5:
-            cmd.append(f"--checksum=md5={data.md5}")
+        if check:
+            cmd.append(f"--checksum={ARIA2_ALG[self.args.alg]}={data.digest(self.args.alg)}")
         elapsed, _ = _timed([*cmd, url])
         _check(out / data.path.name, data)
         return elapsed
@@ -440,19 +455,20 @@ class Bench:
         def mk(tool: str, note: str = "") -> Row:
             return Row("fast", tool, data.size, note=note)
 
+        alg = self.args.alg
         rows: list[tuple[Row, Callable[[], float]]] = [
             (
-                mk("provision fetch (default jobs)", "md5 + xxh3_128 + verify + fsync"),
+                mk(f"provision fetch (default jobs, {alg} manifest)", f"{alg} + xxh3_128 + verify + fsync"),
                 lambda: self.provision_fetch(FAST_NAME, data, None),
             ),
             (mk("curl -o"), lambda: self.curl(url, data)),
-            (mk("curl -o + md5sum"), lambda: self.curl(url, data, md5=True)),
-            (mk("curl -o + md5sum + fsync"), lambda: self.curl(url, data, md5=True, sync=True)),
+            (mk(f"curl -o + {alg}sum"), lambda: self.curl(url, data, check=True)),
+            (mk(f"curl -o + {alg}sum + fsync"), lambda: self.curl(url, data, check=True, sync=True)),
         ]
         if shutil.which("aria2c"):
             rows.append((mk("aria2c -x8 -s8"), lambda: self.aria2c(url, data)))
-            rows.append((mk("aria2c -x8 -s8 --checksum=md5"), lambda: self.aria2c(url, data, md5=True)))
-        log(f"fast: {data.size / MIB:.0f} MiB unthrottled, {self.args.repeats} round(s)")
+            rows.append((mk(f"aria2c -x8 -s8 --checksum={ARIA2_ALG[alg]}"), lambda: self.aria2c(url, data, check=True)))
+        log(f"fast: {data.size / MIB:.0f} MiB unthrottled, {alg} manifest, {self.args.repeats} round(s)")
         self.rounds(rows)
         return [r for r, _ in rows]
 
@@ -487,7 +503,9 @@ class Bench:
         cache = self.fresh_out() / "cache"
         env = self.provision_env(cache, jobs)
         uri = f"/slow/{data.path.name}"
-        stem = glob.escape(str(cache / "blobs" / "md5" / data.md5[:2] / data.md5))
+        alg = self.args.alg
+        hexd = data.digest(alg)
+        stem = glob.escape(str(cache / "blobs" / alg / hexd[:2] / hexd))
         goal = self.args.kill_at * data.size
         self.server.quiesce()
         before = len(self.server.requests())
@@ -630,7 +648,13 @@ def ratio_line(name: str, value: float, limit: str, ok: bool) -> str:
 
 
 def report(
-    rows: list[Row], resume: list[dict[str, Any]] | None, md5_mibps: float, hash_mibps: float, server: str, line: str
+    rows: list[Row],
+    resume: list[dict[str, Any]] | None,
+    alg: str,
+    sum_mibps: float,
+    hash_mibps: float,
+    server: str,
+    line: str,
 ) -> str:
     out = [
         "| scenario | tool | runs (s) | median s | MiB/s | provision ÷ tool (time) |",
@@ -651,8 +675,8 @@ def report(
     if fast_p:
         v = fast_p.median / by[("fast", "curl -o")].median
         out.append(ratio_line("fast: provision / curl (time)", v, "<= 1.10", v <= TARGET_FAST))
-        v = fast_p.median / by[("fast", "curl -o + md5sum")].median
-        out.append(ratio_line("fast: provision / (curl + md5sum) (time; info)", v, "<= 1.10", v <= TARGET_FAST))
+        v = fast_p.median / by[("fast", f"curl -o + {alg}sum")].median
+        out.append(ratio_line(f"fast: provision / (curl + {alg}sum) (time; info)", v, "<= 1.10", v <= TARGET_FAST))
     slow_p = next((r for r in rows if r.scenario == "throttled" and r.tool.startswith("provision")), None)
     if slow_p:
         v = by[("throttled", "curl -o")].median / slow_p.median
@@ -684,8 +708,9 @@ def report(
             )
     out += [
         "",
-        f"Hashing ceilings on the fast file (page cache hot): `md5sum` {md5_mibps:.0f} MiB/s; "
-        f"provision's own md5 + xxh3_128 pass (`provision.hashing.hash_file`) {hash_mibps:.0f} MiB/s.",
+        f"Manifest checksum: {alg} (`--alg {alg}`).",
+        f"Hashing ceilings on the fast file (page cache hot): `{alg}sum` {sum_mibps:.0f} MiB/s; "
+        f"provision's own {alg} + xxh3_128 pass (`provision.hashing.hash_file`) {hash_mibps:.0f} MiB/s.",
         f"Server: {server}.",
         "",
         f"Machine: {line}",
@@ -693,19 +718,19 @@ def report(
     return "\n".join(out)
 
 
-def measure_hashing(data: DataFile) -> tuple[float, float]:
-    """(md5sum MiB/s, provision hash_file md5+xxh3_128 MiB/s) on a page-cache-hot file."""
+def measure_hashing(data: DataFile, alg: str) -> tuple[float, float]:
+    """(``<alg>sum`` MiB/s, provision hash_file alg+xxh3_128 MiB/s) on a page-cache-hot file."""
     read_through(data.path)
     t0 = time.perf_counter()
-    if md5sum(data.path) != data.md5:
-        raise RunFailed("md5sum of the source disagrees with the generated md5")
-    md5_rate = data.size / MIB / (time.perf_counter() - t0)
+    if sumtool(data.path, alg) != data.digest(alg):
+        raise RunFailed(f"{alg}sum of the source disagrees with the generated {alg}")
+    sum_rate = data.size / MIB / (time.perf_counter() - t0)
     sys.path.insert(0, str(ROOT))
     from provision.hashing import hash_file
 
     t0 = time.perf_counter()
-    hash_file(data.path, ["md5", "xxh3_128"])
-    return md5_rate, data.size / MIB / (time.perf_counter() - t0)
+    hash_file(data.path, [alg, "xxh3_128"])
+    return sum_rate, data.size / MIB / (time.perf_counter() - t0)
 
 
 # ---------------------------------------------------------------------------------------
@@ -751,6 +776,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--kill-delay", type=float, default=0.0, help="resume: extra seconds before the kill (default 0)")
     p.add_argument("--only", choices=("fast", "throttled", "resume"), action="append", help="run only these")
+    p.add_argument(
+        "--alg",
+        choices=ALGS,
+        default="md5",
+        help="checksum the generated manifest declares; also the curl + <alg>sum and aria2c --checksum "
+        "comparisons (default %(default)s)",
+    )
     p.add_argument("--work", type=Path, default=ROOT / "benchmarks" / "_work" / "transfer", help="scratch folder")
     p.add_argument("--python-server", action="store_true", help="use tests/httpserver.py even if nginx exists")
     p.add_argument("--keep", action="store_true", help="keep the generated data for the next run")
@@ -761,7 +793,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     only = set(args.only or ("fast", "throttled", "resume"))
-    for tool in ("curl", "md5sum", "ss"):
+    for tool in ("curl", f"{args.alg}sum", "ss"):
         if not shutil.which(tool):
             raise SystemExit(f"{tool} is required")
     work: Path = args.work.resolve()
@@ -776,8 +808,8 @@ def main(argv: list[str] | None = None) -> int:
     rows: list[Row] = []
     resume = None
     try:
-        md5_rate, hash_rate = measure_hashing(fast)
-        log(f"md5sum {md5_rate:.0f} MiB/s; provision md5+xxh3_128 {hash_rate:.0f} MiB/s")
+        sum_rate, hash_rate = measure_hashing(fast, args.alg)
+        log(f"{args.alg}sum {sum_rate:.0f} MiB/s; provision {args.alg}+xxh3_128 {hash_rate:.0f} MiB/s")
         read_through(slow.path)
         with serving(args, work, [fast, slow]) as server:
             write_manifest(
@@ -786,6 +818,7 @@ def main(argv: list[str] | None = None) -> int:
                 server.url("fast", fast.path.name),
                 slow,
                 server.url("slow", slow.path.name),
+                args.alg,
             )
             bench = Bench(args, work, server)
             if "fast" in only:
@@ -800,7 +833,7 @@ def main(argv: list[str] | None = None) -> int:
         if not args.keep:
             shutil.rmtree(data_dir, ignore_errors=True)
     load_end = " ".join(Path("/proc/loadavg").read_text().split()[:3]) if Path("/proc/loadavg").exists() else "?"
-    text = report(rows, resume, md5_rate, hash_rate, kind, f"{line}, load avg at end {load_end}")
+    text = report(rows, resume, args.alg, sum_rate, hash_rate, kind, f"{line}, load avg at end {load_end}")
     print(text)
     if args.out:
         args.out.write_text(text + "\n", encoding="utf-8")

@@ -6,7 +6,7 @@ omitted) and returns dataclasses or JSON-ready dicts; none prints or exits.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -23,6 +23,9 @@ from .hashing import ALGORITHMS, hash_file
 from .lockfile import LockFile
 from .manifest import Artifact, Benchmark, Catalog, FileSpec, load_catalog
 from .manifest import lint as _lint
+from .preprocessing import PreprocessReport, make_plan
+from .preprocessing import preprocessed_path as _preprocessed_path
+from .preprocessing import run as _run_preprocess
 from .progress import Progress
 from .store import GcReport, Store
 from .verify import VerifyReport
@@ -38,6 +41,8 @@ __all__ = [
     "list_entries",
     "load",
     "path",
+    "preprocess",
+    "preprocessed_path",
     "status",
     "verify",
 ]
@@ -218,6 +223,41 @@ def path(name: str, settings: Settings | None = None) -> list[tuple[str, Path]]:
             )
         out.append((art.name, store.artifact_dir(art.name)))
     return out
+
+
+def preprocess(
+    name: str,
+    settings: Settings | None = None,
+    *,
+    jobs: int | None = None,
+    shard: tuple[int, int] | None = None,
+    merge: bool = False,
+    subset: str | None = None,
+    params: Mapping[str, Any] | None = None,
+    progress: Progress | None = None,
+) -> PreprocessReport:
+    """Run benchmark ``name``'s recipe over its fetched inputs (skipped when its key is cached).
+
+    ``jobs`` processes (default: every core); ``shard=(I, N)`` does the I-th of N contiguous
+    slices and merges when all N are done; ``merge`` assembles finished shards; ``subset``
+    uses the benchmark's subset dataset of that size, else the first that many items;
+    ``params`` overrides recipe parameters (such runs are never checked against
+    ``expected_tree``). See :mod:`provision.preprocessing`.
+    """
+    settings = _settings(settings)
+    plan = make_plan(load(settings), name, settings, subset=subset, overrides=params, progress=progress)
+    return _run_preprocess(plan, settings, jobs=jobs, shard=shard, merge=merge, progress=progress)
+
+
+def preprocessed_path(
+    name: str, settings: Settings | None = None, *, subset: str | None = None, params: Mapping[str, Any] | None = None
+) -> Path:
+    """The output folder of ``name``'s preprocessing for the current inputs, recipe and libraries.
+
+    :class:`NotFetchedError` when the inputs are not fetched or that run was not made.
+    """
+    settings = _settings(settings)
+    return _preprocessed_path(make_plan(load(settings), name, settings, subset=subset, overrides=params))
 
 
 def lint(paths: Sequence[Path] = (), settings: Settings | None = None) -> list[str]:

@@ -22,6 +22,7 @@ from . import api
 from .config import Settings
 from .errors import EXIT_FAILURE, EXIT_INTEGRITY, EXIT_MANIFEST, ProvisionError
 from .fetch import human_bytes
+from .preprocessing import parse_shard
 
 app = typer.Typer(
     name="provision",
@@ -406,15 +407,111 @@ def verify(
 
 
 @app.command()
-def path(name: str, cache_dir: CacheDir = None) -> None:
+def path(
+    name: str,
+    preprocessed: Annotated[
+        bool,
+        typer.Option("--preprocessed", help="Print the folder of NAME's preprocessed outputs (exit 3 if not made)."),
+    ] = False,
+    subset: Annotated[
+        str | None, typer.Option("--subset", help="With --preprocessed: the outputs of 'preprocess --subset K'.")
+    ] = None,
+    cache_dir: CacheDir = None,
+) -> None:
     """Print the cache folder of NAME (for a benchmark, 'artifact<TAB>folder' lines)."""
     with _errors():
+        if preprocessed:
+            typer.echo(str(api.preprocessed_path(name, _settings(cache_dir), subset=subset)))
+            return
         entries = api.path(name, _settings(cache_dir))
         if len(entries) == 1:
             typer.echo(str(entries[0][1]))
         else:
             for art, folder in entries:
                 typer.echo(f"{art}\t{folder}")
+
+
+class _ItemBar:
+    """tqdm progress counted in items (preprocessing); notes to stderr."""
+
+    def __init__(self, enabled: bool, quiet: bool) -> None:
+        self.enabled, self.quiet = enabled, quiet
+        self._bar: Any = None
+
+    def start(self, key: str, label: str, total: int | None, done: int = 0) -> None:
+        if self.enabled:
+            from tqdm import tqdm
+
+            self._bar = tqdm(total=total, initial=done, unit="item", desc=label[-40:], file=sys.stderr)
+
+    def advance(self, key: str, nbytes: int) -> None:
+        if self._bar is not None:
+            self._bar.update(nbytes)
+
+    def finish(self, key: str, ok: bool) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+
+    def note(self, text: str) -> None:
+        if not self.quiet:
+            typer.echo(f"provision: {text}", err=True)
+
+
+@app.command()
+def preprocess(
+    name: Annotated[str, typer.Argument(help="A benchmark whose manifest names a recipe.")],
+    jobs: Annotated[
+        int | None, typer.Option("--jobs", "-j", min=1, help="Worker processes (default: every core).")
+    ] = None,
+    shard: Annotated[
+        str | None,
+        typer.Option("--shard", help="I/N: do the I-th of N contiguous slices (machines sharing the cache)."),
+    ] = None,
+    merge: Annotated[
+        bool, typer.Option("--merge", help="Assemble finished shards (automatic when the last shard finishes).")
+    ] = False,
+    subset: Annotated[
+        str | None,
+        typer.Option("--subset", help="The benchmark's subset dataset of this size, else the first K items."),
+    ] = None,
+    cache_dir: CacheDir = None,
+    json_out: Json = False,
+    quiet: Quiet = False,
+) -> None:
+    """Run NAME's preprocessing recipe into the cache (skipped when inputs, recipe and libraries are unchanged).
+
+    Outputs go to <cache>/preprocessed/NAME/<key>/ with a run.json record; a digest that
+    does not match the manifest's expected_tree exits 3.
+    """
+    with _errors():
+        bar = _ItemBar(enabled=sys.stderr.isatty() and not quiet and not json_out, quiet=quiet)
+        report = api.preprocess(
+            name,
+            _settings(cache_dir),
+            jobs=jobs,
+            shard=parse_shard(shard) if shard is not None else None,
+            merge=merge,
+            subset=subset,
+            progress=bar,
+        )
+        if json_out:
+            _print_json(report.to_json())
+            return
+        for note in report.notes:
+            bar.note(note)
+        if report.state == "shard" and report.shard is not None:
+            i, n = report.shard
+            typer.echo(
+                f"{report.benchmark}: shard {i}/{n} done ({report.items} items, {report.processed} processed now); "
+                f"waiting for {', '.join(report.missing_shards)}"
+            )
+        else:
+            typer.echo(
+                f"{report.benchmark}: {report.state} ({report.items} items, {report.processed} processed now, "
+                f"{report.seconds:.1f}s, key {report.key[:16]}, tree {report.digest}, expected_tree {report.pin})"
+            )
+        typer.echo(str(report.path))
 
 
 @app.command()

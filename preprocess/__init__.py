@@ -48,12 +48,15 @@ class Recipe:
     libraries: Callable[[], dict[str, str]] = field(default=lambda: {})
     defaults: Mapping[str, Any] = field(default_factory=dict)
     description: str = ""
+    #: Input roles the recipe reads: "data", "labels", "model" (the chosen model's folder,
+    #: also given as "model:<name>"). Only these go into the cache key.
+    uses: tuple[str, ...] = ("data", "labels")
 
 
 _REGISTRY: dict[str, Recipe] = {}
 
 #: Recipe modules, imported by :func:`load_all` (never an import path from a manifest).
-_MODULES: tuple[str, ...] = ()
+_MODULES: tuple[str, ...] = ("imagenet", "openimages")
 
 
 def register(recipe: Recipe) -> Recipe:

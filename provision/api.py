@@ -235,6 +235,7 @@ def preprocess(
     subset: str | None = None,
     params: Mapping[str, Any] | None = None,
     progress: Progress | None = None,
+    model: str | None = None,
 ) -> PreprocessReport:
     """Run benchmark ``name``'s recipe over its fetched inputs (skipped when its key is cached).
 
@@ -245,19 +246,24 @@ def preprocess(
     ``expected_tree``). See :mod:`provision.preprocessing`.
     """
     settings = _settings(settings)
-    plan = make_plan(load(settings), name, settings, subset=subset, overrides=params, progress=progress)
+    plan = make_plan(load(settings), name, settings, subset=subset, overrides=params, progress=progress, model=model)
     return _run_preprocess(plan, settings, jobs=jobs, shard=shard, merge=merge, progress=progress)
 
 
 def preprocessed_path(
-    name: str, settings: Settings | None = None, *, subset: str | None = None, params: Mapping[str, Any] | None = None
+    name: str,
+    settings: Settings | None = None,
+    *,
+    subset: str | None = None,
+    params: Mapping[str, Any] | None = None,
+    model: str | None = None,
 ) -> Path:
     """The output folder of ``name``'s preprocessing for the current inputs, recipe and libraries.
 
     :class:`NotFetchedError` when the inputs are not fetched or that run was not made.
     """
     settings = _settings(settings)
-    return _preprocessed_path(make_plan(load(settings), name, settings, subset=subset, overrides=params))
+    return _preprocessed_path(make_plan(load(settings), name, settings, subset=subset, overrides=params, model=model))
 
 
 def lint(paths: Sequence[Path] = (), settings: Settings | None = None) -> list[str]:

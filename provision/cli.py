@@ -416,12 +416,16 @@ def path(
     subset: Annotated[
         str | None, typer.Option("--subset", help="With --preprocessed: the outputs of 'preprocess --subset K'.")
     ] = None,
+    model: Annotated[
+        str | None,
+        typer.Option("--model", help="The benchmark model whose recipe applies (default: its first model)."),
+    ] = None,
     cache_dir: CacheDir = None,
 ) -> None:
     """Print the cache folder of NAME (for a benchmark, 'artifact<TAB>folder' lines)."""
     with _errors():
         if preprocessed:
-            typer.echo(str(api.preprocessed_path(name, _settings(cache_dir), subset=subset)))
+            typer.echo(str(api.preprocessed_path(name, _settings(cache_dir), subset=subset, model=model)))
             return
         entries = api.path(name, _settings(cache_dir))
         if len(entries) == 1:
@@ -475,6 +479,10 @@ def preprocess(
         str | None,
         typer.Option("--subset", help="The benchmark's subset dataset of this size, else the first K items."),
     ] = None,
+    model: Annotated[
+        str | None,
+        typer.Option("--model", help="The benchmark model whose recipe applies (default: its first model)."),
+    ] = None,
     cache_dir: CacheDir = None,
     json_out: Json = False,
     quiet: Quiet = False,
@@ -494,6 +502,7 @@ def preprocess(
             merge=merge,
             subset=subset,
             progress=bar,
+            model=model,
         )
         if json_out:
             _print_json(report.to_json())

@@ -117,6 +117,14 @@ class FileSpec:
 
 
 @dataclass(frozen=True)
+class PreprocessSpec:
+    """A registered recipe name plus its parameters (data only, never code)."""
+
+    recipe: str
+    params: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+
+
+@dataclass(frozen=True)
 class Artifact:
     """A dataset or a model: a named folder of verified files."""
 
@@ -130,6 +138,7 @@ class Artifact:
     aliases: tuple[str, ...] = ()
     format: str | None = None
     access: str = "public"  # public | registration | gated | members
+    preprocess: PreprocessSpec | None = None  # a model that needs another recipe than its benchmark's
     source: Path | None = field(default=None, compare=False)
 
     @property
@@ -160,14 +169,6 @@ class LabelsRef:
 
     def __str__(self) -> str:
         return f"{self.artifact}/{self.file}"
-
-
-@dataclass(frozen=True)
-class PreprocessSpec:
-    """A registered recipe name plus its parameters (data only, never code)."""
-
-    recipe: str
-    params: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
 
 
 @dataclass(frozen=True)

@@ -55,7 +55,7 @@ _ARTIFACT_KEYS = {
     "tree",
     "expect_files",
 }
-_MODEL_KEYS = _ARTIFACT_KEYS | {"format"}
+_MODEL_KEYS = _ARTIFACT_KEYS | {"format", "preprocess"}
 _EXTRACT_KEYS = {"strip_components", "members", "extracted_size", "keep_archive", "extract_to", "tree", "expect_files"}
 _FILE_KEYS = {"name", "urls", "size", "checksum", "extract", "trust"} | _EXTRACT_KEYS
 _ARCHIVE_SUFFIXES = (
@@ -360,11 +360,13 @@ def _parse_artifact(ctx: _Ctx, kind: Literal["dataset", "model"], index: int, ra
             return None
     if not name or len(files) == 0:
         return None
+    model_pre = _parse_preprocess(ctx, where, raw.get("preprocess")) if kind == "model" else None
     access = raw.get("access", "public")
     if access not in ACCESS_LEVELS:
         ctx.add(where, f"access: expected one of {', '.join(ACCESS_LEVELS)}, got {access!r}")
         access = "public"
     return Artifact(
+        preprocess=model_pre,
         access=str(access),
         kind=kind,
         name=name,
@@ -397,6 +399,18 @@ def _artifact_tree(ctx: _Ctx, where: str, raw: Mapping[str, Any], files: list[Fi
     assert ex is not None
     new = replace(ex, tree=tree or ex.tree, expect_files=count if count is not None else ex.expect_files)
     return [replace(f, extract=new) if f is archives[0] else f for f in files]
+
+
+def _parse_preprocess(ctx: _Ctx, where: str, pre_raw: Any) -> PreprocessSpec | None:
+    """A ``preprocess`` table: a registered recipe name plus its parameters."""
+    if pre_raw is None:
+        return None
+    if not isinstance(pre_raw, dict):
+        ctx.add(f"{where}: preprocess", "expected a table")
+        return None
+    recipe = _str(ctx, f"{where}: preprocess", pre_raw, "recipe", required=True)
+    params = {k: v for k, v in pre_raw.items() if k != "recipe"}
+    return PreprocessSpec(recipe, MappingProxyType(params)) if recipe else None
 
 
 def _number(value: Any) -> bool:
@@ -464,16 +478,7 @@ def _parse_benchmark(ctx: _Ctx, index: int, raw: Any) -> Benchmark | None:
             ctx.add(where, f"labels: expected 'artifact/file', got {labels_text!r}")
         else:
             labels = LabelsRef(art, fname)
-    preprocess = None
-    pre_raw = raw.get("preprocess")
-    if pre_raw is not None:
-        if not isinstance(pre_raw, dict):
-            ctx.add(f"{where}: preprocess", "expected a table")
-        else:
-            recipe = _str(ctx, f"{where}: preprocess", pre_raw, "recipe", required=True)
-            params = {k: v for k, v in pre_raw.items() if k != "recipe"}
-            if recipe:
-                preprocess = PreprocessSpec(recipe, MappingProxyType(params))
+    preprocess = _parse_preprocess(ctx, where, raw.get("preprocess"))
     metrics: list[AccuracySpec] = []
     acc_raw = raw.get("accuracy")
     for i, table in enumerate(acc_raw if isinstance(acc_raw, list) else [acc_raw] if acc_raw is not None else []):

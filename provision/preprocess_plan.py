@@ -189,7 +189,9 @@ class Plan:
             "params": plain(self.params),
             "subset": self.subset,
             "key": self.key,
-            "inputs": {r: {"path": str(p), "digest": self.digests[r]} for r, p in self.inputs.items()},
+            "inputs": {
+                r: {"path": str(p), "digest": self.digests[r]} for r, p in self.inputs.items() if r in self.digests
+            },
             "libraries": dict(self.libraries),
             "signature": self.signature,
         }
@@ -254,20 +256,31 @@ def make_plan(
     subset: str | None = None,
     overrides: Mapping[str, Any] | None = None,
     progress: Progress | None = None,
+    model: str | None = None,
 ) -> Plan:
-    """Resolve benchmark ``name``'s recipe, inputs, digests and key (reads no data that is unchanged)."""
+    """Resolve benchmark ``name``'s recipe, inputs, digests and key (reads no data that is unchanged).
+
+    ``model`` picks one of the benchmark's models (default: the first); a model with its
+    own ``[model.preprocess]`` table (e.g. the PyTorch ResNet-50 profile) uses that recipe.
+    """
     progress = progress or NullProgress()
     entry = catalog.get(name)
     if not isinstance(entry, Benchmark):
         raise UsageError(f"{name!r} is a {entry.kind}; preprocessing runs on benchmarks (see 'provision list')")
     bench = entry
-    if bench.preprocess is None:
+    chosen = model or (bench.models[0] if bench.models else None)
+    if model is not None and model not in bench.models:
+        known = ", ".join(bench.models) or "none"
+        raise UsageError(f"{bench.name} has no model {model!r}; its models: {known}")
+    model_spec = catalog.artifacts[chosen].preprocess if chosen is not None else None
+    spec = model_spec or bench.preprocess
+    if spec is None:
         raise UsageError(f"{bench.name} has no [benchmark.preprocess] table in {bench.source}; nothing to preprocess")
     try:
-        recipe = preprocess.get(bench.preprocess.recipe)
+        recipe = preprocess.get(spec.recipe)
     except KeyError as exc:
         raise UsageError(f"{bench.name}: {exc.args[0]}; this version of provision cannot preprocess it") from None
-    raw = dict(bench.preprocess.params)
+    raw = dict(spec.params)
     expected = _parse_expected(raw.pop("expected_tree", None), bench)
     params: dict[str, Any] = {**recipe.defaults, **raw, **(overrides or {})}
     limit = None
@@ -289,19 +302,22 @@ def make_plan(
 
     inputs = {"data": store.artifact_dir(bench.dataset)}
     digests = {"data": digest(bench.dataset)}
-    if bench.labels is not None:
+    if bench.labels is not None and "labels" in recipe.uses:
         labels = store.artifact_dir(bench.labels.artifact) / bench.labels.file
         digests["labels"] = f"{digest(bench.labels.artifact)}:{bench.labels.file}"
         if not labels.is_file():
             raise NotFetchedError(f"labels file {labels} is missing; run 'provision fetch {name}'", path=str(labels))
         inputs["labels"] = labels
     notes: list[str] = []
-    for model in bench.models:
-        if store.usage(_resolved(catalog.artifacts[model], settings))["state"] != "present":
-            notes.append(f"model {model} is not fetched; it is not an input of this run")
-            continue
-        inputs[f"model:{model}"] = store.artifact_dir(model)
-        digests[f"model:{model}"] = digest(model)
+    if "model" in recipe.uses:
+        if chosen is None:
+            raise UsageError(f"{bench.name}: recipe {recipe.name} reads a model, and the benchmark names none")
+        if store.usage(_resolved(catalog.artifacts[chosen], settings))["state"] != "present":
+            raise NotFetchedError(
+                f"model {chosen} is not fetched; run 'provision fetch {chosen}'", path=str(store.artifact_dir(chosen))
+            )
+        inputs["model"] = inputs[f"model:{chosen}"] = store.artifact_dir(chosen)
+        digests[f"model:{chosen}"] = digest(chosen)
     libraries = {str(k): str(v) for k, v in recipe.libraries().items()}
     key = cache_key(recipe, params, digests, libraries, subset)
     root = store.root / "preprocessed" / bench.name

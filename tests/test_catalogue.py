@@ -580,3 +580,13 @@ def test_hub_revisions_are_pinned_to_commits(catalog: Catalog) -> None:
     for url in hub:
         revision = url.split("@", 1)[1].split("/", 1)[0]
         assert re.fullmatch(r"[0-9a-f]{40}", revision), url
+
+
+def test_resnet50_models_name_their_preprocessing(catalog: Catalog) -> None:
+    """The PyTorch checkpoints use MLPerf's PyTorch profile; the ONNX/TF models the benchmark's."""
+    bench = catalog.benchmarks["resnet50"]
+    assert bench.preprocess is not None and bench.preprocess.recipe == "imagenet-resnet50"
+    for name in ("resnet50-pytorch", "resnet50-pytorch-int8"):
+        spec = catalog.artifacts[name].preprocess
+        assert spec is not None and spec.recipe == "imagenet-torchvision"
+    assert catalog.artifacts["resnet50-onnx"].preprocess is None

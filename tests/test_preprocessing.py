@@ -52,7 +52,7 @@ def _process(item: str, inputs: Mapping[str, Path], out: Path, params: Mapping[s
     _count(f"process {item}")
     if item == STATE.get("fail_on"):
         raise ValueError("cannot decode")
-    vocab = len((inputs["model:tiny-model"] / "vocab.txt").read_text(encoding="utf-8").split())
+    vocab = len((inputs["model"] / "vocab.txt").read_text(encoding="utf-8").split())
     data = np.frombuffer((inputs["data"] / "imgs" / item).read_bytes(), dtype=np.uint8)
     (out / "arrays").mkdir(exist_ok=True)
     np.save(out / "arrays" / f"{item}.npy", data.astype(np.int32) * int(params["scale"]) + vocab)
@@ -74,6 +74,7 @@ RECIPE = preprocess.register(
         finalize=_finalize,
         libraries=lambda: {"numpy": np.__version__},
         defaults={"scale": 1},
+        uses=("data", "labels", "model"),
     )
 )
 SIGNATURE = f"numpy={np.__version__}"
@@ -398,8 +399,8 @@ def test_cli_errors(bench: Settings, write_manifest: ManifestWriter) -> None:
         result = runner.invoke(app, args)
         assert result.exit_code == code and text in result.stderr, result.stderr
     shutil.rmtree(bench.cache_dir / "artifacts" / "tiny-model")
-    result = runner.invoke(app, ["preprocess", "tinybench", "--json"])  # a model is optional
-    assert result.exit_code != 0 and "KeyError" in result.stderr  # ... but this recipe reads it
+    result = runner.invoke(app, ["preprocess", "tinybench", "--json"])  # this recipe reads the model
+    assert result.exit_code == EXIT_INTEGRITY and "model tiny-model is not fetched" in result.stderr
     write_manifest(
         'schema = 1\n[[benchmark]]\nname = "nobench"\ndataset = "tiny"\n[benchmark.preprocess]\nrecipe = "nope"\n',
         name="nobench",
@@ -417,3 +418,25 @@ def test_run_record_digest_is_the_tree_without_run_json(bench: Settings) -> None
     shutil.copytree(report.path, staged)
     (staged / RUN_FILE).unlink()
     assert hash_tree(staged).digest == report.digest
+
+
+def test_model_names_its_own_recipe(bench: Settings, write_manifest: ManifestWriter, tmp_path: Path) -> None:
+    """--model picks a model whose [model.preprocess] overrides the benchmark's recipe parameters."""
+    src = tmp_path / "src-b"
+    model_b = {"vocab.txt": write_file(src / "vocab.txt", b"x\ny\n")}
+    rows = [(fname, [str(p)], p.read_bytes(), None) for fname, p in model_b.items()]
+    text = dataset_toml("tiny-model-b", rows, kind="model") + '[model.preprocess]\nrecipe = "test-bytes"\nscale = 5\n'
+    write_manifest(text, name="tiny-model-b")
+    write_manifest(
+        'schema = 1\n[[benchmark]]\nname = "twobench"\ndataset = "tiny"\nlabels = "tiny/labels.txt"\n'
+        'models = ["tiny-model", "tiny-model-b"]\n[benchmark.preprocess]\nrecipe = "test-bytes"\nscale = 2\n',
+        name="twobench",
+    )
+    assert api.fetch(["twobench"], bench).ok
+    default = api.preprocess("twobench", bench, jobs=1)
+    other = api.preprocess("twobench", bench, jobs=1, model="tiny-model-b")
+    assert default.key != other.key and default.path != other.path
+    assert json.loads((other.path / RUN_FILE).read_text())["params"]["scale"] == 5
+    assert api.preprocessed_path("twobench", bench, model="tiny-model-b") == other.path
+    with pytest.raises(UsageError, match="has no model 'nope'"):
+        api.preprocess("twobench", bench, model="nope")

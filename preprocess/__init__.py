@@ -56,7 +56,7 @@ class Recipe:
 _REGISTRY: dict[str, Recipe] = {}
 
 #: Recipe modules, imported by :func:`load_all` (never an import path from a manifest).
-_MODULES: tuple[str, ...] = ("imagenet", "openimages")
+_MODULES: tuple[str, ...] = ("imagenet", "openimages", "squad")
 
 
 def register(recipe: Recipe) -> Recipe:

@@ -390,3 +390,56 @@ def test_libraries_name_the_versions_that_change_bytes() -> None:
     assert "pillow" not in libs
     torch_libs = preprocess.get("imagenet-torchvision").libraries()
     assert torch_libs == {**libs, "pillow": PIL.__version__}
+
+
+def test_resnet50_through_the_framework_is_identical_for_jobs_and_shards(
+    tmp_path: Path, write_manifest: Any, settings: Any
+) -> None:
+    """A fetched tar of JPEGs -> provision preprocess: jobs 1, jobs 2 and shards 1/2 + 2/2 agree."""
+    import tarfile
+
+    from conftest import dataset_toml
+
+    from provision import api
+
+    src = tmp_path / "src"
+    src.mkdir()
+    names = [f"ILSVRC2012_val_{i:08d}.JPEG" for i in range(1, 7)]
+    for i, name in enumerate(names):
+        _jpeg(src / name, 200 + 37 * i, 150 + 23 * i, seed=i)
+    tar = tmp_path / "val.tar"
+    with tarfile.open(tar, "w") as tf:
+        for name in names:
+            tf.add(src / name, arcname=name)
+    labels = tmp_path / "val_map.txt"
+    labels.write_text("".join(f"{n} {i}\n" for i, n in enumerate(names)), encoding="utf-8")
+    rows = [("val_map.txt", [str(labels)], labels.read_bytes(), None), ("val.tar", [str(tar)], tar.read_bytes(), None)]
+    model = tmp_path / "m.onnx"
+    model.write_bytes(b"not a model")
+    write_manifest(
+        dataset_toml("tiny-imagenet", rows)
+        + 'extract = "tar"\n'
+        + dataset_toml("tiny-resnet", [("m.onnx", [str(model)], model.read_bytes(), None)], kind="model").replace(
+            "schema = 1\n", ""
+        )
+        + '[[benchmark]]\nname = "tiny-r50"\ndataset = "tiny-imagenet"\nlabels = "tiny-imagenet/val_map.txt"\n'
+        + 'models = ["tiny-resnet"]\n[benchmark.preprocess]\nrecipe = "imagenet-resnet50"\n'
+    )
+    assert api.fetch(["tiny-r50"], settings).ok
+    one = api.preprocess("tiny-r50", settings, jobs=1)
+    outputs = {p.name: p.read_bytes() for p in one.path.glob("*.npy")}
+    assert len(outputs) == len(names)
+    first = names[0]
+    assert np.array_equal(np.load(one.path / f"{first}.npy"), mlperf_vgg(src / first))
+    digest = one.digest
+    import shutil
+
+    states = []
+    for kwargs in ({"jobs": 2}, {"jobs": 1, "shard": (1, 2)}, {"jobs": 2, "shard": (2, 2)}):
+        if "shard" not in kwargs or kwargs["shard"] == (1, 2):
+            shutil.rmtree(settings.cache_dir / "preprocessed")
+        report = api.preprocess("tiny-r50", settings, **kwargs)
+        states.append(report.state)
+        if report.state != "shard":
+            assert report.digest == digest, kwargs
+    assert states == ["computed", "shard", "merged"]

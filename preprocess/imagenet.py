@@ -64,6 +64,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import json
 import os
 import re
 import uuid
@@ -211,8 +212,23 @@ def _has_image(folder: Path, suffixes: tuple[str, ...]) -> tuple[bool, list[str]
     return False, subdirs
 
 
+#: Validated configurations by their parameters (checked once per process, not per item).
+_CONFIGS: dict[tuple[str, str], Any] = {}
+
+#: image_folder results of this process (a run asks once per item; the answer does not change).
+_FOLDERS: dict[tuple[Any, ...], Path] = {}
+
+
 def image_folder(inputs: Inputs, images: str | None, recipe: str, suffixes: tuple[str, ...] = IMAGE_SUFFIXES) -> Path:
-    """The folder the item names are relative to (see the module docstring)."""
+    """The folder the item names are relative to (see the module docstring); remembered per process."""
+    key = (tuple(sorted((k, str(v)) for k, v in inputs.items())), images, recipe, suffixes)
+    found = _FOLDERS.get(key)
+    if found is None or not found.is_dir():
+        found = _FOLDERS[key] = _find_image_folder(inputs, images, recipe, suffixes)
+    return found
+
+
+def _find_image_folder(inputs: Inputs, images: str | None, recipe: str, suffixes: tuple[str, ...]) -> Path:
     if images is not None:
         folder = Path(images) if Path(images).is_absolute() else _data(inputs, recipe) / images
         if not folder.is_dir():
@@ -336,9 +352,16 @@ def _atomic_write(dest: Path, write: Callable[[Any], None]) -> None:
 
 
 def save_array(dest: Path, array: npt.NDArray[Any]) -> None:
-    """``np.save`` of ``array`` (C order) to ``dest``, through a temporary name and ``os.replace``."""
+    """``np.save`` of ``array`` (C order) to a new file ``dest``.
+
+    No temp name of its own: the framework writes every output into a temp folder that is
+    renamed into place only when the whole run is complete and digested.
+    """
     contiguous = np.ascontiguousarray(array)
-    _atomic_write(dest, lambda fh: np.save(fh, contiguous, allow_pickle=False))
+    if not dest.parent.is_dir():
+        dest.parent.mkdir(parents=True, exist_ok=True)
+    with open(dest, "wb") as fh:
+        np.save(fh, contiguous, allow_pickle=False)
 
 
 def write_text(dest: Path, text: str) -> None:
@@ -468,6 +491,14 @@ class Resnet50Config:
 
 
 def _resnet50_config(params: Params) -> Resnet50Config:
+    key = json.dumps(dict(params), sort_keys=True, default=str)
+    cached = _CONFIGS.get(("_resnet50_config", key))
+    if cached is None:
+        cached = _CONFIGS[("_resnet50_config", key)] = _resnet50_config_checked(params)
+    return cast(Resnet50Config, cached)
+
+
+def _resnet50_config_checked(params: Params) -> Resnet50Config:
     name = RESNET50
     p = check_params(name, params, RESNET50_DEFAULTS)
     choice_param(name, p, "decoder", ["opencv"])
@@ -595,6 +626,14 @@ class TorchvisionConfig:
 
 
 def _torchvision_config(params: Params) -> TorchvisionConfig:
+    key = json.dumps(dict(params), sort_keys=True, default=str)
+    cached = _CONFIGS.get(("_torchvision_config", key))
+    if cached is None:
+        cached = _CONFIGS[("_torchvision_config", key)] = _torchvision_config_checked(params)
+    return cast(TorchvisionConfig, cached)
+
+
+def _torchvision_config_checked(params: Params) -> TorchvisionConfig:
     name = TORCHVISION
     p = check_params(name, params, TORCHVISION_DEFAULTS)
     choice_param(name, p, "decoder", ["opencv"])

@@ -10,7 +10,6 @@ import contextlib
 import json
 import os
 import sys
-import threading
 import traceback
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +18,14 @@ from typing import Annotated, Any
 import typer
 
 from . import api
+from .cli_render import (
+    _bars,
+    _file_doc,
+    _ItemBar,
+    _render_benchmark,
+    _render_detail,
+    _render_fetch,
+)
 from .config import Settings
 from .errors import EXIT_FAILURE, EXIT_INTEGRITY, EXIT_MANIFEST, ProvisionError
 from .fetch import human_bytes
@@ -90,100 +97,6 @@ def _print_json(doc: Any) -> None:
     typer.echo(json.dumps(doc, indent=2, default=str))
 
 
-class _Bars:
-    """tqdm progress: one bar per active file plus an aggregate bar; notes to stderr."""
-
-    def __init__(self, enabled: bool, quiet: bool) -> None:
-        self.enabled = enabled
-        self.quiet = quiet
-        self._lock = threading.Lock()
-        self._bars: dict[str, Any] = {}
-        self._shares: dict[str, tuple[int, int]] = {}  # key -> (total, done) counted in the total bar
-        self._total: Any = None
-
-    def _tqdm(self) -> Any:
-        from tqdm import tqdm
-
-        return tqdm
-
-    def start(self, key: str, label: str, total: int | None, done: int = 0) -> None:
-        """A file (re)starts: its own bar, and its share of the total bar replaced."""
-        if not self.enabled:
-            return
-        tqdm = self._tqdm()
-        with self._lock:
-            if self._total is None:
-                self._total = tqdm(
-                    total=0,
-                    unit="B",
-                    unit_scale=True,
-                    unit_divisor=1024,
-                    desc="total",
-                    position=0,
-                    leave=True,
-                    file=sys.stderr,
-                )
-            old_total, old_done = self._shares.get(key, (0, 0))
-            self._shares[key] = (total or 0, done)
-            self._total.total = (self._total.total or 0) - old_total + (total or 0)
-            self._total.n = max(0, self._total.n - old_done + done)
-            self._total.refresh()
-            old = self._bars.pop(key, None)
-            if old is not None:
-                old.close()
-            self._bars[key] = tqdm(
-                total=total,
-                initial=done,
-                unit="B",
-                unit_scale=True,
-                unit_divisor=1024,
-                desc=label[-40:],
-                leave=False,
-                file=sys.stderr,
-            )
-
-    def advance(self, key: str, nbytes: int) -> None:
-        if not self.enabled:
-            return
-        with self._lock:
-            bar = self._bars.get(key)
-            if bar is not None:
-                bar.update(nbytes)
-            total, done = self._shares.get(key, (0, 0))
-            self._shares[key] = (total, done + nbytes)
-            if self._total is not None:
-                self._total.update(nbytes)
-
-    def finish(self, key: str, ok: bool) -> None:
-        if not self.enabled:
-            return
-        with self._lock:
-            bar = self._bars.pop(key, None)
-            if bar is not None:
-                bar.close()
-
-    def note(self, text: str) -> None:
-        if self.quiet:
-            return
-        if self.enabled:
-            self._tqdm().write(f"provision: {text}", file=sys.stderr)
-        else:
-            typer.echo(f"provision: {text}", err=True)
-
-    def close(self) -> None:
-        with self._lock:
-            for bar in self._bars.values():
-                bar.close()
-            self._bars.clear()
-            if self._total is not None:
-                self._total.close()
-                self._total = None
-
-
-def _bars(quiet: bool, json_out: bool = False) -> _Bars:
-    return _Bars(enabled=sys.stdout.isatty() and not quiet and not json_out, quiet=quiet)
-
-
 @app.command("list")
 def list_cmd(cache_dir: CacheDir = None, json_out: Json = False) -> None:
     """List every dataset, model and benchmark the manifests define."""
@@ -213,78 +126,6 @@ def show(name: str, cache_dir: CacheDir = None, json_out: Json = False) -> None:
             _render_benchmark(doc)
         else:
             _render_detail(doc)
-
-
-def _num(x: float) -> str:
-    """A number as the MLPerf checker writes it: no float noise, no exponent."""
-    text = f"{x:.8f}".rstrip("0").rstrip(".")
-    return text or "0"
-
-
-def _size(n: int | None) -> str:
-    return human_bytes(n) if n is not None else "size unknown"
-
-
-def _render_benchmark(doc: dict[str, Any]) -> None:
-    """A readable plan: what will be downloaded, from where, how big, licences, targets."""
-    typer.echo(f"{doc['name']} ({doc['status']}): {doc['description']}".rstrip(": "))
-    sizes = []
-    if doc.get("dataset_size") is not None:
-        sizes.append(f"{doc['dataset_size']:,} samples")
-    if doc.get("performance_sample_count") is not None:
-        sizes.append(f"performance sample count {doc['performance_sample_count']:,}")
-    typer.echo(f"  dataset: {doc['dataset']}" + (f" ({', '.join(sizes)})" if sizes else ""))
-    if doc.get("subsets"):
-        subsets = ", ".join(f"--subset {k} -> {v}" for k, v in doc["subsets"].items())
-        typer.echo(f"  subsets: {subsets}")
-    if doc.get("labels"):
-        typer.echo(f"  labels: {doc['labels']}")
-    typer.echo(f"  models: {', '.join(doc['models']) or 'none'}")
-    for m in doc.get("metrics", []):
-        ratios = ", ".join(f"{_num(t)} ({r * 100:g}%)" for r, t in zip(m["target_ratio"], m["targets"], strict=True))
-        upper = f", at most {_num(m['upper'])}" if m.get("upper") is not None else ""
-        typer.echo(f"  accuracy: {m['metric']} reference {_num(m['reference'])}; pass at >= {ratios}{upper}")
-    files = [f for art in doc.get("artifacts", []) for f in art["files"]]
-    pinned = sum(1 for f in files if f["checksum"] in ("unpublished", "listed"))
-    unknown = f" + {doc['unknown_sizes']} file(s) of unknown size" if doc.get("unknown_sizes") else ""
-    how = "every file verified against its published checksum"
-    if pinned:
-        how = f"verified against published checksums, and {pinned} entry(ies) pinned by sha256 on first fetch"
-    typer.echo(f"  download: {human_bytes(doc['total_size'])}{unknown}, {how}")
-    for gate in doc.get("licence_gates", []):
-        typer.echo(f"  LICENCE: {gate['artifact']} needs {gate['access']} access ({gate['license'] or 'see notes'})")
-    for art in doc.get("artifacts", []):
-        cache = art["cache"]
-        typer.echo(
-            f"  {art['kind']} {art['name']}: {_size(art['size'])}, {art['access']}, "
-            f"cache {cache['state']} ({cache['files']}/{cache['files_total']} files)"
-        )
-        for f in art["files"]:
-            extract = f"  -> {f['extract_to']}/" if f.get("extract_to") else ""
-            typer.echo(f"    {f['name']}  {_size(f['size'])}  {f['checksum']}{extract}")
-            if f.get("trust"):
-                typer.echo(f"      trust: {f['trust']}")
-            for u in f["urls"]:
-                typer.echo(f"      from {u}")
-
-
-def _render_detail(doc: dict[str, Any], indent: str = "") -> None:
-    skip = {"files", "artifacts", "cache"}
-    for key, value in doc.items():
-        if key in skip or value in (None, "", [], {}):
-            continue
-        typer.echo(f"{indent}{key}: {value}")
-    if "cache" in doc:
-        c = doc["cache"]
-        typer.echo(f"{indent}cache: {c['state']} ({c['files']}/{c['files_total']} files) {c['path']}")
-    for f in doc.get("files", []):
-        size = f"{f['size']} bytes" if f["size"] is not None else "size unknown"
-        typer.echo(f"{indent}  - {f['name']}  {size}  {f['checksum']}")
-        for u in f["urls"]:
-            typer.echo(f"{indent}      {u}")
-    for art in doc.get("artifacts", []):
-        typer.echo(f"{indent}artifact {art['name']}:")
-        _render_detail(art, indent + "  ")
 
 
 @app.command()
@@ -343,24 +184,6 @@ def fetch(
             typer.echo(f"provision: error: {f.error}", err=True)
         if not report.ok:
             raise typer.Exit(report.exit_code)
-
-
-def _file_doc(f: Any) -> dict[str, Any]:
-    doc = {k: getattr(f, k) for k in ("artifact", "name", "state", "path", "bytes", "source", "error")}
-    doc["attempts"] = [{"url": u, "answer": a} for u, a in f.attempts]
-    return doc
-
-
-def _render_fetch(report: Any, quiet: bool) -> None:
-    counts: dict[str, int] = {}
-    for f in report.files:
-        counts[f.state] = counts.get(f.state, 0) + 1
-    if not quiet:
-        summary = ", ".join(f"{n} {state}" for state, n in sorted(counts.items()))
-        typer.echo(f"{len(report.files)} files: {summary}")
-    for name, folder in report.artifacts.items():
-        if all(f.ok for f in report.files if f.artifact == name):
-            typer.echo(f"{name}\t{folder}")
 
 
 @app.command()
@@ -433,33 +256,6 @@ def path(
         else:
             for art, folder in entries:
                 typer.echo(f"{art}\t{folder}")
-
-
-class _ItemBar:
-    """tqdm progress counted in items (preprocessing); notes to stderr."""
-
-    def __init__(self, enabled: bool, quiet: bool) -> None:
-        self.enabled, self.quiet = enabled, quiet
-        self._bar: Any = None
-
-    def start(self, key: str, label: str, total: int | None, done: int = 0) -> None:
-        if self.enabled:
-            from tqdm import tqdm
-
-            self._bar = tqdm(total=total, initial=done, unit="item", desc=label[-40:], file=sys.stderr)
-
-    def advance(self, key: str, nbytes: int) -> None:
-        if self._bar is not None:
-            self._bar.update(nbytes)
-
-    def finish(self, key: str, ok: bool) -> None:
-        if self._bar is not None:
-            self._bar.close()
-            self._bar = None
-
-    def note(self, text: str) -> None:
-        if not self.quiet:
-            typer.echo(f"provision: {text}", err=True)
 
 
 @app.command()

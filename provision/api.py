@@ -43,6 +43,7 @@ __all__ = [
     "path",
     "preprocess",
     "preprocessed_path",
+    "run",
     "status",
     "verify",
 ]
@@ -248,6 +249,47 @@ def preprocess(
     settings = _settings(settings)
     plan = make_plan(load(settings), name, settings, subset=subset, overrides=params, progress=progress, model=model)
     return _run_preprocess(plan, settings, jobs=jobs, shard=shard, merge=merge, progress=progress)
+
+
+def run(
+    name: str,
+    settings: Settings | None = None,
+    *,
+    model: str | None = None,
+    subset: str | None = None,
+    jobs: int | None = None,
+    from_paths: Iterable[Path] = (),
+    session: requests.Session | None = None,
+    progress: Progress | None = None,
+) -> tuple[FetchReport, PreprocessReport | None]:
+    """Make benchmark ``name`` ready: fetch what it needs, then preprocess for ``model``.
+
+    Returns the fetch report and, when every file was fetched, the preprocessing report
+    (``None`` after a failed fetch). Reference-accuracy validation joins this step later.
+    """
+    settings = _settings(settings)
+    catalog = load(settings)
+    bench = catalog.get(name)
+    if not isinstance(bench, Benchmark):
+        raise UsageError(f"{name!r} is a {bench.kind}; 'provision run' takes a benchmark (see 'provision list')")
+    if model is not None and model not in bench.models:
+        raise UsageError(f"{bench.name} has no model {model!r}; its models: {', '.join(bench.models) or 'none'}")
+    chosen = model or (bench.models[0] if bench.models else None)
+    target = bench.with_subset(subset) if subset is not None and subset in bench.subsets else bench
+    # The dataset (or its subset), the labels and the one model this run uses.
+    names = [target.dataset] + ([target.labels.artifact] if target.labels else []) + ([chosen] if chosen else [])
+    report = _fetch(
+        catalog,
+        names,
+        settings.with_(jobs=jobs) if jobs else settings,
+        session=session,
+        from_paths=from_paths,
+        progress=progress,
+    )
+    if not report.ok:
+        return report, None
+    plan = make_plan(catalog, bench.name, settings, subset=subset, progress=progress, model=chosen)
+    return report, _run_preprocess(plan, settings, jobs=jobs, progress=progress)
 
 
 def preprocessed_path(

@@ -320,6 +320,52 @@ def preprocess(
 
 
 @app.command()
+def run(
+    name: Annotated[str, typer.Argument(help="A benchmark.")],
+    model: Annotated[
+        str | None, typer.Option("--model", help="The model to prepare for (default: the benchmark's first).")
+    ] = None,
+    subset: Annotated[
+        str | None,
+        typer.Option("--subset", help="The benchmark's subset dataset of this size, else the first K items."),
+    ] = None,
+    jobs: Annotated[int | None, typer.Option("--jobs", "-j", min=1, help="Connections and worker processes.")] = None,
+    from_: Annotated[
+        list[Path] | None, typer.Option("--from", help="A file or folder to take files from first (licensed data).")
+    ] = None,
+    cache_dir: CacheDir = None,
+    json_out: Json = False,
+    quiet: Quiet = False,
+) -> None:
+    """Make NAME ready on this machine: fetch its dataset, labels and model, then preprocess
+    with that model's recipe (e.g. --model resnet50-pytorch uses the PyTorch profile)."""
+    with _errors():
+        bars = _bars(quiet, json_out)
+        try:
+            fetched, prepared = api.run(
+                name, _settings(cache_dir), model=model, subset=subset, jobs=jobs, from_paths=from_ or (), progress=bars
+            )
+        finally:
+            bars.close()
+        if json_out:
+            _print_json(
+                {
+                    "ok": fetched.ok and prepared is not None,
+                    "fetch": {"ok": fetched.ok, "files": [_file_doc(f) for f in fetched.files]},
+                    "preprocess": prepared.to_json() if prepared is not None else None,
+                }
+            )
+        else:
+            _render_fetch(fetched, quiet)
+            if prepared is not None:
+                typer.echo(f"{prepared.benchmark}: preprocessed ({prepared.state}, {prepared.recipe}) {prepared.path}")
+        for f in fetched.failures:
+            typer.echo(f"provision: error: {f.error}", err=True)
+        if not fetched.ok:
+            raise typer.Exit(fetched.exit_code)
+
+
+@app.command()
 def lint(
     paths: Annotated[
         list[Path] | None,

@@ -440,3 +440,29 @@ def test_model_names_its_own_recipe(bench: Settings, write_manifest: ManifestWri
     assert api.preprocessed_path("twobench", bench, model="tiny-model-b") == other.path
     with pytest.raises(UsageError, match="has no model 'nope'"):
         api.preprocess("twobench", bench, model="nope")
+
+
+def test_run_fetches_and_preprocesses_for_the_chosen_model(
+    bench: Settings, write_manifest: ManifestWriter, tmp_path: Path
+) -> None:
+    """provision run NAME --model M: fetch what M needs, then preprocess with M's recipe."""
+    src = tmp_path / "src-c"
+    model_c = {"vocab.txt": write_file(src / "vocab.txt", b"p\nq\nr\ns\n")}
+    rows = [(fname, [str(p)], p.read_bytes(), None) for fname, p in model_c.items()]
+    text = dataset_toml("tiny-model-c", rows, kind="model") + '[model.preprocess]\nrecipe = "test-bytes"\nscale = 7\n'
+    write_manifest(text, name="tiny-model-c")
+    write_manifest(
+        'schema = 1\n[[benchmark]]\nname = "runbench"\ndataset = "tiny"\nlabels = "tiny/labels.txt"\n'
+        'models = ["tiny-model", "tiny-model-c"]\n[benchmark.preprocess]\nrecipe = "test-bytes"\nscale = 2\n',
+        name="runbench",
+    )
+    result = runner.invoke(app, ["run", "runbench", "--model", "tiny-model-c", "--json", "--jobs", "1"])
+    assert result.exit_code == 0, result.stderr
+    doc = json.loads(result.stdout)
+    assert doc["ok"] and doc["preprocess"]["state"] == "computed"
+    record = json.loads((Path(doc["preprocess"]["path"]) / RUN_FILE).read_text())
+    assert record["params"]["scale"] == 7
+    assert (bench.cache_dir / "artifacts" / "tiny-model-c" / "vocab.txt").exists()
+    bad = runner.invoke(app, ["run", "runbench", "--model", "nope"])
+    assert bad.exit_code == EXIT_USAGE and "has no model 'nope'" in bad.stderr
+    assert runner.invoke(app, ["run", "tiny"]).exit_code == EXIT_USAGE

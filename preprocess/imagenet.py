@@ -215,6 +215,15 @@ def _has_image(folder: Path, suffixes: tuple[str, ...]) -> tuple[bool, list[str]
 #: Validated configurations by their parameters (checked once per process, not per item).
 _CONFIGS: dict[tuple[str, str], Any] = {}
 
+
+def once_per_params(build: Callable[[Params], Any], params: Params) -> Any:
+    """``build(params)``, remembered per process by the parameters' canonical JSON."""
+    key = (build.__qualname__, json.dumps(dict(params), sort_keys=True, default=str))
+    if key not in _CONFIGS:
+        _CONFIGS[key] = build(params)
+    return _CONFIGS[key]
+
+
 #: image_folder results of this process (a run asks once per item; the answer does not change).
 _FOLDERS: dict[tuple[Any, ...], Path] = {}
 
@@ -491,11 +500,7 @@ class Resnet50Config:
 
 
 def _resnet50_config(params: Params) -> Resnet50Config:
-    key = json.dumps(dict(params), sort_keys=True, default=str)
-    cached = _CONFIGS.get(("_resnet50_config", key))
-    if cached is None:
-        cached = _CONFIGS[("_resnet50_config", key)] = _resnet50_config_checked(params)
-    return cast(Resnet50Config, cached)
+    return cast(Resnet50Config, once_per_params(_resnet50_config_checked, params))
 
 
 def _resnet50_config_checked(params: Params) -> Resnet50Config:
@@ -626,11 +631,7 @@ class TorchvisionConfig:
 
 
 def _torchvision_config(params: Params) -> TorchvisionConfig:
-    key = json.dumps(dict(params), sort_keys=True, default=str)
-    cached = _CONFIGS.get(("_torchvision_config", key))
-    if cached is None:
-        cached = _CONFIGS[("_torchvision_config", key)] = _torchvision_config_checked(params)
-    return cast(TorchvisionConfig, cached)
+    return cast(TorchvisionConfig, once_per_params(_torchvision_config_checked, params))
 
 
 def _torchvision_config_checked(params: Params) -> TorchvisionConfig:

@@ -91,6 +91,7 @@ __all__ = [
     "decode_bgr",
     "image_folder",
     "list_images",
+    "once_per_params",
     "opencv_jpeg",
     "opencv_libraries",
     "optional_path",

@@ -57,6 +57,7 @@ from preprocess.imagenet import (
     decode_bgr,
     image_folder,
     list_images,
+    once_per_params,
     opencv_libraries,
     optional_path,
     output_path,
@@ -116,6 +117,10 @@ class RetinanetConfig:
 
 
 def _config(params: Params) -> RetinanetConfig:
+    return cast(RetinanetConfig, once_per_params(_config_checked, params))
+
+
+def _config_checked(params: Params) -> RetinanetConfig:
     name = RETINANET
     p = check_params(name, params, RETINANET_DEFAULTS)
     choice_param(name, p, "decoder", ["opencv"])

@@ -72,6 +72,11 @@ def _errors() -> Iterator[None]:
             traceback.print_exc()
         typer.echo(f"provision: error: {exc}", err=True)
         raise typer.Exit(exc.exit_code) from None
+    except BrokenPipeError:
+        # stdout went away (e.g. `provision show x | head`): stop quietly, as Unix tools do.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        raise typer.Exit(0) from None
     except KeyboardInterrupt:
         typer.echo(
             "provision: interrupted; partial downloads are kept aside and never taken as complete",

@@ -356,11 +356,66 @@ def test_reference_size_in_manifest(catalog: Catalog, artifact: str, file: str, 
 
 
 # Files with no published checksum: each is deliberate and says why (trust note).
+# The 43 MLPerf inference cases of KiTS19 (meta/inference_cases.json; 400 is the harness's copy of 185).
+KITS19_CASES = tuple(
+    f"{n:05d}"
+    for n in (
+        0,
+        3,
+        5,
+        6,
+        12,
+        24,
+        34,
+        41,
+        44,
+        49,
+        52,
+        56,
+        61,
+        65,
+        66,
+        70,
+        76,
+        78,
+        80,
+        84,
+        86,
+        87,
+        92,
+        111,
+        112,
+        125,
+        128,
+        138,
+        157,
+        160,
+        161,
+        162,
+        169,
+        171,
+        176,
+        185,
+        187,
+        189,
+        198,
+        203,
+        206,
+        207,
+        400,
+    )
+)
+
 UNPUBLISHED = {
     ("3d-unet-onnx-static", "3dunet_kits19_128x128x128.onnx"),
     ("rnnt-pytorch", "DistributedDataParallel_1576581068.9962234-epoch-100.pt"),
     ("cnn-dailymail-gptj", "cnn_eval.json"),
     ("coco2014-captions", "val2014.npz"),
+} | {
+    # the 43 KiTS19 inference cases: no published per-file checksums
+    ("kits19-cases", f"case_{c}/{kind}.nii.gz")
+    for c in KITS19_CASES
+    for kind in ("imaging", "segmentation")
 }
 # Folder entries: the source (an R2 .uri/.md5 pair, a Hub glob) lists the files.
 FOLDERS = {
@@ -590,3 +645,13 @@ def test_resnet50_models_name_their_preprocessing(catalog: Catalog) -> None:
         spec = catalog.artifacts[name].preprocess
         assert spec is not None and spec.recipe == "imagenet-torchvision"
     assert catalog.artifacts["resnet50-onnx"].preprocess is None
+
+
+def test_3d_unet_dataset_holds_the_43_inference_cases(catalog: Catalog) -> None:
+    bench = catalog.benchmarks["3d-unet"]
+    cases = catalog.artifacts[bench.dataset]
+    assert bench.dataset == "kits19-cases" and bench.dataset_size == 43
+    assert len({f.name.split("/")[0] for f in cases.files}) == 43
+    assert bench.labels is not None and str(bench.labels) == "kits19-meta/meta/inference_cases.json"
+    copy = cases.file("case_00400/imaging.nii.gz")
+    assert copy.urls == cases.file("case_00185/imaging.nii.gz").urls  # the harness's copy of 00185

@@ -864,3 +864,15 @@ def test_list_shows_every_benchmark_with_size_and_status() -> None:
     assert benches["rnnt"]["status"] == "retired"
     text = cli("list").stdout
     assert any(line.startswith("resnet50 ") and "benchmark" in line and "GiB+" in line for line in text.splitlines())
+
+
+def test_closed_stdout_is_not_an_error() -> None:
+    """`provision show x | head -1`: a closed pipe ends the command quietly, exit 0."""
+    proc = subprocess.run(
+        f"{sys.executable} -m provision.cli show 3d-unet | head -c 10 >/dev/null",
+        shell=True,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert "BrokenPipeError" not in proc.stderr and "error" not in proc.stderr, proc.stderr

@@ -36,8 +36,8 @@ TREE = {"a.txt": b"alpha\n", "sub/b.bin": bytes(range(256)) * 40, "sub/c/deep.tx
 
 def tar_gz(path: Path, tree: dict[str, bytes] = TREE, links: dict[str, str] | None = None) -> Path:
     """Write ``tree`` (and symlinks) as a .tar.gz at ``path``."""
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:gz") as tf:
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w") as tf:
         for name, data in tree.items():
             info = tarfile.TarInfo(name)
             info.size, info.mtime = len(data), 1_600_000_000
@@ -47,7 +47,8 @@ def tar_gz(path: Path, tree: dict[str, bytes] = TREE, links: dict[str, str] | No
             info.type, info.linkname = tarfile.SYMTYPE, target
             tf.addfile(info)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(buf.getvalue())
+    # A fixed gzip header time: the same tree always gives the same bytes (tests rebuild it).
+    path.write_bytes(gzip.compress(raw.getvalue(), mtime=0))
     return path
 
 

@@ -410,6 +410,24 @@ def _parse_preprocess(ctx: _Ctx, where: str, pre_raw: Any) -> PreprocessSpec | N
         return None
     recipe = _str(ctx, f"{where}: preprocess", pre_raw, "recipe", required=True)
     params = {k: v for k, v in pre_raw.items() if k != "recipe"}
+    expected = params.get("expected_tree")
+    if expected is not None:
+        if not isinstance(expected, dict):
+            ctx.add(
+                f"{where}: preprocess", 'expected_tree: expected a table of "<library signature>" = "xxh3_128:<hex>"'
+            )
+        else:
+            for signature, digest in expected.items():
+                try:
+                    ok = isinstance(digest, str) and Checksum.parse(digest).alg == "xxh3_128"
+                except ValueError:
+                    ok = False
+                if not ok:
+                    ctx.add(
+                        f"{where}: preprocess",
+                        f"expected_tree: {signature!r} = {digest!r} is not 'xxh3_128:<32 hex>' "
+                        "(take it from 'provision preprocess --json', field digest)",
+                    )
     return PreprocessSpec(recipe, MappingProxyType(params)) if recipe else None
 
 

@@ -1013,3 +1013,28 @@ def test_user_manifest_cannot_shadow_builtin(write_manifest: ManifestWriter, man
     assert found == [
         f"{path}: dataset 'squad': name 'squad' is already defined in {builtin_manifest_dir() / 'bert.toml'}"
     ]
+
+
+@pytest.mark.parametrize(
+    ("table", "fragment"),
+    [
+        ('expected_tree = "xxh3_128:00"', "expected_tree: expected a table"),
+        ('[benchmark.preprocess.expected_tree]\n"numpy=2" = "md5:' + "0" * 32 + '"', "is not 'xxh3_128:<32 hex>'"),
+        ('[benchmark.preprocess.expected_tree]\n"numpy=2" = "xxh3_128:abc"', "is not 'xxh3_128:<32 hex>'"),
+    ],
+)
+def test_preprocess_expected_tree_is_checked(
+    write_manifest: ManifestWriter, manifests: Path, table: str, fragment: str
+) -> None:
+    text = BASE + '[[benchmark]]\nname = "b"\ndataset = "ds"\n[benchmark.preprocess]\nrecipe = "r"\n' + table + "\n"
+    path = write_manifest(text)
+    found = problems_of(manifests)
+    the_problem(found, path, "benchmark 'b': preprocess", fragment)
+
+
+def test_preprocess_expected_tree_accepts_pins(write_manifest: ManifestWriter, manifests: Path) -> None:
+    write_manifest(
+        BASE + '[[benchmark]]\nname = "b"\ndataset = "ds"\n[benchmark.preprocess]\nrecipe = "r"\n'
+        '[benchmark.preprocess.expected_tree]\n"numpy=2 opencv=5" = "xxh3_128:' + "a" * 32 + '"\n'
+    )
+    assert lint([manifests]) == []

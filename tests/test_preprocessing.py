@@ -25,7 +25,15 @@ import preprocess
 from provision import api
 from provision.cli import app
 from provision.config import Settings
-from provision.errors import EXIT_INTEGRITY, EXIT_USAGE, IntegrityError, NotFetchedError, ProvisionError, UsageError
+from provision.errors import (
+    EXIT_INTEGRITY,
+    EXIT_USAGE,
+    IntegrityError,
+    ManifestError,
+    NotFetchedError,
+    ProvisionError,
+    UsageError,
+)
 from provision.extract import hash_tree
 from provision.preprocessing import RUN_FILE, library_signature, parse_shard, parse_signature
 
@@ -332,7 +340,8 @@ def test_expected_tree_mismatch_is_an_integrity_error(bench: Settings, write_man
 
 def test_expected_tree_must_be_a_table_of_digests(bench: Settings, write_manifest: ManifestWriter) -> None:
     bench_manifest(write_manifest, expected={SIGNATURE: "md5:abc"})
-    with pytest.raises(ProvisionError, match=r"preprocess.expected_tree: expected a table"):
+    # Caught when the manifests load (lint-time), before any preprocessing: exit 6.
+    with pytest.raises(ManifestError, match=r"expected_tree: .* is not 'xxh3_128:<32 hex>'"):
         api.preprocess("tinybench", bench)
 
 

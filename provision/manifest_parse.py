@@ -5,11 +5,8 @@ Each problem is one line naming the file, the entry and the field.
 
 from __future__ import annotations
 
-import difflib
-import re
 import sys
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import replace
+from collections.abc import Iterable, Sequence
 from pathlib import Path, PurePosixPath
 from types import MappingProxyType
 from typing import Any, Literal
@@ -17,7 +14,6 @@ from typing import Any, Literal
 from .hashing import Checksum
 from .manifest import (
     ACCESS_LEVELS,
-    ARCHIVE_FORMATS,
     KNOWN_METRICS,
     MODEL_FORMATS,
     SCHEMA_VERSION,
@@ -27,10 +23,21 @@ from .manifest import (
     Benchmark,
     Catalog,
     Entry,
-    ExtractSpec,
     FileSpec,
     LabelsRef,
     PreprocessSpec,
+)
+from .manifest_fields import (
+    _EXTRACT_KEYS,
+    _artifact_tree,
+    _check_keys,
+    _check_name,
+    _count,
+    _Ctx,
+    _parse_extract,
+    _str,
+    _str_list,
+    _suggest,
 )
 
 if sys.version_info >= (3, 11):
@@ -40,7 +47,6 @@ else:  # pragma: no cover - exercised on 3.10 only
 
 __all__ = ["collect", "manifest_files"]
 
-_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._+-]*$")
 
 _TOP_KEYS = {"schema", "dataset", "model", "benchmark"}
 _ARTIFACT_KEYS = {
@@ -56,23 +62,7 @@ _ARTIFACT_KEYS = {
     "expect_files",
 }
 _MODEL_KEYS = _ARTIFACT_KEYS | {"format", "preprocess"}
-_EXTRACT_KEYS = {"strip_components", "members", "extracted_size", "keep_archive", "extract_to", "tree", "expect_files"}
 _FILE_KEYS = {"name", "urls", "size", "checksum", "extract", "trust"} | _EXTRACT_KEYS
-_ARCHIVE_SUFFIXES = (
-    ".tar.gz",
-    ".tar.bz2",
-    ".tar.xz",
-    ".tar.zst",
-    ".tgz",
-    ".tbz2",
-    ".txz",
-    ".tar",
-    ".zip",
-    ".gz",
-    ".bz2",
-    ".xz",
-    ".zst",
-)
 _BENCHMARK_KEYS = {
     "name",
     "description",
@@ -100,58 +90,6 @@ def manifest_files(paths: Iterable[Path]) -> list[Path]:
         elif p.exists():
             out.append(p)
     return out
-
-
-class _Ctx:
-    """Collects problems for one manifest file, each prefixed with file and entry."""
-
-    def __init__(self, path: Path, problems: list[str]) -> None:
-        self.path = path
-        self.problems = problems
-
-    def add(self, where: str, message: str) -> None:
-        self.problems.append(f"{self.path}: {where}: {message}" if where else f"{self.path}: {message}")
-
-
-def _suggest(key: str, allowed: Iterable[str]) -> str:
-    close = difflib.get_close_matches(key, sorted(allowed), n=1, cutoff=0.6)
-    return f"; did you mean {close[0]!r}?" if close else f"; allowed: {', '.join(sorted(allowed))}"
-
-
-def _check_keys(ctx: _Ctx, where: str, table: Mapping[str, Any], allowed: set[str]) -> None:
-    for key in table:
-        if key not in allowed:
-            ctx.add(where, f"unknown key {key!r}{_suggest(key, allowed)}")
-
-
-def _str(ctx: _Ctx, where: str, table: Mapping[str, Any], key: str, *, required: bool = False) -> str:
-    value = table.get(key)
-    if value is None:
-        if required:
-            ctx.add(where, f"missing required key {key!r}")
-        return ""
-    if not isinstance(value, str):
-        ctx.add(where, f"{key}: expected a string, got {type(value).__name__}")
-        return ""
-    if required and not value.strip():
-        ctx.add(where, f"{key}: must not be empty")
-        return ""
-    return value
-
-
-def _str_list(ctx: _Ctx, where: str, table: Mapping[str, Any], key: str) -> tuple[str, ...]:
-    value = table.get(key, [])
-    if isinstance(value, str):
-        value = [value]
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        ctx.add(where, f"{key}: expected a list of strings")
-        return ()
-    return tuple(value)
-
-
-def _check_name(ctx: _Ctx, where: str, name: str, what: str = "name") -> None:
-    if name and not _NAME_RE.match(name):
-        ctx.add(where, f"{what} {name!r} must be lower-case letters, digits, '.', '_', '+', '-'")
 
 
 def _resolve_url(ctx: _Ctx, where: str, url: str) -> str:
@@ -229,86 +167,8 @@ def _parse_file(ctx: _Ctx, where: str, raw: Any) -> FileSpec | None:
     return FileSpec(name=name, urls=urls, checksum=checksum, size=size, extract=extract, trust=trust)
 
 
-def _safe_relpath(text: str) -> bool:
-    parts = text.split("/")
-    return bool(text) and not text.startswith("/") and "\\" not in text and all(p not in ("", ".", "..") for p in parts)
-
-
-def _count(ctx: _Ctx, where: str, raw: Mapping[str, Any], key: str) -> int | None:
-    value = raw.get(key)
-    if value is None:
-        return None
-    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-        ctx.add(where, f"{key}: expected a non-negative integer, got {value!r}")
-        return None
-    return value
-
-
-def _tree(ctx: _Ctx, where: str, raw: Mapping[str, Any]) -> Checksum | None:
-    text = raw.get("tree")
-    if text is None:
-        return None
-    try:
-        tree = Checksum.parse(text) if isinstance(text, str) else None
-    except ValueError as exc:
-        ctx.add(where, f"tree: {exc}")
-        return None
-    if tree is None or tree.alg != "xxh3_128":
-        ctx.add(where, f"tree: expected 'xxh3_128:<32 hex>' (from 'provision hash --tree DIR'), got {text!r}")
-        return None
-    return tree
-
-
-def default_extract_to(name: str, fmt: str) -> str:
-    """The archive's name without its archive suffix (``x.tar.gz`` -> ``x``)."""
-    lower = name.lower()
-    for suffix in _ARCHIVE_SUFFIXES:
-        if lower.endswith(suffix) and len(name) > len(suffix):
-            return name[: -len(suffix)]
-    return ""
-
-
-def _parse_extract(ctx: _Ctx, where: str, raw: Mapping[str, Any], name: str) -> ExtractSpec | None:
-    fmt = raw.get("extract")
-    if fmt is None:
-        for key in _EXTRACT_KEYS:
-            if key in raw:
-                ctx.add(where, f"{key}: only meaningful with 'extract = \"<format>\"'")
-        return None
-    if not isinstance(fmt, str) or fmt not in ARCHIVE_FORMATS:
-        ctx.add(where, f"extract: unknown format {fmt!r}; expected one of {', '.join(ARCHIVE_FORMATS)}")
-        return None
-    strip = _count(ctx, where, raw, "strip_components") or 0
-    members = _str_list(ctx, where, raw, "members")
-    extracted_size = _count(ctx, where, raw, "extracted_size")
-    expect_files = _count(ctx, where, raw, "expect_files")
-    keep = raw.get("keep_archive", True)
-    if not isinstance(keep, bool):
-        ctx.add(where, f"keep_archive: expected true or false, got {keep!r}")
-        keep = True
-    to = raw.get("extract_to")
-    if to is None:
-        to = default_extract_to(name, fmt) if name else ""
-        if name and not to:
-            ctx.add(where, f"extract_to: {name!r} has no archive suffix to strip; name the target folder")
-    elif not isinstance(to, str) or not _safe_relpath(to):
-        ctx.add(where, f"extract_to: {to!r} must be a relative path without '..', '.' or empty parts")
-        to = ""
-    if not to:
-        return None
-    return ExtractSpec(
-        format=fmt,
-        to=to,
-        strip_components=strip,
-        members=members,
-        extracted_size=extracted_size,
-        keep_archive=keep,
-        tree=_tree(ctx, where, raw),
-        expect_files=expect_files,
-    )
-
-
-def _parse_artifact(ctx: _Ctx, kind: Literal["dataset", "model"], index: int, raw: Any) -> Artifact | None:
+def _entry_head(ctx: _Ctx, kind: str, index: int, raw: Any, allowed: set[str]) -> tuple[str, str] | None:
+    """``(where, name)`` of a ``[[kind]]`` table after the checks every entry shares."""
     where = f"{kind}[{index}]"
     if not isinstance(raw, dict):
         ctx.add(where, "expected a table")
@@ -317,7 +177,15 @@ def _parse_artifact(ctx: _Ctx, kind: Literal["dataset", "model"], index: int, ra
     if name:
         where = f"{kind} {name!r}"
     _check_name(ctx, where, name)
-    _check_keys(ctx, where, raw, _MODEL_KEYS if kind == "model" else _ARTIFACT_KEYS)
+    _check_keys(ctx, where, raw, allowed)
+    return where, name
+
+
+def _parse_artifact(ctx: _Ctx, kind: Literal["dataset", "model"], index: int, raw: Any) -> Artifact | None:
+    head = _entry_head(ctx, kind, index, raw, _MODEL_KEYS if kind == "model" else _ARTIFACT_KEYS)
+    if head is None:
+        return None
+    where, name = head
     fmt: str | None = None
     if kind == "model":
         fmt = _str(ctx, where, raw, "format", required=True) or None
@@ -379,26 +247,6 @@ def _parse_artifact(ctx: _Ctx, kind: Literal["dataset", "model"], index: int, ra
         format=fmt,
         source=ctx.path,
     )
-
-
-def _artifact_tree(ctx: _Ctx, where: str, raw: Mapping[str, Any], files: list[FileSpec]) -> list[FileSpec]:
-    """Artifact-level ``tree`` / ``expect_files`` belong to its one extracted file."""
-    tree = _tree(ctx, where, raw)
-    count = _count(ctx, where, raw, "expect_files")
-    if tree is None and count is None:
-        return files
-    archives = [f for f in files if f.extract is not None]
-    if len(archives) != 1:
-        ctx.add(
-            where,
-            f"tree/expect_files: the artifact has {len(archives)} extracted files; "
-            "put tree/expect_files on the [[files]] entry instead",
-        )
-        return files
-    ex = archives[0].extract
-    assert ex is not None
-    new = replace(ex, tree=tree or ex.tree, expect_files=count if count is not None else ex.expect_files)
-    return [replace(f, extract=new) if f is archives[0] else f for f in files]
 
 
 def _parse_preprocess(ctx: _Ctx, where: str, pre_raw: Any) -> PreprocessSpec | None:
@@ -471,15 +319,10 @@ def _parse_accuracy(ctx: _Ctx, where: str, raw: Any) -> AccuracySpec | None:
 
 
 def _parse_benchmark(ctx: _Ctx, index: int, raw: Any) -> Benchmark | None:
-    where = f"benchmark[{index}]"
-    if not isinstance(raw, dict):
-        ctx.add(where, "expected a table")
+    head = _entry_head(ctx, "benchmark", index, raw, _BENCHMARK_KEYS)
+    if head is None:
         return None
-    name = _str(ctx, where, raw, "name", required=True)
-    if name:
-        where = f"benchmark {name!r}"
-    _check_name(ctx, where, name)
-    _check_keys(ctx, where, raw, _BENCHMARK_KEYS)
+    where, name = head
     before = len(ctx.problems)
     description = _str(ctx, where, raw, "description")
     notes = _str(ctx, where, raw, "notes")

@@ -1,0 +1,186 @@
+"""Field-level parsing shared by the manifest loader: the problem collector, typed
+getters, and the archive (``extract``) keys of a file entry.
+
+Every problem is one line naming the file, the entry and the field.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from .hashing import Checksum
+from .manifest import ARCHIVE_FORMATS, ExtractSpec, FileSpec
+
+_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._+-]*$")
+_EXTRACT_KEYS = {"strip_components", "members", "extracted_size", "keep_archive", "extract_to", "tree", "expect_files"}
+_ARCHIVE_SUFFIXES = (
+    ".tar.gz",
+    ".tar.bz2",
+    ".tar.xz",
+    ".tar.zst",
+    ".tgz",
+    ".tbz2",
+    ".txz",
+    ".tar",
+    ".zip",
+    ".gz",
+    ".bz2",
+    ".xz",
+    ".zst",
+)
+
+
+class _Ctx:
+    """Collects problems for one manifest file, each prefixed with file and entry."""
+
+    def __init__(self, path: Path, problems: list[str]) -> None:
+        self.path = path
+        self.problems = problems
+
+    def add(self, where: str, message: str) -> None:
+        self.problems.append(f"{self.path}: {where}: {message}" if where else f"{self.path}: {message}")
+
+
+def _suggest(key: str, allowed: Iterable[str]) -> str:
+    close = difflib.get_close_matches(key, sorted(allowed), n=1, cutoff=0.6)
+    return f"; did you mean {close[0]!r}?" if close else f"; allowed: {', '.join(sorted(allowed))}"
+
+
+def _check_keys(ctx: _Ctx, where: str, table: Mapping[str, Any], allowed: set[str]) -> None:
+    for key in table:
+        if key not in allowed:
+            ctx.add(where, f"unknown key {key!r}{_suggest(key, allowed)}")
+
+
+def _str(ctx: _Ctx, where: str, table: Mapping[str, Any], key: str, *, required: bool = False) -> str:
+    value = table.get(key)
+    if value is None:
+        if required:
+            ctx.add(where, f"missing required key {key!r}")
+        return ""
+    if not isinstance(value, str):
+        ctx.add(where, f"{key}: expected a string, got {type(value).__name__}")
+        return ""
+    if required and not value.strip():
+        ctx.add(where, f"{key}: must not be empty")
+        return ""
+    return value
+
+
+def _str_list(ctx: _Ctx, where: str, table: Mapping[str, Any], key: str) -> tuple[str, ...]:
+    value = table.get(key, [])
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        ctx.add(where, f"{key}: expected a list of strings")
+        return ()
+    return tuple(value)
+
+
+def _check_name(ctx: _Ctx, where: str, name: str, what: str = "name") -> None:
+    if name and not _NAME_RE.match(name):
+        ctx.add(where, f"{what} {name!r} must be lower-case letters, digits, '.', '_', '+', '-'")
+
+
+def _safe_relpath(text: str) -> bool:
+    parts = text.split("/")
+    return bool(text) and not text.startswith("/") and "\\" not in text and all(p not in ("", ".", "..") for p in parts)
+
+
+def _count(ctx: _Ctx, where: str, raw: Mapping[str, Any], key: str) -> int | None:
+    value = raw.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        ctx.add(where, f"{key}: expected a non-negative integer, got {value!r}")
+        return None
+    return value
+
+
+def _tree(ctx: _Ctx, where: str, raw: Mapping[str, Any]) -> Checksum | None:
+    text = raw.get("tree")
+    if text is None:
+        return None
+    try:
+        tree = Checksum.parse(text) if isinstance(text, str) else None
+    except ValueError as exc:
+        ctx.add(where, f"tree: {exc}")
+        return None
+    if tree is None or tree.alg != "xxh3_128":
+        ctx.add(where, f"tree: expected 'xxh3_128:<32 hex>' (from 'provision hash --tree DIR'), got {text!r}")
+        return None
+    return tree
+
+
+def default_extract_to(name: str, fmt: str) -> str:
+    """The archive's name without its archive suffix (``x.tar.gz`` -> ``x``)."""
+    lower = name.lower()
+    for suffix in _ARCHIVE_SUFFIXES:
+        if lower.endswith(suffix) and len(name) > len(suffix):
+            return name[: -len(suffix)]
+    return ""
+
+
+def _parse_extract(ctx: _Ctx, where: str, raw: Mapping[str, Any], name: str) -> ExtractSpec | None:
+    fmt = raw.get("extract")
+    if fmt is None:
+        for key in _EXTRACT_KEYS:
+            if key in raw:
+                ctx.add(where, f"{key}: only meaningful with 'extract = \"<format>\"'")
+        return None
+    if not isinstance(fmt, str) or fmt not in ARCHIVE_FORMATS:
+        ctx.add(where, f"extract: unknown format {fmt!r}; expected one of {', '.join(ARCHIVE_FORMATS)}")
+        return None
+    strip = _count(ctx, where, raw, "strip_components") or 0
+    members = _str_list(ctx, where, raw, "members")
+    extracted_size = _count(ctx, where, raw, "extracted_size")
+    expect_files = _count(ctx, where, raw, "expect_files")
+    keep = raw.get("keep_archive", True)
+    if not isinstance(keep, bool):
+        ctx.add(where, f"keep_archive: expected true or false, got {keep!r}")
+        keep = True
+    to = raw.get("extract_to")
+    if to is None:
+        to = default_extract_to(name, fmt) if name else ""
+        if name and not to:
+            ctx.add(where, f"extract_to: {name!r} has no archive suffix to strip; name the target folder")
+    elif not isinstance(to, str) or not _safe_relpath(to):
+        ctx.add(where, f"extract_to: {to!r} must be a relative path without '..', '.' or empty parts")
+        to = ""
+    if not to:
+        return None
+    return ExtractSpec(
+        format=fmt,
+        to=to,
+        strip_components=strip,
+        members=members,
+        extracted_size=extracted_size,
+        keep_archive=keep,
+        tree=_tree(ctx, where, raw),
+        expect_files=expect_files,
+    )
+
+
+def _artifact_tree(ctx: _Ctx, where: str, raw: Mapping[str, Any], files: list[FileSpec]) -> list[FileSpec]:
+    """Artifact-level ``tree`` / ``expect_files`` belong to its one extracted file."""
+    tree = _tree(ctx, where, raw)
+    count = _count(ctx, where, raw, "expect_files")
+    if tree is None and count is None:
+        return files
+    archives = [f for f in files if f.extract is not None]
+    if len(archives) != 1:
+        ctx.add(
+            where,
+            f"tree/expect_files: the artifact has {len(archives)} extracted files; "
+            "put tree/expect_files on the [[files]] entry instead",
+        )
+        return files
+    ex = archives[0].extract
+    assert ex is not None
+    new = replace(ex, tree=tree or ex.tree, expect_files=count if count is not None else ex.expect_files)
+    return [replace(f, extract=new) if f is archives[0] else f for f in files]

@@ -49,7 +49,7 @@ import cv2
 import numpy as np
 
 from preprocess import Inputs, Params, Recipe, register
-from preprocess.imagenet import (
+from preprocess.images import (
     F32,
     U8,
     check_params,

@@ -62,7 +62,9 @@ list for performance runs, while an accuracy run scores 0 instead of a plausible
 
 from __future__ import annotations
 
+import functools
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
@@ -176,6 +178,36 @@ def _write_val_map(recipe: str, items: list[str], inputs: Inputs, out_dir: Path)
     write_text(out_dir / "val_map.txt", "".join(lines))
 
 
+def _items(recipe: str, config: Callable[[Params], Any], inputs: Inputs, params: Params) -> list[str]:
+    """``items`` of both ImageNet recipes: the labelled images present, in labels order."""
+    c = config(params)
+    return _imagenet_items(recipe, inputs, c.images, c.missing)
+
+
+def _process(
+    recipe: str,
+    config: Callable[[Params], Any],
+    transform: Callable[[U8, Any], F32],
+    item: str,
+    inputs: Inputs,
+    out_dir: Path,
+    params: Params,
+) -> None:
+    """``process`` of both ImageNet recipes: decode, transform, ``<item>.npy``."""
+    c = config(params)
+    dest = output_path(out_dir, item, recipe)
+    src = image_folder(inputs, c.images, recipe) / item
+    save_array(dest, transform(decode_bgr(src), c))
+
+
+def _finalize(
+    recipe: str, config: Callable[[Params], Any], items: list[str], inputs: Inputs, out_dir: Path, params: Params
+) -> None:
+    """``finalize`` of both ImageNet recipes: check the parameters, write ``val_map.txt``."""
+    config(params)
+    _write_val_map(recipe, items, inputs, out_dir)
+
+
 # --------------------------------------------------------------------------------------
 # imagenet-resnet50 (MLPerf pre_process_vgg)
 # --------------------------------------------------------------------------------------
@@ -274,30 +306,13 @@ def resnet50_transform(bgr: U8, config: Resnet50Config) -> F32:
     return _layout(out, config.layout)
 
 
-def _resnet50_items(inputs: Inputs, params: Params) -> list[str]:
-    config = _resnet50_config(params)
-    return _imagenet_items(RESNET50, inputs, config.images, config.missing)
-
-
-def _resnet50_process(item: str, inputs: Inputs, out_dir: Path, params: Params) -> None:
-    config = _resnet50_config(params)
-    dest = output_path(out_dir, item, RESNET50)
-    src = image_folder(inputs, config.images, RESNET50) / item
-    save_array(dest, resnet50_transform(decode_bgr(src), config))
-
-
-def _resnet50_finalize(items: list[str], inputs: Inputs, out_dir: Path, params: Params) -> None:
-    _resnet50_config(params)
-    _write_val_map(RESNET50, items, inputs, out_dir)
-
-
 register(
     Recipe(
         name=RESNET50,
         version=_RECIPE_VERSION,
-        items=_resnet50_items,
-        process=_resnet50_process,
-        finalize=_resnet50_finalize,
+        items=functools.partial(_items, RESNET50, _resnet50_config),
+        process=functools.partial(_process, RESNET50, _resnet50_config, resnet50_transform),
+        finalize=functools.partial(_finalize, RESNET50, _resnet50_config),
         libraries=opencv_libraries,
         defaults=RESNET50_DEFAULTS,
         description=(
@@ -398,23 +413,6 @@ def torchvision_transform(bgr: U8, config: TorchvisionConfig) -> F32:
     return _layout(out, config.layout)
 
 
-def _torchvision_items(inputs: Inputs, params: Params) -> list[str]:
-    config = _torchvision_config(params)
-    return _imagenet_items(TORCHVISION, inputs, config.images, config.missing)
-
-
-def _torchvision_process(item: str, inputs: Inputs, out_dir: Path, params: Params) -> None:
-    config = _torchvision_config(params)
-    dest = output_path(out_dir, item, TORCHVISION)
-    src = image_folder(inputs, config.images, TORCHVISION) / item
-    save_array(dest, torchvision_transform(decode_bgr(src), config))
-
-
-def _torchvision_finalize(items: list[str], inputs: Inputs, out_dir: Path, params: Params) -> None:
-    _torchvision_config(params)
-    _write_val_map(TORCHVISION, items, inputs, out_dir)
-
-
 def _torchvision_libraries() -> dict[str, str]:
     return {**opencv_libraries(), "pillow": str(PIL.__version__)}
 
@@ -423,9 +421,9 @@ register(
     Recipe(
         name=TORCHVISION,
         version=_RECIPE_VERSION,
-        items=_torchvision_items,
-        process=_torchvision_process,
-        finalize=_torchvision_finalize,
+        items=functools.partial(_items, TORCHVISION, _torchvision_config),
+        process=functools.partial(_process, TORCHVISION, _torchvision_config, torchvision_transform),
+        finalize=functools.partial(_finalize, TORCHVISION, _torchvision_config),
         libraries=_torchvision_libraries,
         defaults=TORCHVISION_DEFAULTS,
         description=(

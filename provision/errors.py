@@ -25,6 +25,8 @@ __all__ = [
     "IntegrityError",
     "LockTimeoutError",
     "ManifestError",
+    "MissingDependencyError",
+    "ModelError",
     "NotFetchedError",
     "OfflineError",
     "ProvisionError",
@@ -103,6 +105,21 @@ class AccuracyError(ProvisionError):
     """Measured accuracy is below the manifest's target."""
 
     exit_code = EXIT_ACCURACY
+
+
+class MissingDependencyError(UsageError, ImportError):
+    """An optional library a step needs is not installed; the message names the extra to install."""
+
+    def __init__(self, library: str, extra: str, purpose: str) -> None:
+        super().__init__(
+            f"{purpose} needs {library}, which is not installed: pip install 'provision[{extra}]'"
+        )
+        self.library = library
+        self.extra = extra
+
+
+class ModelError(ProvisionError):
+    """A model could not be loaded or run (wrong format, input names, shapes, architecture)."""
 
 
 class ManifestError(ProvisionError, ValueError):

@@ -31,6 +31,7 @@ __all__ = [
     "FileSpec",
     "LabelsRef",
     "PreprocessSpec",
+    "RuntimeSpec",
     "lint",
     "load_catalog",
     "manifest_files",
@@ -125,6 +126,27 @@ class PreprocessSpec:
 
 
 @dataclass(frozen=True)
+class RuntimeSpec:
+    """``[model.runtime]``: how ``provision validate`` runs a model (data only, never code).
+
+    ``file`` is the model file inside the artifact (default: its only file); ``inputs`` and
+    ``outputs`` name the tensors (default: the model's own, in order); ``offset`` is added to
+    predicted class indices (``-1`` for 1001-output ResNet-50 models whose index 0 is
+    background); ``architecture`` (``"torchvision:resnet50"``) builds the network that a
+    state-dict checkpoint fills; ``golden`` pins the model's exact predictions for the first
+    ``len(golden)`` samples (after ``offset``).
+    """
+
+    file: str | None = None
+    inputs: tuple[str, ...] = ()
+    outputs: tuple[str, ...] = ()
+    offset: int = 0
+    architecture: str | None = None
+    num_classes: int | None = None
+    golden: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
 class Artifact:
     """A dataset or a model: a named folder of verified files."""
 
@@ -139,6 +161,7 @@ class Artifact:
     format: str | None = None
     access: str = "public"  # public | registration | gated | members
     preprocess: PreprocessSpec | None = None  # a model that needs another recipe than its benchmark's
+    runtime: RuntimeSpec | None = None  # models: how validation runs it
     source: Path | None = field(default=None, compare=False)
 
     @property

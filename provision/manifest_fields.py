@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from .hashing import Checksum
-from .manifest import ARCHIVE_FORMATS, ExtractSpec, FileSpec
+from .manifest import ARCHIVE_FORMATS, ExtractSpec, FileSpec, RuntimeSpec
 
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._+-]*$")
 _EXTRACT_KEYS = {"strip_components", "members", "extracted_size", "keep_archive", "extract_to", "tree", "expect_files"}
@@ -184,3 +184,48 @@ def _artifact_tree(ctx: _Ctx, where: str, raw: Mapping[str, Any], files: list[Fi
     assert ex is not None
     new = replace(ex, tree=tree or ex.tree, expect_files=count if count is not None else ex.expect_files)
     return [replace(f, extract=new) if f is archives[0] else f for f in files]
+
+
+_RUNTIME_KEYS = {"file", "inputs", "outputs", "offset", "architecture", "num_classes", "golden"}
+_ARCHITECTURE_RE = re.compile(r"^torchvision:[a-z][a-z0-9_]*$")
+
+
+def _int(ctx: _Ctx, where: str, raw: Mapping[str, Any], key: str, default: int | None) -> int | None:
+    value = raw.get(key, default)
+    if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
+        ctx.add(where, f"{key}: expected an integer, got {value!r}")
+        return default
+    return value
+
+
+def parse_runtime(ctx: _Ctx, where: str, raw: Any, files: tuple[FileSpec, ...]) -> RuntimeSpec | None:
+    """A model's ``[model.runtime]`` table (see :class:`~provision.manifest.RuntimeSpec`)."""
+    if raw is None:
+        return None
+    where = f"{where}: runtime"
+    if not isinstance(raw, dict):
+        ctx.add(where, "expected a table")
+        return None
+    _check_keys(ctx, where, raw, _RUNTIME_KEYS)
+    file = _str(ctx, where, raw, "file") or None
+    if file is not None and file not in {f.name for f in files}:
+        ctx.add(where, f"file: {file!r} is not one of the model's files ({', '.join(f.name for f in files)})")
+    architecture = _str(ctx, where, raw, "architecture") or None
+    if architecture is not None and not _ARCHITECTURE_RE.match(architecture):
+        ctx.add(where, f"architecture: expected 'torchvision:<builder>' (torchvision:resnet50), got {architecture!r}")
+    num_classes = _int(ctx, where, raw, "num_classes", None)
+    if num_classes is not None and num_classes < 1:
+        ctx.add(where, f"num_classes: expected a positive integer, got {num_classes}")
+    golden = raw.get("golden", [])
+    if not isinstance(golden, list) or not all(isinstance(g, int) and not isinstance(g, bool) for g in golden):
+        ctx.add(where, "golden: expected a list of integers (the model's predicted classes for the first samples)")
+        golden = []
+    return RuntimeSpec(
+        file=file,
+        inputs=_str_list(ctx, where, raw, "inputs"),
+        outputs=_str_list(ctx, where, raw, "outputs"),
+        offset=_int(ctx, where, raw, "offset", 0) or 0,
+        architecture=architecture,
+        num_classes=num_classes,
+        golden=tuple(golden),
+    )

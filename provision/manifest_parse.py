@@ -38,6 +38,7 @@ from .manifest_fields import (
     _str,
     _str_list,
     _suggest,
+    parse_runtime,
 )
 
 if sys.version_info >= (3, 11):
@@ -61,7 +62,7 @@ _ARTIFACT_KEYS = {
     "tree",
     "expect_files",
 }
-_MODEL_KEYS = _ARTIFACT_KEYS | {"format", "preprocess"}
+_MODEL_KEYS = _ARTIFACT_KEYS | {"format", "preprocess", "runtime"}
 _FILE_KEYS = {"name", "urls", "size", "checksum", "extract", "trust"} | _EXTRACT_KEYS
 _BENCHMARK_KEYS = {
     "name",
@@ -229,12 +230,14 @@ def _parse_artifact(ctx: _Ctx, kind: Literal["dataset", "model"], index: int, ra
     if not name or len(files) == 0:
         return None
     model_pre = _parse_preprocess(ctx, where, raw.get("preprocess")) if kind == "model" else None
+    runtime = parse_runtime(ctx, where, raw.get("runtime"), tuple(files)) if kind == "model" else None
     access = raw.get("access", "public")
     if access not in ACCESS_LEVELS:
         ctx.add(where, f"access: expected one of {', '.join(ACCESS_LEVELS)}, got {access!r}")
         access = "public"
     return Artifact(
         preprocess=model_pre,
+        runtime=runtime,
         access=str(access),
         kind=kind,
         name=name,

@@ -1038,3 +1038,48 @@ def test_preprocess_expected_tree_accepts_pins(write_manifest: ManifestWriter, m
         '[benchmark.preprocess.expected_tree]\n"numpy=2 opencv=5" = "xxh3_128:' + "a" * 32 + '"\n'
     )
     assert lint([manifests]) == []
+
+
+# --- [model.runtime] ---------------------------------------------------------------------
+
+
+def test_model_runtime_parses_into_a_frozen_spec(write_manifest: ManifestWriter, manifests: Path) -> None:
+    from provision.manifest import RuntimeSpec
+
+    write_manifest(
+        BASE
+        + '[model.runtime]\nfile = "net.onnx"\ninputs = ["input_tensor:0"]\noutputs = ["ArgMax:0"]\noffset = -1\n'
+        + "golden = [65, 970]\n"
+    )
+    net = load_catalog([manifests]).artifacts["net"]
+    assert net.runtime == RuntimeSpec(
+        file="net.onnx", inputs=("input_tensor:0",), outputs=("ArgMax:0",), offset=-1, golden=(65, 970)
+    )
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        net.runtime.offset = 0  # type: ignore[misc,union-attr]
+
+
+@pytest.mark.parametrize(
+    ("table", "fragment"),
+    [
+        ('file = "other.onnx"\n', "file: 'other.onnx' is not one of the model's files (net.onnx)"),
+        ('architecture = "mymodule.Net"\n', "architecture: expected 'torchvision:<builder>'"),
+        ("offset = 1.5\n", "offset: expected an integer, got 1.5"),
+        ("num_classes = 0\n", "num_classes: expected a positive integer"),
+        ('golden = ["cat"]\n', "golden: expected a list of integers"),
+        ("ofset = -1\n", "ofset"),
+    ],
+)
+def test_model_runtime_problems(write_manifest: ManifestWriter, manifests: Path, table: str, fragment: str) -> None:
+    path = write_manifest(BASE + "[model.runtime]\n" + table)
+    the_problem(problems_of(manifests), path, "model 'net': runtime", fragment)
+
+
+def test_builtin_resnet50_models_carry_their_runtime() -> None:
+    catalog = load_catalog([builtin_manifest_dir()])
+    onnx = catalog.artifacts["resnet50-onnx"].runtime
+    assert onnx is not None and onnx.offset == -1 and onnx.inputs == ("input_tensor:0",)
+    assert onnx.outputs == ("ArgMax:0",)
+    torch_model = catalog.artifacts["resnet50-pytorch"].runtime
+    assert torch_model is not None and torch_model.architecture == "torchvision:resnet50"
+    assert torch_model.offset == 0 and torch_model.num_classes == 1000

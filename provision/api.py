@@ -6,8 +6,9 @@ omitted) and returns dataclasses or JSON-ready dicts; none prints or exits.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,10 @@ from .preprocessing import preprocessed_path as _preprocessed_path
 from .preprocessing import run as _run_preprocess
 from .progress import Progress
 from .store import GcReport, Store
+from .validation import ValidateOptions, ValidationReport
+from .validation import cached_result as _cached_validation
+from .validation import prepare as _prepare_validation
+from .validation import validate as _validate
 from .verify import VerifyReport
 from .verify import verify as _verify
 
@@ -45,6 +50,7 @@ __all__ = [
     "preprocessed_path",
     "run",
     "status",
+    "validate",
     "verify",
 ]
 
@@ -251,6 +257,49 @@ def preprocess(
     return _run_preprocess(plan, settings, jobs=jobs, shard=shard, merge=merge, progress=progress)
 
 
+@dataclass
+class Stage:
+    """One stage of ``run``: its state (done, cached, failed, skipped), seconds and a detail."""
+
+    name: str
+    state: str
+    seconds: float = 0.0
+    detail: str = ""
+
+
+@dataclass
+class RunReport:
+    """What ``run`` did, stage by stage; ``ok`` when nothing failed and validation (if any) passed."""
+
+    benchmark: str
+    model: str | None
+    fetch: FetchReport
+    verify: VerifyReport | None = None
+    preprocess: PreprocessReport | None = None
+    validation: ValidationReport | None = None
+    stages: list[Stage] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """Every stage succeeded or was skipped for a stated reason, and validation passed."""
+        return all(s.state != "failed" for s in self.stages) and (
+            self.validation is None or self.validation.passed
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON-ready."""
+        return {
+            "ok": self.ok,
+            "benchmark": self.benchmark,
+            "model": self.model,
+            "stages": [asdict(s) for s in self.stages],
+            "fetch": {"ok": self.fetch.ok},
+            "verify": {"ok": self.verify.ok, "files": len(self.verify.files)} if self.verify else None,
+            "preprocess": self.preprocess.to_json() if self.preprocess else None,
+            "validation": self.validation.to_json() if self.validation else None,
+        }
+
+
 def run(
     name: str,
     settings: Settings | None = None,
@@ -261,11 +310,16 @@ def run(
     from_paths: Iterable[Path] = (),
     session: requests.Session | None = None,
     progress: Progress | None = None,
-) -> tuple[FetchReport, PreprocessReport | None]:
-    """Make benchmark ``name`` ready: fetch what it needs, then preprocess for ``model``.
+    options: ValidateOptions | None = None,
+    revalidate: bool = False,
+) -> RunReport:
+    """Make benchmark ``name`` ready and prove it: fetch, verify, preprocess, validate.
 
-    Returns the fetch report and, when every file was fetched, the preprocessing report
-    (``None`` after a failed fetch). Reference-accuracy validation joins this step later.
+    Each stage is skipped when its cached result is still valid: fetched files are not
+    downloaded again, verification takes the stat fast path, a preprocessing run with the same
+    key is reused, and a stored validation result with the same key (model digest, runtime,
+    device, options) is reused unless ``revalidate``. Validation is skipped, with the reason in
+    its stage, when the benchmark has no target or no model provision can run.
     """
     settings = _settings(settings)
     catalog = load(settings)
@@ -274,11 +328,12 @@ def run(
         raise UsageError(f"{name!r} is a {bench.kind}; 'provision run' takes a benchmark (see 'provision list')")
     if model is not None and model not in bench.models:
         raise UsageError(f"{bench.name} has no model {model!r}; its models: {', '.join(bench.models) or 'none'}")
-    chosen = model or (bench.models[0] if bench.models else None)
+    chosen = model or _default_model(catalog, bench)
     target = bench.with_subset(subset) if subset is not None and subset in bench.subsets else bench
     # The dataset (or its subset), the labels and the one model this run uses.
     names = [target.dataset] + ([target.labels.artifact] if target.labels else []) + ([chosen] if chosen else [])
-    report = _fetch(
+    clock = time.perf_counter()
+    fetched = _fetch(
         catalog,
         names,
         settings.with_(jobs=jobs) if jobs else settings,
@@ -286,10 +341,105 @@ def run(
         from_paths=from_paths,
         progress=progress,
     )
-    if not report.ok:
-        return report, None
+    report = RunReport(bench.name, chosen, fetched)
+    fetched_now = sum(1 for f in fetched.files if f.ok and f.state != "cached")
+    report.stages.append(
+        Stage(
+            "fetch",
+            ("done" if fetched_now else "cached") if fetched.ok else "failed",
+            time.perf_counter() - clock,
+            f"{len(fetched.files)} files, {fetched_now} fetched now"
+            if fetched.ok
+            else f"{len(fetched.failures)} failed",
+        )
+    )
+    if not fetched.ok:
+        return report
+    clock = time.perf_counter()
+    report.verify = _verify(catalog, names, settings, progress=progress)
+    report.stages.append(
+        Stage(
+            "verify",
+            "done" if report.verify.ok else "failed",
+            time.perf_counter() - clock,
+            f"{len(report.verify.files)} files, {report.verify.files_hashed} hashed",
+        )
+    )
+    if not report.verify.ok:
+        return report
+    clock = time.perf_counter()
     plan = make_plan(catalog, bench.name, settings, subset=subset, progress=progress, model=chosen)
-    return report, _run_preprocess(plan, settings, jobs=jobs, progress=progress)
+    report.preprocess = _run_preprocess(plan, settings, jobs=jobs, progress=progress)
+    report.stages.append(
+        Stage(
+            "preprocess",
+            "cached" if report.preprocess.state == "cached" else "done",
+            time.perf_counter() - clock,
+            f"{report.preprocess.items} items, key {report.preprocess.key[:16]}",
+        )
+    )
+    why = _no_validation(catalog, bench, chosen)
+    if why:
+        report.stages.append(Stage("validate", "skipped", 0.0, why))
+        return report
+    clock = time.perf_counter()
+    prepared = _prepare_validation(
+        catalog, bench.name, settings, model=chosen, subset=subset, options=options, progress=progress
+    )
+    cached = None if revalidate else _cached_validation(prepared)
+    report.validation = cached or _validate(
+        catalog, bench.name, settings, subset=subset, progress=progress, prepared=prepared
+    )
+    v = report.validation
+    report.stages.append(
+        Stage(
+            "validate",
+            "cached" if cached else ("done" if v.passed else "failed"),
+            time.perf_counter() - clock,
+            f"{v.metric} {v.value:.4f}{v.unit} ({'PASS' if v.passed else 'FAIL'}), {v.samples} samples",
+        )
+    )
+    return report
+
+
+def _default_model(catalog: Catalog, bench: Benchmark) -> str | None:
+    """The first model provision can run, else the first model."""
+    from .validation import _RUNTIMES
+
+    runnable = [m for m in bench.models if catalog.artifacts[m].format in _RUNTIMES]
+    return runnable[0] if runnable else (bench.models[0] if bench.models else None)
+
+
+def _no_validation(catalog: Catalog, bench: Benchmark, model: str | None) -> str:
+    """Why ``run`` cannot validate ``bench`` with ``model`` ("" when it can)."""
+    from .tasks import TASKS, UNSUPPORTED
+    from .validation import _RUNTIMES
+
+    if bench.accuracy is None:
+        return "the manifest sets no accuracy target"
+    if bench.accuracy.metric not in TASKS:
+        return UNSUPPORTED.get(bench.accuracy.metric, f"no local validation for metric {bench.accuracy.metric}")
+    if model is None:
+        return "the benchmark has no model"
+    fmt = catalog.artifacts[model].format
+    if fmt not in _RUNTIMES:
+        return f"model {model} is in format {fmt!r}; provision runs onnx, torchscript and pytorch models"
+    return ""
+
+
+def validate(
+    name: str,
+    settings: Settings | None = None,
+    *,
+    model: str | None = None,
+    subset: str | None = None,
+    options: ValidateOptions | None = None,
+    progress: Progress | None = None,
+) -> ValidationReport:
+    """Run ``name``'s reference model on its preprocessed data here and score it (see
+    :mod:`provision.validation`); ``report.passed`` is false below target."""
+    settings = _settings(settings)
+    return _validate(load(settings), name, settings, model=model, subset=subset, options=options, progress=progress)
 
 
 def preprocessed_path(

@@ -25,9 +25,12 @@ from .cli_render import (
     _render_benchmark,
     _render_detail,
     _render_fetch,
+    _render_run,
+    _render_validation,
+    _Stages,
 )
 from .config import Settings
-from .errors import EXIT_FAILURE, EXIT_INTEGRITY, EXIT_MANIFEST, ProvisionError
+from .errors import EXIT_ACCURACY, EXIT_FAILURE, EXIT_INTEGRITY, EXIT_MANIFEST, ProvisionError
 from .fetch import human_bytes
 from .preprocessing import parse_shard
 
@@ -324,11 +327,76 @@ def preprocess(
         typer.echo(str(report.path))
 
 
+Device = Annotated[
+    str, typer.Option("--device", help="auto (cuda when the runtime sees a GPU), cpu, cuda or cuda:N.")
+]
+BatchSize = Annotated[int, typer.Option("--batch-size", "-b", min=1, help="Samples per model call.")]
+Threads = Annotated[
+    int | None, typer.Option("--threads", min=1, help="Runtime threads (default: every usable core).")
+]
+AllowTf32 = Annotated[
+    bool, typer.Option("--allow-tf32", help="Allow TF32 matmuls/convolutions on NVIDIA GPUs (off: exact fp32).")
+]
+
+
+def _options(device: str, batch_size: int, threads: int | None, allow_tf32: bool, count: int | None = None) -> Any:
+    from .validation import ValidateOptions
+
+    return ValidateOptions(device=device, batch_size=batch_size, threads=threads, allow_tf32=allow_tf32, count=count)
+
+
+@app.command()
+def validate(
+    name: Annotated[str, typer.Argument(help="A benchmark (fetched and preprocessed).")],
+    model: Annotated[
+        str | None, typer.Option("--model", help="The model to run (default: the benchmark's first runnable one).")
+    ] = None,
+    subset: Annotated[
+        str | None,
+        typer.Option("--subset", help="Validate on the preprocessed subset of this size (see 'provision run')."),
+    ] = None,
+    count: Annotated[
+        int | None,
+        typer.Option("--count", min=1, help="Only the first N samples: reports a 99% interval, not the full target."),
+    ] = None,
+    device: Device = "auto",
+    batch_size: BatchSize = 32,
+    threads: Threads = None,
+    allow_tf32: AllowTf32 = False,
+    cache_dir: CacheDir = None,
+    json_out: Json = False,
+    quiet: Quiet = False,
+) -> None:
+    """Run NAME's reference model on its preprocessed data on this machine and score it with
+    MLPerf's metric; exit 5 below target.
+
+    The result (accuracy, target, pass/fail, samples/s, energy where counters exist, device,
+    runtime settings, model digest) is stored beside the preprocessing run record.
+    """
+    with _errors():
+        bar = _ItemBar(enabled=sys.stderr.isatty() and not quiet and not json_out, quiet=quiet)
+        report = api.validate(
+            name,
+            _settings(cache_dir),
+            model=model,
+            subset=subset,
+            options=_options(device, batch_size, threads, allow_tf32, count),
+            progress=bar,
+        )
+        if json_out:
+            _print_json(report.to_json())
+        else:
+            _render_validation(report)
+        if not report.passed:
+            raise typer.Exit(EXIT_ACCURACY)
+
+
 @app.command()
 def run(
     name: Annotated[str, typer.Argument(help="A benchmark.")],
     model: Annotated[
-        str | None, typer.Option("--model", help="The model to prepare for (default: the benchmark's first).")
+        str | None,
+        typer.Option("--model", help="The model to prepare and validate (default: the benchmark's first runnable)."),
     ] = None,
     subset: Annotated[
         str | None,
@@ -338,36 +406,56 @@ def run(
     from_: Annotated[
         list[Path] | None, typer.Option("--from", help="A file or folder to take files from first (licensed data).")
     ] = None,
+    device: Device = "auto",
+    batch_size: BatchSize = 32,
+    threads: Threads = None,
+    allow_tf32: AllowTf32 = False,
+    revalidate: Annotated[
+        bool, typer.Option("--revalidate", help="Run validation again even when a stored result matches.")
+    ] = False,
     cache_dir: CacheDir = None,
     json_out: Json = False,
     quiet: Quiet = False,
 ) -> None:
-    """Make NAME ready on this machine: fetch its dataset, labels and model, then preprocess
-    with that model's recipe (e.g. --model resnet50-pytorch uses the PyTorch profile)."""
+    """Make NAME ready on this machine and prove it: fetch -> verify -> preprocess -> validate.
+
+    Each stage is skipped when its cached result is still valid; a final table lists the
+    stages. --model picks the model (and its preprocessing profile, e.g. resnet50-pytorch).
+    Exit 5 when validation is below target, 3/4 when fetching or verification fails.
+    """
     with _errors():
-        bars = _bars(quiet, json_out)
+        stages = _Stages(quiet, json_out)
         try:
-            fetched, prepared = api.run(
-                name, _settings(cache_dir), model=model, subset=subset, jobs=jobs, from_paths=from_ or (), progress=bars
+            report = api.run(
+                name,
+                _settings(cache_dir),
+                model=model,
+                subset=subset,
+                jobs=jobs,
+                from_paths=from_ or (),
+                progress=stages,
+                options=_options(device, batch_size, threads, allow_tf32),
+                revalidate=revalidate,
             )
         finally:
-            bars.close()
+            stages.close()
+        fetched = report.fetch
         if json_out:
-            _print_json(
-                {
-                    "ok": fetched.ok and prepared is not None,
-                    "fetch": {"ok": fetched.ok, "files": [_file_doc(f) for f in fetched.files]},
-                    "preprocess": prepared.to_json() if prepared is not None else None,
-                }
-            )
+            doc = report.to_json()
+            doc["fetch"]["files"] = [_file_doc(f) for f in fetched.files]
+            _print_json(doc)
         else:
-            _render_fetch(fetched, quiet)
-            if prepared is not None:
-                typer.echo(f"{prepared.benchmark}: preprocessed ({prepared.state}, {prepared.recipe}) {prepared.path}")
+            if not fetched.ok:
+                _render_fetch(fetched, quiet)
+            _render_run(report)
         for f in fetched.failures:
             typer.echo(f"provision: error: {f.error}", err=True)
         if not fetched.ok:
             raise typer.Exit(fetched.exit_code)
+        if report.verify is not None:
+            report.verify.raise_for_errors()
+        if report.validation is not None and not report.validation.passed:
+            raise typer.Exit(EXIT_ACCURACY)
 
 
 @app.command()

@@ -223,3 +223,58 @@ class _ItemBar:
     def note(self, text: str) -> None:
         if not self.quiet:
             typer.echo(f"provision: {text}", err=True)
+
+
+class _Stages:
+    """One progress display for ``run``: byte bars for transfers and checks, an item bar for
+    preprocessing and validation (keys ``preprocess:…`` / ``validate:…``)."""
+
+    def __init__(self, quiet: bool, json_out: bool) -> None:
+        self.bytes = _bars(quiet, json_out)
+        self.items = _ItemBar(enabled=sys.stderr.isatty() and not quiet and not json_out, quiet=quiet)
+
+    def _pick(self, key: str) -> Any:
+        return self.items if key.startswith(("preprocess:", "validate:")) else self.bytes
+
+    def start(self, key: str, label: str, total: int | None, done: int = 0) -> None:
+        if key.startswith(("preprocess:", "validate:")):
+            self.bytes.close()  # the transfer bars are done: one display at a time
+        self._pick(key).start(key, label, total, done)
+
+    def advance(self, key: str, nbytes: int) -> None:
+        self._pick(key).advance(key, nbytes)
+
+    def finish(self, key: str, ok: bool) -> None:
+        self._pick(key).finish(key, ok)
+
+    def note(self, text: str) -> None:
+        self.bytes.note(text)
+
+    def close(self) -> None:
+        self.bytes.close()
+        self.items.finish("", True)
+
+
+def _render_validation(report: Any) -> None:
+    """The human summary of a validation result, one ``label: value`` line each."""
+    from .validation import summary_rows
+
+    rows = summary_rows(report)
+    width = max(len(label) for label, _ in rows)
+    for label, value in rows:
+        typer.echo(f"{label.ljust(width)}  {value}")
+    golden = report.golden or {}
+    for m in golden.get("first", []):
+        typer.echo(f"golden mismatch: sample {m['index']} ({m['name']}): expected {m['expected']}, got {m['got']}")
+    for note in report.notes:
+        typer.echo(f"note: {note}")
+
+
+def _render_run(report: Any) -> None:
+    """The final summary table of ``run``: one row per stage, then the validation summary."""
+    typer.echo(f"{'stage':<11} {'state':<8} {'seconds':>8}  detail")
+    for s in report.stages:
+        typer.echo(f"{s.name:<11} {s.state:<8} {s.seconds:>8.1f}  {s.detail}")
+    if report.validation is not None:
+        typer.echo("")
+        _render_validation(report.validation)

@@ -45,10 +45,19 @@ def _note(exc: BaseException, text: str) -> None:
         exc.__notes__ = [*notes, text]  # type: ignore[attr-defined]
 
 
-def _load_one(load: Load, index: int, stop: threading.Event) -> Sequence[np.ndarray]:
-    if stop.is_set():  # the consumer has gone: start no new work
-        raise CancelledError
-    return load(index)
+def _load_chunk(load: Load, chunk: tuple[int, ...], stop: threading.Event) -> tuple[np.ndarray, ...]:
+    """Load and stack one batch in a worker thread (one task per batch keeps the pool's overhead
+    per batch, not per sample, and takes the stacking copy off the consumer's thread)."""
+    samples: list[Sequence[np.ndarray]] = []
+    for index in chunk:
+        if stop.is_set():  # the consumer has gone: start no new work
+            raise CancelledError
+        try:
+            samples.append(load(index))
+        except Exception as exc:
+            _note(exc, f"while loading sample {index} (batch of samples {chunk[0]}..{chunk[-1]})")
+            raise
+    return _stack(chunk, samples)
 
 
 def _stack(indices: tuple[int, ...], samples: list[Sequence[np.ndarray]]) -> tuple[np.ndarray, ...]:
@@ -85,8 +94,9 @@ def batches(
     """Yield :class:`Batch` es of ``indices`` in order, loading up to ``depth`` batches ahead.
 
     ``load(i)`` returns sample ``i``'s arrays (one image tensor, or several token arrays); it
-    runs in a pool of ``workers`` threads, so it must be thread-safe. Each array position is
-    stacked along a new axis 0; the last batch may be short. While the consumer holds batch
+    runs in a pool of ``workers`` threads, one batch per task (the samples of a batch load in
+    order in one thread, and are stacked there), so it must be thread-safe. Each array position
+    is stacked along a new axis 0; the last batch may be short. While the consumer holds batch
     ``k``, batches ``k+1 .. k+depth`` are loading (``depth=0``: no prefetch).
 
     An exception from ``load`` reaches the consumer with a note naming the sample index, and
@@ -103,30 +113,21 @@ def batches(
     if not chunks:
         return
     stop = threading.Event()
-    pending: deque[tuple[tuple[int, ...], list[Future[Sequence[np.ndarray]]]]] = deque()
+    pending: deque[tuple[tuple[int, ...], Future[tuple[np.ndarray, ...]]]] = deque()
     pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="provision-load")
     try:
         submitted = 0
         while pending or submitted < len(chunks):
             while submitted < len(chunks) and len(pending) <= depth:
                 chunk = chunks[submitted]
-                pending.append((chunk, [pool.submit(_load_one, load, i, stop) for i in chunk]))
+                pending.append((chunk, pool.submit(_load_chunk, load, chunk, stop)))
                 submitted += 1
-            chunk, futures = pending.popleft()
-            samples: list[Sequence[np.ndarray]] = []
-            for index, future in zip(chunk, futures, strict=True):
-                try:
-                    sample = future.result()
-                except Exception as exc:
-                    _note(exc, f"while loading sample {index} (batch of samples {chunk[0]}..{chunk[-1]})")
-                    raise
-                samples.append(sample)
-            yield Batch(chunk, _stack(chunk, samples))
+            chunk, future = pending.popleft()
+            yield Batch(chunk, future.result())
     finally:
         stop.set()
-        for _, futures in pending:
-            for future in futures:
-                future.cancel()
+        for _, future in pending:
+            future.cancel()
         pool.shutdown(wait=True, cancel_futures=True)
 
 

@@ -239,6 +239,9 @@ class OnnxRunner:
         so = ort.SessionOptions()
         so.intra_op_num_threads = self.threads
         so.inter_op_num_threads = 1
+        # The prefetching loader runs beside the session: idle runtime threads sleep, not spin, so
+        # the loader thread gets a core (measured: benchmarks/validate.py).
+        so.add_session_config_entry("session.intra_op.allow_spinning", "0")
         so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         so.graph_optimization_level = getattr(ort.GraphOptimizationLevel, _ORT_LEVEL)
         so.use_deterministic_compute = True

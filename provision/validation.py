@@ -1,0 +1,501 @@
+"""Reference-accuracy validation: run a benchmark's reference model on this machine.
+
+``validate`` takes a benchmark whose data is fetched and preprocessed, opens one of its
+models with a runner (:mod:`provision.runners`: onnxruntime or torch, cpu or cuda), feeds it
+the preprocessed samples through a prefetching loader (:mod:`provision.loader`), scores the
+predictions with MLPerf's metric (:mod:`provision.tasks`, :mod:`provision.metrics`) and
+compares the score with the manifest's targets:
+
+- on the whole dataset, ``value >= reference x ratio`` for each ratio (``99`` / ``99.9``
+  variants; the first is the one that decides ``passed``), and ``value <= upper`` when the
+  manifest sets an upper bound;
+- on part of it (``count``, a ``subset``, or fewer samples than the benchmark's dataset size)
+  the full-set target does not apply: the result carries a 99% confidence interval (Wilson for
+  top-1, a percentile bootstrap of per-sample values otherwise) and passes when the interval
+  reaches the target, i.e. the subset is consistent with a model that meets it;
+- when the model's ``[model.runtime]`` pins ``golden`` predictions, the first ``len(golden)``
+  predictions must equal them exactly; the first disagreements are reported.
+
+Each result is written to ``<cache>/preprocessed/<benchmark>/<key16>.validation/``, beside the
+preprocessing run it used, under a key over everything that can change the score (the
+preprocessing key, the model file's digest, the runtime and its version, device, batch size,
+TF32, sample count, task settings). ``provision run`` reuses a stored result with the same key.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import importlib.metadata
+import json
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import __version__
+from .config import Settings
+from .errors import IntegrityError, NotFetchedError, UsageError
+from .extract import hash_tree
+from .folders import expand
+from .lockfile import LockFile
+from .manifest import AccuracySpec, Artifact, Benchmark, Catalog, RuntimeSpec
+from .preprocess_plan import Plan, load_json
+from .preprocessing import make_plan, preprocessed_path
+from .progress import NullProgress, Progress
+from .runners import cpu_name, resolve_device, usable_cores
+from .store import Store, _atomic_write_text
+from .tasks import SCORING_VERSION, Score, Task, make_task
+
+__all__ = ["ValidateOptions", "ValidationReport", "cached_result", "prepare", "validate"]
+
+RESULT_SCHEMA = 1
+CONFIDENCE = 0.99
+#: Resamples for metrics recomputed per resample (COCO mAP re-runs COCOeval each time).
+BOOTSTRAP_STATISTIC_RESAMPLES = 200
+_RUNTIMES = {"onnx": "onnxruntime", "torchscript": "torch", "pytorch": "torch"}
+_PACKAGES = {"onnxruntime": "onnxruntime", "torch": "torch"}
+
+
+@dataclass(frozen=True)
+class ValidateOptions:
+    """How to run the model: device (``auto``/``cpu``/``cuda``), batch, threads, TF32, sample count."""
+
+    device: str = "auto"
+    batch_size: int = 32
+    threads: int | None = None
+    allow_tf32: bool = False
+    seed: int = 0
+    count: int | None = None
+    workers: int | None = None  # loader threads; default: min(4, cores)
+
+
+@dataclass
+class ValidationReport:
+    """One validation result; ``passed`` decides the CLI's exit status (5 when false)."""
+
+    benchmark: str
+    model: str
+    metric: str
+    unit: str
+    value: float
+    target: float | None
+    passed: bool
+    samples: int
+    device: str
+    runtime: dict[str, Any]
+    model_digest: str
+    samples_per_second: float
+    seconds: float
+    energy: dict[str, Any]
+    full_set: bool
+    reference: float
+    targets: list[dict[str, Any]] = field(default_factory=list)
+    upper: float | None = None
+    interval: list[float] | None = None
+    interval_method: str | None = None
+    golden: dict[str, Any] | None = None
+    task: dict[str, Any] = field(default_factory=dict)
+    preprocess_key: str = ""
+    key: str = ""
+    record: str = ""
+    state: str = "computed"  # computed | cached
+    extra: dict[str, Any] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON-ready (the stored record and ``--json`` output)."""
+        return dict(vars(self))
+
+    @classmethod
+    def from_json(cls, doc: dict[str, Any]) -> ValidationReport:
+        """A report from :meth:`to_json` output (unknown keys are ignored)."""
+        known = set(cls.__dataclass_fields__)
+        return cls(**{k: v for k, v in doc.items() if k in known})
+
+
+@dataclass
+class Prepared:
+    """Everything a validation run needs, resolved before any model is loaded."""
+
+    bench: Benchmark
+    spec: AccuracySpec
+    model: Artifact
+    runtime_spec: RuntimeSpec
+    runtime: str
+    model_path: Path
+    model_digest: str
+    plan: Plan
+    folder: Path
+    device: str
+    options: ValidateOptions
+    key: str
+
+    @property
+    def record_path(self) -> Path:
+        """Where this result is stored."""
+        return self.plan.root / f"{self.plan.key[:16]}.validation" / f"{self.model.name}--{self.key[:16]}.json"
+
+
+def _metric_info(metric: str) -> tuple[str, bool]:
+    from .metrics import METRICS
+
+    info = METRICS.get(metric)
+    return (info.unit, info.higher_is_better) if info is not None else ("", True)
+
+
+def _model_file(model: Artifact, runtime: RuntimeSpec) -> str:
+    if runtime.file:
+        return runtime.file
+    if len(model.files) == 1 and not model.files[0].is_folder:
+        return model.files[0].name
+    raise UsageError(
+        f"model {model.name} has {len(model.files)} files; its manifest needs [model.runtime] file = '<which one>'"
+    )
+
+
+def _verified_digest(store: Store, model: Artifact, name: str) -> tuple[Path, str]:
+    """The model file's path and ``<published checksum> xxh3_128:<hex>``, checked against its record."""
+    path = store.artifact_dir(model.name) / name
+    record = store.load_record(model.name).get(name)
+    if record is None or not path.is_file() or not store.record_complete(model.name):
+        raise NotFetchedError(f"model {model.name} is not fetched ({path}); run 'provision fetch {model.name}'")
+    if not record.stat_matches(path.stat()):
+        got = hash_tree(path).files[path.name].xxh3_128
+        if got != record.xxh3_128:
+            raise IntegrityError(
+                f"{path}: model file changed since it was verified (xxh3_128 {record.xxh3_128} expected, got {got}); "
+                f"run 'provision verify {model.name} --full' to repair it",
+                path=str(path),
+            )
+    return path, f"{record.checksum} xxh3_128:{record.xxh3_128}"
+
+
+def _runtime_version(runtime: str) -> str:
+    try:
+        return importlib.metadata.version(_PACKAGES[runtime])
+    except importlib.metadata.PackageNotFoundError:
+        from .errors import MissingDependencyError
+
+        extra = "onnx" if runtime == "onnxruntime" else "torch"
+        raise MissingDependencyError(runtime, extra, "validation") from None
+
+
+def _choose_model(catalog: Catalog, bench: Benchmark, model: str | None) -> Artifact:
+    if model is None:
+        runnable = [m for m in bench.models if catalog.artifacts[m].format in _RUNTIMES]
+        if not runnable:
+            raise UsageError(f"{bench.name} has no model provision can run (onnx, torchscript, pytorch)")
+        model = runnable[0]
+    if model not in bench.models:
+        raise UsageError(f"{bench.name} has no model {model!r}; its models: {', '.join(bench.models) or 'none'}")
+    return catalog.artifacts[model]
+
+
+def prepare(
+    catalog: Catalog,
+    name: str,
+    settings: Settings,
+    *,
+    model: str | None = None,
+    subset: str | None = None,
+    options: ValidateOptions | None = None,
+    progress: Progress | None = None,
+) -> Prepared:
+    """Resolve benchmark, model, preprocessed folder, device and result key (no model loaded).
+
+    :class:`NotFetchedError` when the model or the preprocessed data is missing.
+    """
+    options = options or ValidateOptions()
+    if options.batch_size < 1:
+        raise UsageError(f"--batch-size must be at least 1, got {options.batch_size}")
+    if options.count is not None and options.count < 1:
+        raise UsageError(f"--count must be at least 1, got {options.count}")
+    entry = catalog.get(name)
+    if not isinstance(entry, Benchmark):
+        raise UsageError(f"{name!r} is a {entry.kind}; 'provision validate' takes a benchmark (see 'provision list')")
+    bench = entry
+    spec = bench.accuracy
+    if spec is None:
+        raise UsageError(f"{bench.name} has no [benchmark.accuracy] in its manifest; nothing to validate against")
+    art = _choose_model(catalog, bench, model)
+    runtime = _RUNTIMES.get(art.format or "")
+    if runtime is None:
+        raise UsageError(
+            f"model {art.name} is in format {art.format!r}; provision validate runs onnx, torchscript and pytorch "
+            f"models (choose one of {', '.join(bench.models)} with --model)"
+        )
+    runtime_spec = art.runtime or RuntimeSpec()
+    lock = LockFile(settings.lock_path)
+    resolved = lock.apply(expand(art, lock))
+    store = Store(settings.cache_dir)
+    model_path, digest = _verified_digest(store, resolved, _model_file(resolved, runtime_spec))
+    version = _runtime_version(runtime)
+    device = resolve_device(runtime, options.device)
+    plan = make_plan(catalog, bench.name, settings, subset=subset, progress=progress, model=art.name)
+    folder = preprocessed_path(plan, progress)
+    ingredients = {
+        "schema": RESULT_SCHEMA,
+        "preprocess": plan.key,
+        "model": art.name,
+        "digest": digest,
+        "runtime": [runtime, version],
+        "device": device,
+        "batch_size": options.batch_size,
+        "allow_tf32": options.allow_tf32,
+        "seed": options.seed,
+        "count": options.count,
+        "metric": spec.metric,
+        "scoring": SCORING_VERSION,
+        "runtime_spec": {
+            "file": runtime_spec.file,
+            "inputs": list(runtime_spec.inputs),
+            "outputs": list(runtime_spec.outputs),
+            "offset": runtime_spec.offset,
+            "architecture": runtime_spec.architecture,
+            "num_classes": runtime_spec.num_classes,
+            "golden": list(runtime_spec.golden),
+        },
+    }
+    key = hashlib.sha256(json.dumps(ingredients, sort_keys=True).encode()).hexdigest()
+    return Prepared(bench, spec, art, runtime_spec, runtime, model_path, digest, plan, folder, device, options, key)
+
+
+def cached_result(prepared: Prepared) -> ValidationReport | None:
+    """The stored result for ``prepared``'s key, when one exists."""
+    doc = load_json(prepared.record_path)
+    if doc is None or doc.get("key") != prepared.key:
+        return None
+    try:
+        report = ValidationReport.from_json(doc)
+    except TypeError:
+        return None
+    report.state = "cached"
+    return report
+
+
+def _targets(spec: AccuracySpec, value: float, higher: bool) -> list[dict[str, Any]]:
+    out = []
+    for ratio, target in zip(spec.target_ratio, spec.targets(), strict=True):
+        ok = value >= target if higher else value <= target
+        out.append({"ratio": ratio, "target": target, "passed": ok})
+    return out
+
+
+def _interval(score: Score, unit: str) -> tuple[list[float] | None, str | None]:
+    from .metrics.stats import bootstrap_interval, bootstrap_statistic, wilson_interval
+
+    if score.successes is not None and score.samples:
+        lo, hi = wilson_interval(score.successes, score.samples, CONFIDENCE)
+        scale = 100.0 if unit == "%" else 1.0
+        return [lo * scale, hi * scale], "wilson"
+    if score.per_sample is not None and len(score.per_sample):
+        lo, hi = bootstrap_interval(score.per_sample, CONFIDENCE)
+        return [float(lo), float(hi)], "bootstrap"
+    if score.statistic is not None and score.samples:
+        lo, hi = bootstrap_statistic(
+            score.samples, score.statistic, CONFIDENCE, resamples=BOOTSTRAP_STATISTIC_RESAMPLES
+        )
+        return [float(lo), float(hi)], "bootstrap"
+    return None, None
+
+
+def _golden(runtime: RuntimeSpec, score: Score, limit: int = 10) -> dict[str, Any] | None:
+    if not runtime.golden:
+        return None
+    pinned = list(runtime.golden)
+    got = score.predictions[: len(pinned)]
+    mismatches = [
+        {"index": i, "name": score.names[i] if i < len(score.names) else str(i), "expected": want, "got": have}
+        for i, (want, have) in enumerate(zip(pinned, got, strict=False))
+        if want != have
+    ]
+    checked = min(len(pinned), len(got))
+    return {
+        "pinned": len(pinned),
+        "checked": checked,
+        "mismatches": len(mismatches),
+        "first": mismatches[:limit],
+        "passed": not mismatches and checked == len(pinned),
+    }
+
+
+def _infer(task: Task, prepared: Prepared, progress: Progress) -> tuple[dict[str, Any], float, dict[str, Any], int]:
+    """Run every sample through the model; (runner description, seconds, energy, samples)."""
+    from .loader import batches
+    from .power import EnergyMeter
+    from .runners import RunnerOptions, open_runner
+
+    opts = prepared.options
+    runner = open_runner(
+        prepared.model_path,
+        prepared.model.format or "",
+        RunnerOptions(
+            device=prepared.device,
+            batch_size=opts.batch_size,
+            threads=opts.threads,
+            allow_tf32=opts.allow_tf32,
+            seed=opts.seed,
+        ),
+        inputs=prepared.runtime_spec.inputs,
+        outputs=prepared.runtime_spec.outputs,
+        architecture=prepared.runtime_spec.architecture,
+        num_classes=prepared.runtime_spec.num_classes,
+    )
+    n = task.count()
+    gpus: tuple[int, ...] = ()
+    if prepared.device.startswith("cuda"):
+        gpus = (int(prepared.device.partition(":")[2] or 0),)
+    meter = EnergyMeter(gpus=gpus)
+    # Loader threads: one per four cores (at most 4). Loading .npy files is memory-bound; on a
+    # 2-core machine a second loader thread only contends with the runtime (benchmarks/README.md).
+    workers = opts.workers or max(1, min(4, usable_cores() // 4))
+    # Some reference models take one sample per call (RetinaNet's ONNX export has a fixed batch of 1).
+    batch_size = min(opts.batch_size, getattr(task, "max_batch", None) or opts.batch_size)
+    key = f"validate:{prepared.bench.name}"
+    progress.start(key, f"validate {prepared.bench.name} ({prepared.model.name})", n)
+    ok = False
+    try:
+        meter.start()
+        start = time.perf_counter()
+        with contextlib.closing(batches(task.load, range(n), batch_size, workers=workers, depth=2)) as stream:
+            for batch in stream:
+                outputs = runner.run(list(batch.arrays))
+                task.collect(batch.indices, outputs)
+                progress.advance(key, len(batch.indices))
+        seconds = time.perf_counter() - start
+        energy = meter.stop()
+        ok = True
+    finally:
+        progress.finish(key, ok)
+        description = {**runner.describe(), "batch_size": batch_size}
+        runner.close()
+    energy_doc = energy.describe()
+    energy_doc["joules_per_sample"] = energy.per_sample(n) if energy.available else None
+    return description, seconds, energy_doc, n
+
+
+def validate(
+    catalog: Catalog,
+    name: str,
+    settings: Settings,
+    *,
+    model: str | None = None,
+    subset: str | None = None,
+    options: ValidateOptions | None = None,
+    progress: Progress | None = None,
+    prepared: Prepared | None = None,
+) -> ValidationReport:
+    """Validate benchmark ``name`` with ``model`` (default: its first runnable model).
+
+    Returns the report (``passed`` false below target; the CLI exits 5) and stores it beside
+    the preprocessing run. See the module docstring for targets and subsets.
+    """
+    progress = progress or NullProgress()
+    if prepared is None:
+        prepared = prepare(catalog, name, settings, model=model, subset=subset, options=options, progress=progress)
+    spec = prepared.spec
+    task = make_task(spec.metric, prepared.folder, prepared.runtime_spec, prepared.options.count)
+    if task.count() == 0:
+        raise UsageError(f"{prepared.folder}: no samples to validate")
+    description, seconds, energy, n = _infer(task, prepared, progress)
+    score = task.score()
+    unit, higher = _metric_info(spec.metric)
+    size = prepared.bench.dataset_size
+    # The full set: at least the benchmark's dataset size (when the manifest states it), else all samples.
+    full = score.samples >= size if size is not None else prepared.options.count is None and subset is None
+    notes: list[str] = []
+    interval, method = (None, None) if full else _interval(score, unit)
+    if full or interval is None:
+        # The full set: the point value against each target (also a subset without an interval).
+        targets = _targets(spec, score.value, higher)
+        if not full:
+            notes.append(f"{score.samples} samples: no interval for {spec.metric}; the point value was compared")
+    else:
+        # Part of the set: a target is met when the interval reaches it (consistent with the reference).
+        targets = _targets(spec, interval[1] if higher else interval[0], higher)
+        notes.append(
+            f"{score.samples} of {size or 'all'} samples: the full-set target does not apply; a target passes when "
+            f"the {int(CONFIDENCE * 100)}% interval reaches it"
+        )
+    primary = targets[0]["target"] if targets else None
+    passed = bool(targets[0]["passed"]) if targets else True
+    if spec.upper is not None and full and score.value > spec.upper:
+        passed = False
+    golden = _golden(prepared.runtime_spec, score)
+    if golden is not None and not golden["passed"]:
+        passed = False
+    report = ValidationReport(
+        benchmark=prepared.bench.name,
+        model=prepared.model.name,
+        metric=spec.metric,
+        unit=unit,
+        value=score.value,
+        target=primary,
+        passed=passed,
+        samples=score.samples,
+        device=prepared.device,
+        runtime={**description, "cpu": cpu_name()},
+        model_digest=prepared.model_digest,
+        samples_per_second=n / seconds if seconds > 0 else math.inf,
+        seconds=seconds,
+        energy=energy,
+        full_set=full,
+        reference=spec.reference,
+        targets=targets,
+        upper=spec.upper,
+        interval=interval,
+        interval_method=method,
+        golden=golden,
+        task=task.describe(),
+        preprocess_key=prepared.plan.key,
+        key=prepared.key,
+        record=str(prepared.record_path),
+        extra={**score.extra, "provision": __version__},
+        notes=notes,
+    )
+    _atomic_write_text(prepared.record_path, json.dumps(report.to_json(), indent=1, sort_keys=True) + "\n")
+    return report
+
+
+def summary_rows(report: ValidationReport) -> Sequence[tuple[str, str]]:
+    """(label, value) pairs of the human summary."""
+    unit = report.unit
+    pct = unit == "%"
+
+    def fmt(x: float) -> str:
+        return f"{x:.3f}%" if pct else f"{x:.5f}"
+
+    rows = [("benchmark", f"{report.benchmark} ({report.model})"), (report.metric, fmt(report.value))]
+    if report.interval is not None:
+        lo, hi = report.interval
+        rows.append((f"{int(CONFIDENCE * 100)}% interval", f"[{fmt(lo)}, {fmt(hi)}] ({report.interval_method})"))
+    for t in report.targets:
+        verdict = "pass" if t["passed"] else ("below" if report.full_set else "not reached by the interval")
+        target = f"{t['target']:.4f}{unit if pct else ''}"
+        rows.append((f"target x{t['ratio']:g}", f"{target} of reference {report.reference:g}: {verdict}"))
+    if report.upper is not None:
+        rows.append(("upper bound", fmt(report.upper)))
+    if report.golden is not None:
+        g = report.golden
+        rows.append(("golden", f"{g['checked']} of {g['pinned']} pinned predictions checked, {g['mismatches']} differ"))
+    rows.append(("samples", f"{report.samples} ({'full set' if report.full_set else 'subset'})"))
+    rt = report.runtime
+    threads = f", {rt['threads']} threads" if rt.get("threads") else ""
+    rows.append(
+        (
+            "throughput",
+            f"{report.samples_per_second:.1f} samples/s on {report.device} "
+            f"({rt.get('runtime', '?')} {rt.get('version', '')}{threads}, batch {rt.get('batch_size', '?')})",
+        )
+    )
+    energy = report.energy
+    if energy.get("available"):
+        rows.append(("power", f"{energy['watts']:.1f} W average, {energy['joules_per_sample']:.3f} J/sample"))
+    else:
+        rows.append(("power", f"not available ({energy.get('reason') or 'no energy counters'})"))
+    rows.append(("model", report.model_digest))
+    rows.append(("result", ("PASS" if report.passed else "FAIL") + (" (cached)" if report.state == "cached" else "")))
+    return rows

@@ -96,6 +96,7 @@ def _bench(
     fmt: str = "onnx",
     dataset_size: int = N,
     name: str = "tinynet",
+    model_file: Path | None = None,
 ) -> None:
     """A generated ImageNet-format benchmark: a tar of JPEGs, val_map.txt, one tiny model."""
     src = tmp_path / "src"
@@ -111,8 +112,10 @@ def _bench(
     val_map = tmp_path / f"{name}-val_map.txt"
     truth = labels if labels is not None else CLASSES
     val_map.write_text("".join(f"{n} {c}\n" for n, c in zip(names, truth, strict=True)), encoding="utf-8")
-    model = tmp_path / f"{name}.{'onnx' if fmt == 'onnx' else 'pt'}"
-    if fmt == "onnx":
+    model = model_file or tmp_path / f"{name}.{'onnx' if fmt == 'onnx' else 'pt'}"
+    if model_file is not None:
+        pass
+    elif fmt == "onnx":
         _onnx_classifier(model)
     else:
         _torchscript_classifier(model)
@@ -287,3 +290,34 @@ def test_run_below_target_exits_5(tmp_path: Path, write_manifest: ManifestWriter
     result = runner.invoke(app, ["run", "tinynet"])
     assert result.exit_code == EXIT_ACCURACY
     assert "FAIL" in result.stdout
+
+
+def test_torchvision_state_dict_through_the_pytorch_profile(
+    tmp_path: Path, write_manifest: ManifestWriter, settings: Settings
+) -> None:
+    """resnet50-19c8e357.pth's path: a state dict filled into torchvision's architecture, run on
+    the imagenet-torchvision outputs; predictions equal the same network run here directly."""
+    import torch
+    import torchvision
+
+    torch.manual_seed(0)
+    net = torchvision.models.get_model("resnet18", weights=None, num_classes=3).eval()
+    weights = tmp_path / "resnet18-tiny.pth"
+    torch.save(net.state_dict(), weights)
+    _bench(
+        tmp_path,
+        write_manifest,
+        fmt="pytorch",
+        runtime='architecture = "torchvision:resnet18"\nnum_classes = 3\n'
+        '[model.preprocess]\nrecipe = "imagenet-torchvision"\n',
+        model_file=weights,
+    )
+    assert api.fetch(["tinynet"], settings).ok
+    prep = api.preprocess("tinynet", settings, jobs=1, model="tinynet-model")
+    names = [line.split()[0] for line in (prep.path / "val_map.txt").read_text().splitlines()]
+    batch = torch.from_numpy(np.stack([np.load(prep.path / f"{n}.npy") for n in names]))
+    with torch.inference_mode():
+        expected = net(batch).argmax(dim=1).numpy()
+    report = api.validate("tinynet", settings, options=ValidateOptions(batch_size=5))
+    assert report.runtime["architecture"] == "torchvision:resnet18" and report.preprocess_key == prep.key
+    assert report.value == pytest.approx(100.0 * float(np.mean(expected == np.asarray(CLASSES))))

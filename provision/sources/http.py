@@ -215,8 +215,14 @@ def _sends_r2_credentials(headers: dict[str, str]) -> bool:
 
 
 def _short(exc: BaseException) -> str:
-    text = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
-    return text[:200]
+    """The innermost message of ``exc``: requests/urllib3 wrap errors as ``(message, cause)`` tuples."""
+    while exc.args and isinstance(exc.args[0], BaseException):
+        exc = exc.args[0]
+    if exc.args and isinstance(exc.args[0], str) and len(exc.args) > 1:
+        text = exc.args[0]  # e.g. ('Connection broken: IncompleteRead(...)', IncompleteRead(...))
+    else:
+        text = str(exc) or exc.__class__.__name__
+    return (text.splitlines()[0] if text else exc.__class__.__name__)[:200]
 
 
 def _meta(url: str, resp: requests.Response) -> _Meta:

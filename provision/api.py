@@ -10,11 +10,12 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import requests
 
 from .config import Settings
+from .doctor import DoctorReport, run_doctor
 from .errors import NotFetchedError, UsageError
 from .extract import hash_tree
 from .fetch import FetchReport
@@ -36,8 +37,18 @@ from .validation import validate as _validate
 from .verify import VerifyReport
 from .verify import verify as _verify
 
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from .audit_diff import AuditDiff
+    from .demo import DemoReport
+
 __all__ = [
+    "audit",
+    "audit_diff",
+    "demo",
     "describe",
+    "doctor",
     "fetch",
     "gc",
     "hash_paths",
@@ -507,3 +518,78 @@ def gc(settings: Settings | None = None, *, dry_run: bool = False) -> GcReport:
     settings = _settings(settings)
     pinned = LockFile(settings.lock_path).checksums()
     return Store(settings.cache_dir).gc(load(settings), dry_run=dry_run, pinned=pinned)
+
+
+# -- demo: imported on use (it brings a local HTTP server and the data generator) ------------------
+
+
+def demo(
+    workdir: Path | None = None,
+    *,
+    say: Callable[[str], None],
+    keep: bool = False,
+    images: int = 48,
+) -> DemoReport:
+    """The whole pipeline on a generated ImageNet-style benchmark served from 127.0.0.1.
+
+    Generates the data and a tiny ONNX model in ``workdir`` (default: a temp folder), serves
+    them from a throttled local server that drops the first download part-way, then runs
+    fetch (with a resume), verify (and a repair), preprocess, validate, run and audit against
+    them, announcing each step through ``say``. Never touches the user's cache, manifests or
+    environment; the folder is removed at the end unless ``keep``. See :mod:`provision.demo`.
+    """
+    from .demo import run_demo
+
+    return run_demo(workdir, say=say, keep=keep, images=images)
+
+
+# -- doctor: is this machine ready? --------------------------------------------------------------
+
+
+def doctor(
+    name: str | None = None, settings: Settings | None = None, *, network: bool = True, timeout: float = 3.0
+) -> DoctorReport:
+    """Check this machine (Python, packages, cache write access and locks, free disk, GPUs) and,
+    with ``name`` (a benchmark, dataset or model), what that needs: its packages, disk space,
+    source hosts (HEAD, ``timeout`` seconds each; skipped when offline or ``network=False``) and
+    credentials (never shown). ``report.ok`` is false when any check failed. See :mod:`provision.doctor`.
+    """
+    settings = _settings(settings)
+    return run_doctor(load(settings), settings, name, network=network, timeout=timeout)
+
+
+
+# -- audit: what decided a result, and what differs between two machines --------------------------
+
+
+def audit(
+    name: str, settings: Settings | None = None, *, model: str | None = None, subset: str | None = None
+) -> dict[str, Any]:
+    """The reproducibility audit of benchmark ``name`` on this machine (schema ``provision-audit/1``).
+
+    One JSON-ready document: manifest entries, every fetched file, extracted trees, the
+    preprocessing run and its per-file digests, stored validation results, library builds and
+    the environment (secrets redacted). Cached files are taken from their records (stat fast
+    path), so an unchanged cache is not read again. :class:`NotFetchedError` when the benchmark
+    is not fetched. Write it with :func:`provision.audit.write_audit`; see :mod:`provision.audit`.
+    """
+    from .audit import build_audit
+
+    settings = _settings(settings)
+    return build_audit(load(settings), name, settings, model=model, subset=subset)
+
+
+def audit_diff(
+    a: Path, b: Path, *, first: int = 10, data_a: Path | None = None, data_b: Path | None = None
+) -> AuditDiff:
+    """Compare two audit files: what differs, most likely cause first (see :mod:`provision.audit_diff`).
+
+    ``first`` bounds the file names listed per finding; ``data_a``/``data_b`` replace the
+    preprocessed folders the audits recorded, for the max absolute difference of ``.npy``
+    outputs. :class:`UsageError` for unreadable files, another schema or two benchmarks.
+    """
+    from .audit import load_audit
+    from .audit_diff import diff_audits
+
+    return diff_audits(load_audit(Path(a)), load_audit(Path(b)), first=first, data_a=data_a, data_b=data_b)
+

@@ -536,5 +536,8 @@ def main() -> None:
     app()
 
 
+# Commands defined in their own modules register themselves on ``app`` when imported.
+from . import cli_audit, cli_demo, cli_doctor  # noqa: E402,F401
+
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -24,7 +24,14 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - exercised on 3.10 only
     import tomli as tomllib
 
-__all__ = ["ENV_VARS", "Settings", "builtin_manifest_dir", "default_cache_dir"]
+__all__ = [
+    "ENV_VARS",
+    "Settings",
+    "builtin_manifest_dir",
+    "cuda_visible_devices",
+    "default_cache_dir",
+    "environment_snapshot",
+]
 
 #: Every environment variable provision reads, and what it sets.
 ENV_VARS: dict[str, str] = {
@@ -226,3 +233,59 @@ class Settings:
     def all_manifest_dirs(self) -> tuple[Path, ...]:
         """Built-in manifests first, then the ``PROVISION_MANIFESTS`` folders."""
         return (builtin_manifest_dir(), *self.manifest_dirs)
+
+
+def cuda_visible_devices() -> str | None:
+    """``CUDA_VISIBLE_DEVICES`` as the CUDA runtime reads it (``None`` when unset): which physical
+    GPU a CUDA index names, for the energy counters of the GPU a validation used."""
+    return os.environ.get("CUDA_VISIBLE_DEVICES")
+
+
+def environment_snapshot(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment variables that can change results or identify the setup, secrets redacted.
+
+    Kept: names starting with a prefix that numeric libraries, runtimes, GPUs, Hugging Face or
+    provision read (``PROVISION_``, ``CUDA_``, ``CUBLAS_``, ``OMP_``, ``TORCH_``, ``ORT_``,
+    ``HF_``, ...) and a few exact names (``PYTHONHASHSEED``, ``LD_PRELOAD``, ...). A value is
+    replaced by ``"<redacted>"`` when its name looks secret (TOKEN, SECRET, PASSWORD, KEY, AUTH,
+    CREDENTIAL, COOKIE, SESSION, ... in any case) or the value looks like a token; the user
+    information of URLs (``https://user:pw@host``) is replaced by ``<redacted>``. For audits
+    (:mod:`provision.audit`); ``environ`` defaults to ``os.environ``.
+    """
+    prefixes = (
+        "PROVISION_", "CUDA_", "CUBLAS_", "CUBLASLT_", "CUDNN_", "NVIDIA_", "NCCL_", "OMP_", "GOMP_", "KMP_",
+        "MKL_", "OPENBLAS_", "GOTO_", "BLIS_", "VECLIB_", "NUMEXPR_", "TORCH_", "PYTORCH_", "TORCHINDUCTOR_",
+        "ORT_", "ONNXRUNTIME_", "OPENCV_", "TF_", "XLA_", "HF_", "HUGGING_FACE_", "TRANSFORMERS_", "TOKENIZERS_",
+        "CF_ACCESS_", "ROCM_", "HIP_", "HSA_", "DNNL_", "ONEDNN_", "NPY_", "NUMPY_",
+    )  # fmt: skip
+    exact = {"PYTHONHASHSEED", "PYTHONPATH", "PYTHONOPTIMIZE", "LD_PRELOAD", "LD_LIBRARY_PATH", "MALLOC_ARENA_MAX"}
+    secret_name = re.compile(
+        r"TOKEN|SECRET|PASS|PWD|KEY|AUTH|CREDENTIAL|COOKIE|SESSION|PRIVATE|SIGNATURE|CERT|BEARER|CLIENT_ID",
+        re.IGNORECASE,
+    )
+    # Credentials inside any value: Hugging Face, GitHub, Slack, OpenAI-style and AWS tokens, JWTs,
+    # URL user information (https://user:pw@host) and secret-looking query parameters (signed URLs).
+    patterns = [
+        (
+            re.compile(r"\b(?:hf_|ghp_|gho_|ghs_|github_pat_|sk-|xox[abp]-|AKIA|ASIA|eyJ)[A-Za-z0-9_.\-]{8,}"),
+            "<redacted>",
+        ),
+        (re.compile(r"(?i)\b([a-z][a-z0-9+.\-]*://)[^/@\s]+@"), r"\1<redacted>@"),
+        (
+            re.compile(r"(?i)([?&][^=&\s]*(?:token|key|sig|credential|auth|pass|secret|session)[^=&\s]*=)[^&\s]+"),
+            r"\1<redacted>",
+        ),
+    ]
+    env = os.environ if environ is None else environ
+    out: dict[str, str] = {}
+    for name in sorted(env):
+        if not (name.upper().startswith(prefixes) or name.upper() in exact):
+            continue
+        value = env[name]
+        # TOKENIZERS_* (the tokenizers library's settings) name no token.
+        if secret_name.search(name.upper().replace("TOKENIZERS", "")):
+            value = "<redacted>"
+        for pattern, replacement in patterns:
+            value = pattern.sub(replacement, value)
+        out[name] = value
+    return out

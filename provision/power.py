@@ -13,7 +13,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 import threading
 import time
@@ -22,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .config import cuda_visible_devices
 from .errors import UsageError
 
 __all__ = ["POWERCAP_ROOT", "EnergyMeter", "EnergyReading", "nvml_gpu_name", "rapl_zones"]
@@ -146,7 +146,7 @@ def _open_rapl(root: Path) -> tuple[list[_Zone], str]:
 
 def _visible_device(cuda_index: int) -> str:
     """The ``CUDA_VISIBLE_DEVICES`` entry behind CUDA device ``cuda_index`` (NVML index or UUID)."""
-    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    visible = cuda_visible_devices()
     if visible is None:
         return str(cuda_index)
     entries = [e.strip() for e in visible.split(",") if e.strip()]

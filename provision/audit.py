@@ -559,10 +559,11 @@ def build_audit(
         "extracted": extracted,
         "preprocessed": preprocessed,
         "validation": validation,
-        "libraries": _libraries(),
+        # The environment first: importing cv2 (for its build information) sets LD_LIBRARY_PATH.
         "environment": _environment(),
         "notes": notes,
     }
+    doc["libraries"] = _libraries()
     doc["stats"] = {
         "files_checked": stats.files_checked,
         "files_rehashed": stats.files_rehashed,

@@ -285,9 +285,13 @@ def _variables(a: Mapping[str, Any], b: Mapping[str, Any]) -> list[Finding]:
         if va.get(name) == vb.get(name):
             continue
         line = f"{name}: {_show(va.get(name, 'unset'))} on A, {_show(vb.get(name, 'unset'))} on B"
+        # Per-machine locations (caches, homes, library search paths) say where, not what.
+        where = name.endswith(("_CACHE", "_HOME", "_DIR", "_MANIFESTS", "_FILE", "_PATH", "_CONFIG_FILE"))
+        if where:
+            continue
         if name.startswith(_VARIABLE_PREFIXES) or name in _VARIABLES:
             relevant.append(line)
-        elif not name.endswith(("_CACHE", "_HOME", "_DIR", "_MANIFESTS", "_FILE")):  # per-machine paths
+        else:
             other.append(line)
     out = []
     if relevant:
@@ -528,12 +532,13 @@ def _validation(a: Mapping[str, Any], b: Mapping[str, Any]) -> tuple[list[Findin
             note = _get(doc, "notes", "validation")
             score = f"{x.get('metric')} {x.get('value')}"
             title = f"validation of {x.get('model')} ({x.get('samples')} samples) only on {side}: {score}"
+            # Nothing to compare it with: the two machines are not shown to agree.
             scores.append(
                 Finding(
                     "validation",
                     title,
                     [note] if note else ["no result with that sample count on the other side"],
-                    False,
+                    True,
                 )
             )
     return env, scores

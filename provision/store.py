@@ -314,8 +314,10 @@ class Store:
         records = self.root / "records"
         if records.is_dir():
             for rec in sorted(records.glob("*.json")):
-                if rec.stem not in catalog.artifacts:
-                    drop(rec, f"record of artifact {rec.stem!r}, which is in no manifest")
+                # <name>.json (fetch record) and <name>.trees.json (extraction record, unpack.py)
+                owner = rec.name.removesuffix(".trees.json") if rec.name.endswith(".trees.json") else rec.stem
+                if owner not in catalog.artifacts:
+                    drop(rec, f"record of artifact {owner!r}, which is in no manifest")
         if not dry_run:
             self._prune_dirs(self.root / "blobs", keep_top=True)
         return report

@@ -201,6 +201,10 @@ class _Server(ThreadingHTTPServer):
     allow_reuse_address = True
     owner: TestServer
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """Clients that hang up mid-body are expected here (resume and fault tests): stay
+        silent, instead of socketserver's traceback on whatever ``sys.stderr`` is at the time."""
+
 
 class TestServer:
     """Start with ``TestServer()``; ``url(path)``; ``add(path, body, **route)``; ``close()``."""

@@ -196,3 +196,20 @@ def test_a_missing_preprocessing_run_on_one_side_is_a_finding(
     assert [(f.title, f.details) for f in result.findings] == [
         ("no preprocessing run on B", ["no preprocessing run for key 0123"])
     ]
+
+
+def test_paths_are_not_causes_and_a_one_sided_result_is(
+    tmp_path: Path, write_manifest: ManifestWriter, settings: Settings
+) -> None:
+    """Library search paths and homes differ between any two venvs; a result on one side only
+    leaves the two machines unshown to agree."""
+    ready(tmp_path, write_manifest, settings)
+    doc_a = json.loads(json.dumps(api.audit("tinynet", settings)))
+    doc_b = copy.deepcopy(doc_a)
+    doc_b["environment"]["variables"]["LD_LIBRARY_PATH"] = "/other/venv/lib64:"
+    doc_b["environment"]["variables"]["TORCH_HOME"] = "/scratch/torch"
+    assert diff_audits(doc_a, doc_b).equivalent
+    doc_b["validation"] = []
+    result = diff_audits(doc_a, doc_b)
+    assert not result.equivalent
+    assert any(f.category == "validation" and "only on A" in f.title and f.changes_results for f in result.findings)

@@ -413,3 +413,20 @@ def test_cli_lines_and_exit_codes(server: TestServer, write_manifest: ManifestWr
     assert lines[-1].startswith("doccli: ready (")
     unknown = runner.invoke(app, ["doctor", "doccli-typo"])
     assert unknown.exit_code == 2 and "unknown name" in unknown.output
+
+
+def test_no_host_answers_but_everything_is_cached_is_only_a_warning(
+    write_manifest: ManifestWriter, settings: Settings, tmp_path: Path
+) -> None:
+    dead = _free_port()
+    body = b"cached already"
+    local = tmp_path / "c.bin"
+    local.write_bytes(body)
+    write_manifest(
+        f'schema = 1\n[[dataset]]\nname = "cacheddata"\n[[dataset.files]]\nname = "c.bin"\n'
+        f'urls = ["http://127.0.0.1:{dead}/c.bin", "{local}"]\nchecksum = "{md5(body)}"\n'
+    )
+    assert api.fetch(["cacheddata"], settings).ok
+    checks = _by_name(check_network(_arts(settings, "cacheddata"), settings, timeout=2))
+    assert checks[f"reach 127.0.0.1:{dead}"].status == "warn"
+    assert checks["network"].status == "warn" and "everything NAME needs is cached" in checks["network"].detail

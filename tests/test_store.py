@@ -265,3 +265,23 @@ def test_gc_removes_interrupted_extraction_folder(
     api.gc(settings)
     assert not dead.exists()
     assert (art / "data.bin").read_bytes() == body
+
+
+def test_gc_keeps_extraction_records_of_defined_artifacts(
+    write_manifest: ManifestWriter, settings: Settings, tmp_path: Path
+) -> None:
+    """records/<name>.trees.json belongs to artifact <name>, not to an undefined '<name>.trees'."""
+    import tarfile
+
+    member = tmp_path / "a.txt"
+    member.write_bytes(b"inside")
+    tar = tmp_path / "pack.tar"
+    with tarfile.open(tar, "w") as tf:
+        tf.add(member, arcname="a.txt")
+    write_manifest(dataset_toml("packed", [("pack.tar", [str(tar)], tar.read_bytes(), None)]) + 'extract = "tar"\n')
+    assert api.fetch(["packed"], settings).ok
+    trees = settings.cache_dir / "records" / "packed.trees.json"
+    assert trees.is_file()
+    report = api.gc(settings)
+    assert trees.is_file() and not [p for p, _n, _why in report.removed if "trees" in str(p)]
+    assert api.verify(["packed"], settings).ok

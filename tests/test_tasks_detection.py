@@ -206,7 +206,7 @@ def test_count_subset_reports_a_bootstrap_interval(
     report = api.validate("tinyret", settings, options=ValidateOptions(batch_size=1, count=3))
     assert report.samples == 3 and not report.full_set
     assert report.value == pytest.approx(MAP_3, abs=1e-9)
-    assert report.interval_method == "bootstrap" and report.interval == [0.0, 100.0]
+    assert report.interval_method == "bootstrap (200 resamples)" and report.interval == [0.0, 100.0]
     assert report.passed  # the target 37.17 lies inside the interval
 
 

@@ -321,3 +321,70 @@ def test_torchvision_state_dict_through_the_pytorch_profile(
     report = api.validate("tinynet", settings, options=ValidateOptions(batch_size=5))
     assert report.runtime["architecture"] == "torchvision:resnet18" and report.preprocess_key == prep.key
     assert report.value == pytest.approx(100.0 * float(np.mean(expected == np.asarray(CLASSES))))
+
+
+def test_golden_pins_longer_than_the_run_check_what_ran(
+    tmp_path: Path, write_manifest: ManifestWriter, settings: Settings
+) -> None:
+    runtime = f'inputs = ["input_tensor:0"]\noutputs = ["ArgMax:0"]\noffset = -1\ngolden = {CLASSES[:8]}\n'
+    _bench(tmp_path, write_manifest, runtime=runtime)
+    _prepared(settings)
+    report = api.validate("tinynet", settings, options=ValidateOptions(count=3))
+    assert report.golden is not None and report.golden["checked"] == 3 and report.golden["passed"]
+    assert report.passed
+
+
+def test_a_stored_result_is_not_reused_after_the_target_changes(
+    tmp_path: Path, write_manifest: ManifestWriter, settings: Settings
+) -> None:
+    _bench(tmp_path, write_manifest)
+    assert runner.invoke(app, ["run", "tinynet", "-q"]).exit_code == 0
+    again = json.loads(runner.invoke(app, ["run", "tinynet", "--json"]).stdout)
+    assert again["stages"][-1]["state"] == "cached"
+    manifest = tmp_path / "manifests" / "tinynet.toml"  # conftest's PROVISION_MANIFESTS folder
+    manifest.write_text(manifest.read_text().replace("reference = 76.46", "reference = 101.5"))
+    stricter = runner.invoke(app, ["run", "tinynet", "--json"])
+    assert stricter.exit_code == EXIT_ACCURACY  # 100% < 101.5 x 0.99: validated again, not the stored PASS
+    assert json.loads(stricter.stdout)["stages"][-1]["state"] == "failed"
+
+
+def test_integer_scores_take_the_argmax_and_an_index_output_is_used_as_is(tmp_path: Path) -> None:
+    from provision.manifest import RuntimeSpec
+    from provision.tasks.classification import ClassificationTask
+
+    (tmp_path / "val_map.txt").write_text("a.JPEG 2\nb.JPEG 0\n", encoding="utf-8")
+    task = ClassificationTask(tmp_path, RuntimeSpec(offset=0))
+    task.collect([0, 1], [np.array([[1, 5, 9], [7, 2, 3]], dtype=np.int8)])  # quantised logits
+    assert task.score().predictions == [2, 0]
+    index = ClassificationTask(tmp_path, RuntimeSpec(offset=-1))
+    index.collect([0, 1], [np.array([3, 1], dtype=np.int64)])  # ArgMax:0 of a 1001-output model
+    assert index.score().predictions == [2, 0] and index.score().value == 100.0
+
+
+def test_unsupported_metric_is_said_before_asking_for_the_model(
+    write_manifest: ManifestWriter, settings: Settings
+) -> None:
+    write_manifest(
+        dataset_toml("vol", [("a.bin", ["https://example.org/a.bin"], b"x", None)])
+        + dataset_toml("unet", [("m.onnx", ["https://example.org/m.onnx"], b"y", None)], kind="model").replace(
+            "schema = 1\n", ""
+        )
+        + '[[benchmark]]\nname = "seg"\ndataset = "vol"\nmodels = ["unet"]\n'
+        + '[benchmark.accuracy]\nmetric = "dice"\nreference = 0.8617\n',
+        name="seg",
+    )
+    with pytest.raises(UsageError, match="no local validation for metric 'dice': 3D U-Net"):
+        api.validate("seg", settings)
+
+
+def test_a_new_result_supersedes_the_last_one_of_the_same_run(
+    tmp_path: Path, write_manifest: ManifestWriter, settings: Settings
+) -> None:
+    _bench(tmp_path, write_manifest)
+    _prepared(settings)
+    first = api.validate("tinynet", settings, options=ValidateOptions(batch_size=4))
+    second = api.validate("tinynet", settings, options=ValidateOptions(batch_size=6))
+    part = api.validate("tinynet", settings, options=ValidateOptions(count=5))
+    folder = Path(second.record).parent
+    assert first.key != second.key and not Path(first.record).exists()
+    assert sorted(p.name for p in folder.glob("*.json")) == sorted([Path(second.record).name, Path(part.record).name])

@@ -80,10 +80,11 @@ class ClassificationTask:
             raise ModelError(
                 f"classification: expected an output with {len(indices)} rows (one per sample), got shape {out.shape}"
             )
-        if np.issubdtype(out.dtype, np.integer):
-            classes = out.reshape(len(indices), -1)[:, 0]
-        else:
-            classes = out.reshape(len(indices), -1).argmax(axis=1)
+        rows = out.reshape(len(indices), -1)
+        # One integer per sample is a class index (ArgMax:0); anything else is scores per class,
+        # float or integer (quantised logits), whose argmax is the class.
+        index_output = np.issubdtype(out.dtype, np.integer) and rows.shape[1] == 1
+        classes = rows[:, 0] if index_output else rows.argmax(axis=1)
         for i, c in zip(indices, classes.tolist(), strict=True):
             self._predicted[i] = int(c) + self.offset
 

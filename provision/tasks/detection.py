@@ -264,5 +264,6 @@ class DetectionTask:
             "task": self.name,
             "score_threshold": SCORE_THRESHOLD,
             "input_size": list(self.input_size),
-            "annotations": str(self.annotations_path),
+            # The file's name, not its path: two caches at different roots must compare equal.
+            "annotations": self.annotations_path.name,
         }

@@ -57,6 +57,7 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
+from .audit_io import SCHEMA, load_audit, write_audit
 from .config import Settings, environment_snapshot
 from .errors import IntegrityError, NotFetchedError, UsageError
 from .extract import TreeFile, TreeRecord, tree_digest
@@ -66,12 +67,11 @@ from .lockfile import LockFile
 from .manifest import Artifact, Benchmark, Catalog
 from .preprocess_plan import RUN_FILE, load_json, make_plan, tree_of
 from .runners import usable_cores
-from .store import DROPPED, Store, _atomic_write_text
+from .store import DROPPED, Store
 from .unpack import extraction_key, load_trees
 
 __all__ = ["SCHEMA", "build_audit", "load_audit", "opencv_build_info", "write_audit"]
 
-SCHEMA = "provision-audit/1"
 #: Packages whose versions are recorded (absent ones as null); ``nvidia-*`` wheels are added as found.
 PACKAGES = (
     "provision", "numpy", "opencv-python", "opencv-python-headless", "opencv-contrib-python",
@@ -570,36 +570,4 @@ def build_audit(
         "bytes_rehashed": stats.bytes_rehashed,
         "seconds": round(time.perf_counter() - started, 3),
     }
-    return doc
-
-
-def write_audit(doc: Mapping[str, Any], path: Path) -> int:
-    """Write ``doc`` to ``path`` atomically (sorted keys, one entry per line); returns the bytes written.
-
-    One line per entry (``indent=1``) keeps the file readable and line-diffable for ~3 %
-    more bytes than compact JSON.
-    """
-    text = json.dumps(doc, sort_keys=True, indent=1, ensure_ascii=False, default=str) + "\n"
-    try:
-        _atomic_write_text(Path(path), text)
-    except OSError as exc:
-        raise UsageError(f"cannot write the audit to {path}: {exc.strerror or exc}; pick a writable path") from None
-    return len(text.encode())
-
-
-def load_audit(path: Path) -> dict[str, Any]:
-    """Read an audit written by :func:`write_audit`; :class:`UsageError` for another schema or a non-audit file."""
-    try:
-        doc = json.loads(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise UsageError(f"{path}: no such audit file; write one with 'provision audit NAME -o {path}'") from None
-    except (OSError, ValueError) as exc:
-        raise UsageError(f"{path}: not a readable JSON audit ({exc.__class__.__name__}: {exc})") from None
-    if not isinstance(doc, dict) or doc.get("schema") != SCHEMA:
-        got = doc.get("schema") if isinstance(doc, dict) else None
-        what = f"schema {got!r}" if got is not None else "no 'schema' field (not a provision audit)"
-        raise UsageError(
-            f"{path}: {what}; this provision ({__version__}) reads {SCHEMA!r} only; "
-            "write both reports with the same provision version"
-        )
     return doc

@@ -290,7 +290,8 @@ def make_plan(
         elif subset.isdigit() and int(subset) > 0:
             limit = int(subset)
         else:
-            raise UsageError(f"--subset {subset!r}: expected a positive item count or one of {dict(bench.subsets)}")
+            named = f"one of its subsets ({', '.join(bench.subsets)})" if bench.subsets else "it has no subset datasets"
+            raise UsageError(f"--subset {subset!r}: expected a positive item count; {named}")
     store = Store(settings.cache_dir)
     cache: dict[str, str] = {}
 

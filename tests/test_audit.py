@@ -275,3 +275,19 @@ def test_cli_writes_the_report_and_prints_a_summary(
     assert runner.invoke(app, ["audit", "tinynet", "extra.json"]).exit_code == EXIT_USAGE
     missing = runner.invoke(app, ["audit", "nosuch"])
     assert missing.exit_code == EXIT_USAGE and "unknown name 'nosuch'" in missing.stderr
+
+
+def test_a_damaged_report_is_a_usage_error(tmp_path: Path) -> None:
+    """Hand-edited or truncated sections: one line naming the section, exit 2 — not a crash."""
+    import copy
+
+    from provision.errors import UsageError
+
+    good = {"schema": SCHEMA, "validation": [], "environment": {"packages": {}}}
+    for key, bad in (("validation", ["x"]), ("preprocessed", "x"), ("environment", {"packages": [1, 2]})):
+        doc = copy.deepcopy(good)
+        doc[key] = bad
+        path = tmp_path / f"{key}.json"
+        path.write_text(json.dumps(doc))
+        with pytest.raises(UsageError, match="the report is damaged"):
+            load_audit(path)

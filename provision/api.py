@@ -14,9 +14,9 @@ from typing import TYPE_CHECKING, Any
 
 import requests
 
-from .config import Settings
-from .doctor import DoctorReport, run_doctor
-from .errors import NotFetchedError, UsageError
+from .config import Settings, builtin_manifest_dir
+from .doctor import Check, DoctorReport, run_doctor
+from .errors import ManifestError, NotFetchedError, UsageError
 from .extract import hash_tree
 from .fetch import FetchReport
 from .fetch import fetch as _fetch
@@ -555,7 +555,18 @@ def doctor(
     credentials (never shown). ``report.ok`` is false when any check failed. See :mod:`provision.doctor`.
     """
     settings = _settings(settings)
-    return run_doctor(load(settings), settings, name, network=network, timeout=timeout)
+    try:
+        catalog, problems = load(settings), []
+    except ManifestError as exc:
+        if name is not None:
+            raise
+        # The machine checks need no manifest: run them on the built-in ones and report the rest.
+        catalog, problems = load_catalog([builtin_manifest_dir()]), exc.problems
+    report = run_doctor(catalog, settings, name, network=network, timeout=timeout)
+    if problems:
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        report.checks.insert(0, Check("manifests", "fail", problems[0] + more, "run 'provision lint' and fix them"))
+    return report
 
 
 

@@ -430,3 +430,15 @@ def test_no_host_answers_but_everything_is_cached_is_only_a_warning(
     checks = _by_name(check_network(_arts(settings, "cacheddata"), settings, timeout=2))
     assert checks[f"reach 127.0.0.1:{dead}"].status == "warn"
     assert checks["network"].status == "warn" and "everything NAME needs is cached" in checks["network"].detail
+
+
+def test_a_broken_extra_manifest_is_one_failed_check_not_an_abort(
+    write_manifest: ManifestWriter, settings: Settings
+) -> None:
+    write_manifest("schema = 1\n[[dataset]]\nname = 'broken'\n", name="broken")
+    report = api.doctor(settings=settings, network=False)
+    first = report.checks[0]
+    assert (first.name, first.status) == ("manifests", "fail") and "broken" in first.detail
+    assert "provision lint" in first.fix and any(c.name == "python" for c in report.checks)
+    result = runner.invoke(app, ["doctor", "--no-network"])
+    assert result.exit_code == 1 and "FAIL  manifests" in result.stdout

@@ -354,3 +354,21 @@ def test_killed_fetch_resumes_on_rerun(
     starts = _range_starts(server, path)
     assert starts and starts[0] >= 400_000, starts  # resumed, not from byte 0
     assert not list(settings.cache_dir.glob("blobs/*/*/*.part-*"))
+
+
+def test_connection_errors_are_reported_by_their_cause() -> None:
+    """requests/urllib3 nest the cause three deep; the note shows it, not the wrappers' repr."""
+    import socket
+
+    import requests
+
+    from provision.sources.http import _short
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    try:
+        requests.get(f"http://127.0.0.1:{port}/x", timeout=2)
+    except requests.ConnectionError as exc:
+        text = _short(exc)
+    assert "Connection refused" in text and "HTTPConnection" not in text and "Max retries" not in text

@@ -216,12 +216,21 @@ def _sends_r2_credentials(headers: dict[str, str]) -> bool:
 
 def _short(exc: BaseException) -> str:
     """The innermost message of ``exc``: requests/urllib3 wrap errors as ``(message, cause)`` tuples."""
-    while exc.args and isinstance(exc.args[0], BaseException):
-        exc = exc.args[0]
+    while True:
+        if exc.args and isinstance(exc.args[0], BaseException):
+            exc = exc.args[0]  # requests.ConnectionError(MaxRetryError(...))
+        elif isinstance(reason := getattr(exc, "reason", None), BaseException):
+            exc = reason  # urllib3's MaxRetryError(pool, url, reason=NewConnectionError(...))
+        else:
+            break
     if exc.args and isinstance(exc.args[0], str) and len(exc.args) > 1:
         text = exc.args[0]  # e.g. ('Connection broken: IncompleteRead(...)', IncompleteRead(...))
     else:
         text = str(exc) or exc.__class__.__name__
+    # "HTTPConnection(host='h', port=1): Failed to establish a new connection: [Errno 111] ..." -> the cause
+    head, sep, rest = text.partition("): ")
+    if sep and head.startswith(("HTTPConnection(", "HTTPSConnection(", "<urllib3")):
+        text = rest
     return (text.splitlines()[0] if text else exc.__class__.__name__)[:200]
 
 

@@ -522,7 +522,12 @@ def gc(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Only list what would go.")] = False,
     cache_dir: CacheDir = None,
 ) -> None:
-    """Remove blobs no manifest references and stale partial downloads."""
+    """Remove blobs no manifest references and stale partial downloads.
+
+    Also preprocessing leftovers: outputs of benchmarks no manifest defines, outputs rejected by
+    expected_tree, validation results of runs that are gone, interrupted runs. Preprocessed runs
+    of defined benchmarks are kept whatever their key (another model, subset or machine may use them).
+    """
     with _errors():
         report = api.gc(_settings(cache_dir), dry_run=dry_run)
         verb = "would remove" if dry_run else "removed"

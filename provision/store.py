@@ -318,9 +318,37 @@ class Store:
                 owner = rec.name.removesuffix(".trees.json") if rec.name.endswith(".trees.json") else rec.stem
                 if owner not in catalog.artifacts:
                     drop(rec, f"record of artifact {owner!r}, which is in no manifest")
+        self._gc_preprocessed(catalog, drop, dry_run)
         if not dry_run:
             self._prune_dirs(self.root / "blobs", keep_top=True)
         return report
+
+    def _gc_preprocessed(self, catalog: Catalog, drop: Callable[[Path, str], None], dry_run: bool) -> None:
+        """Preprocessing leftovers that can never be used again: outputs of benchmarks no manifest
+        defines, outputs rejected by ``expected_tree`` (kept for inspection until gc), validation
+        results of runs that no longer exist, and temp folders of interrupted runs. Outputs of a
+        defined benchmark are kept, whatever their key: another model, subset or machine may use them."""
+        top = self.root / "preprocessed"
+        if not top.is_dir():
+            return
+        for bench in sorted(p for p in top.iterdir() if p.is_dir()):
+            doomed: list[tuple[Path, str]] = []
+            if bench.name not in catalog.benchmarks:
+                doomed.append((bench, f"preprocessed outputs of benchmark {bench.name!r}, which is in no manifest"))
+            else:
+                for child in sorted(bench.iterdir()):
+                    run = bench / child.name.removesuffix(".validation")
+                    if child.name.endswith(".rejected"):
+                        doomed.append((child, "outputs rejected by expected_tree"))
+                    elif child.name.endswith(".validation") and not run.is_dir():
+                        doomed.append((child, "validation results of a preprocessing run that no longer exists"))
+                    elif _PART in child.name and is_stale_temp(child):
+                        doomed.append((child, "interrupted preprocessing run"))
+            for folder, why in doomed:
+                for path in self._walk_files(folder) if folder.is_dir() else [folder]:
+                    drop(path, why)
+                if not dry_run:
+                    self._prune_dirs(folder)
 
     @staticmethod
     def _stale_parts(top: Path) -> list[Path]:
@@ -346,7 +374,8 @@ class Store:
     def _prune_dirs(top: Path, keep_top: bool = False) -> None:
         if not top.is_dir():
             return
-        for dirpath, _dirs, _files in sorted(os.walk(top, topdown=False), reverse=False):
+        # Deepest first, so that a folder emptied by removing its children goes too.
+        for dirpath, _dirs, _files in sorted(os.walk(top), key=lambda walked: walked[0].count(os.sep), reverse=True):
             p = Path(dirpath)
             if keep_top and p == top:
                 continue

@@ -285,3 +285,36 @@ def test_gc_keeps_extraction_records_of_defined_artifacts(
     report = api.gc(settings)
     assert trees.is_file() and not [p for p, _n, _why in report.removed if "trees" in str(p)]
     assert api.verify(["packed"], settings).ok
+
+
+def test_gc_removes_preprocessing_leftovers_and_keeps_runs_of_defined_benchmarks(
+    write_manifest: ManifestWriter, settings: Settings, tmp_path: Path
+) -> None:
+    body = b"payload"
+    src = tmp_path / "d.bin"
+    src.write_bytes(body)
+    write_manifest(
+        dataset_toml("ppdata", [("d.bin", [str(src)], body, None)])
+        + '[[benchmark]]\nname = "ppbench"\ndataset = "ppdata"\n'
+    )
+    top = settings.cache_dir / "preprocessed"
+
+    def make(rel: str) -> Path:
+        path = top / rel / "x.npy"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"x")
+        return path
+
+    kept = [make("ppbench/aaaa"), make("ppbench/aaaa.validation"), make("ppbench/bbbb")]
+    gone = [
+        make("gonebench/cccc"),  # a benchmark no manifest defines
+        make("ppbench/dddd.rejected"),  # failed its expected_tree pin
+        make("ppbench/eeee.validation"),  # its run eeee is gone
+        make(f"ppbench/ffff.part-{HOST}-{_dead_pid()}-abcd1234"),  # an interrupted run
+    ]
+    listed = api.gc(settings, dry_run=True)
+    assert {p for p, _n, _why in listed.removed} >= {str(p) for p in gone}
+    assert all(p.exists() for p in gone)
+    api.gc(settings)
+    assert all(p.exists() for p in kept)
+    assert not any(p.exists() for p in gone) and not (top / "gonebench").exists()

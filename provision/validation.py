@@ -41,8 +41,8 @@ import numpy as np
 from . import __version__
 from .config import Settings
 from .errors import IntegrityError, NotFetchedError, UsageError
-from .extract import hash_tree
 from .folders import expand
+from .hashing import FAST_ALG
 from .lockfile import LockFile
 from .manifest import AccuracySpec, Artifact, Benchmark, Catalog, RuntimeSpec
 from .preprocess_plan import Plan, load_json
@@ -51,6 +51,7 @@ from .progress import NullProgress, Progress
 from .runners import cpu_name, resolve_device, usable_cores
 from .store import Store, _atomic_write_text
 from .tasks import SCORING_VERSION, TASKS, Score, Task, make_task
+from .verify import check_file
 
 __all__ = ["ValidateOptions", "ValidationReport", "cached_result", "prepare", "validate"]
 
@@ -173,20 +174,18 @@ def _model_file(model: Artifact, runtime: RuntimeSpec) -> str:
 
 
 def _verified_digest(store: Store, model: Artifact, name: str) -> tuple[Path, str]:
-    """The model file's path and ``<published checksum> xxh3_128:<hex>``, checked against its record."""
+    """The model file's path and ``<published checksum> xxh3_128:<hex>``, checked against its fetch
+    record with verify's stat fast path (re-hashed only when its stat changed)."""
     path = store.artifact_dir(model.name) / name
     record = store.load_record(model.name).get(name)
-    if record is None or not path.is_file() or not store.record_complete(model.name):
+    if record is None or not store.record_complete(model.name):
         raise NotFetchedError(f"model {model.name} is not fetched ({path}); run 'provision fetch {model.name}'")
-    if not record.stat_matches(path.stat()):
-        got = hash_tree(path).files[path.name].xxh3_128
-        if got != record.xxh3_128:
-            raise IntegrityError(
-                f"{path}: model file changed since it was verified (xxh3_128 {record.xxh3_128} expected, got {got}); "
-                f"run 'provision fetch {model.name}' to repair it",
-                path=str(path),
-            )
-    return path, f"{record.checksum} xxh3_128:{record.xxh3_128}"
+    check, entry, _ = check_file(store, model, model.file(name), record)
+    if check.state == "missing":
+        raise NotFetchedError(check.message(), path=check.path)
+    if not check.ok or entry is None:
+        raise IntegrityError(check.message(), path=check.path)
+    return path, f"{entry.checksum} {FAST_ALG}:{entry.xxh3_128}"
 
 
 def _runtime_version(runtime: str) -> str:

@@ -388,3 +388,22 @@ def test_a_new_result_supersedes_the_last_one_of_the_same_run(
     folder = Path(second.record).parent
     assert first.key != second.key and not Path(first.record).exists()
     assert sorted(p.name for p in folder.glob("*.json")) == sorted([Path(second.record).name, Path(part.record).name])
+
+
+def test_a_model_file_changed_after_its_fetch_is_refused(
+    tmp_path: Path, write_manifest: ManifestWriter, settings: Settings
+) -> None:
+    from provision.errors import IntegrityError
+
+    _bench(tmp_path, write_manifest)
+    _prepared(settings)
+    view = settings.cache_dir / "artifacts" / "tinynet-model" / "tinynet.onnx"
+    body = bytearray(view.read_bytes())
+    body[-1] ^= 0xFF
+    view.unlink()  # the view is a read-only link to the blob: replace it, as an editor would
+    view.write_bytes(bytes(body))
+    with pytest.raises(IntegrityError, match=r"tinynet-model/tinynet\.onnx: checksum mismatch .*provision fetch"):
+        api.validate("tinynet", settings)
+    view.unlink()
+    with pytest.raises(NotFetchedError, match=r"tinynet-model/tinynet\.onnx: missing"):
+        api.validate("tinynet", settings)

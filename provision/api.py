@@ -30,7 +30,8 @@ from .preprocessing import preprocessed_path as _preprocessed_path
 from .preprocessing import run as _run_preprocess
 from .progress import Progress
 from .store import GcReport, Store
-from .validation import ValidateOptions, ValidationReport
+from .tasks import unsupported
+from .validation import RUNTIMES, ValidateOptions, ValidationReport, default_model
 from .validation import cached_result as _cached_validation
 from .validation import prepare as _prepare_validation
 from .validation import validate as _validate
@@ -339,7 +340,7 @@ def run(
         raise UsageError(f"{name!r} is a {bench.kind}; 'provision run' takes a benchmark (see 'provision list')")
     if model is not None and model not in bench.models:
         raise UsageError(f"{bench.name} has no model {model!r}; its models: {', '.join(bench.models) or 'none'}")
-    chosen = model or _default_model(catalog, bench)
+    chosen = model or default_model(catalog, bench)
     target = bench.with_subset(subset) if subset is not None and subset in bench.subsets else bench
     # The dataset (or its subset), the labels and the one model this run uses.
     names = [target.dataset] + ([target.labels.artifact] if target.labels else []) + ([chosen] if chosen else [])
@@ -413,27 +414,17 @@ def run(
     return report
 
 
-def _default_model(catalog: Catalog, bench: Benchmark) -> str | None:
-    """The first model provision can run, else the first model."""
-    from .validation import _RUNTIMES
-
-    runnable = [m for m in bench.models if catalog.artifacts[m].format in _RUNTIMES]
-    return runnable[0] if runnable else (bench.models[0] if bench.models else None)
-
-
 def _no_validation(catalog: Catalog, bench: Benchmark, model: str | None) -> str:
     """Why ``run`` cannot validate ``bench`` with ``model`` ("" when it can)."""
-    from .tasks import TASKS, UNSUPPORTED
-    from .validation import _RUNTIMES
-
     if bench.accuracy is None:
         return "the manifest sets no accuracy target"
-    if bench.accuracy.metric not in TASKS:
-        return UNSUPPORTED.get(bench.accuracy.metric, f"no local validation for metric {bench.accuracy.metric}")
+    why = unsupported(bench.accuracy.metric)
+    if why is not None:
+        return why
     if model is None:
         return "the benchmark has no model"
     fmt = catalog.artifacts[model].format
-    if fmt not in _RUNTIMES:
+    if fmt not in RUNTIMES:
         return f"model {model} is in format {fmt!r}; provision runs onnx, torchscript and pytorch models"
     return ""
 

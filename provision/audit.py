@@ -69,6 +69,7 @@ from .preprocess_plan import RUN_FILE, load_json, make_plan, tree_of
 from .runners import usable_cores
 from .store import DROPPED, Store
 from .unpack import extraction_key, load_trees
+from .validation import default_model
 
 __all__ = ["SCHEMA", "build_audit", "load_audit", "opencv_build_info", "write_audit"]
 
@@ -501,14 +502,6 @@ def _environment() -> dict[str, Any]:
 
 
 # -- the document ----------------------------------------------------------------------------------
-def _default_model(catalog: Catalog, bench: Benchmark) -> str | None:
-    """As ``provision run``: the first model provision can run, else the first model."""
-    from .validation import _RUNTIMES
-
-    runnable = [m for m in bench.models if catalog.artifacts[m].format in _RUNTIMES]
-    return runnable[0] if runnable else (bench.models[0] if bench.models else None)
-
-
 def build_audit(
     catalog: Catalog, name: str, settings: Settings, *, model: str | None = None, subset: str | None = None
 ) -> dict[str, Any]:
@@ -525,7 +518,7 @@ def build_audit(
     bench = entry
     if model is not None and model not in bench.models:
         raise UsageError(f"{bench.name} has no model {model!r}; its models: {', '.join(bench.models) or 'none'}")
-    chosen = model or _default_model(catalog, bench)
+    chosen = model or default_model(catalog, bench)
     target = bench.with_subset(subset) if subset is not None and subset in bench.subsets else bench
     names = [target.dataset] + ([target.labels.artifact] if target.labels else []) + ([chosen] if chosen else [])
     names = list(dict.fromkeys(names))

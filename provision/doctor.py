@@ -44,11 +44,11 @@ from .fetch import DISK_RESERVE, human_bytes
 from .folders import expand
 from .lockfile import LockFile
 from .manifest import Artifact, Benchmark, Catalog, FileSpec
-from .runners import FORMATS
 from .sources import new_session, scheme_of
 from .sources.base import AttemptFailed
 from .sources.r2 import r2_metadata_urls
 from .store import Store
+from .validation import default_model
 
 __all__ = [
     "BASE_PACKAGES",
@@ -126,11 +126,6 @@ def _recipe_check(recipe_name: str, users: Sequence[str], *, required: bool) -> 
     return Check(name, "ok", f"{versions}; used by {', '.join(users)}")
 
 
-def _default_model(catalog: Catalog, bench: Benchmark) -> str | None:
-    runnable = [m for m in bench.models if catalog.artifacts[m].format in FORMATS]
-    return runnable[0] if runnable else (bench.models[0] if bench.models else None)
-
-
 def _needs(
     catalog: Catalog, entry: Artifact | Benchmark
 ) -> tuple[dict[str, tuple[list[str], bool]], dict[str, tuple[list[str], bool]]]:
@@ -151,7 +146,7 @@ def _needs(
 
     models: list[tuple[Artifact, bool]] = []
     if isinstance(entry, Benchmark):
-        default = _default_model(catalog, entry)
+        default = default_model(catalog, entry)
         models = [(catalog.artifacts[m], m == default) for m in entry.models]
         own = catalog.artifacts[default].preprocess if default else None
         if entry.preprocess is not None:
@@ -249,7 +244,7 @@ def _preprocessed_need(catalog: Catalog, settings: Settings, bench: Benchmark) -
     """Bytes ``provision run`` will write as preprocessed outputs (0 when already made), and how it was found."""
     from .preprocessing import make_plan, preprocessed_path
 
-    default = _default_model(catalog, bench)
+    default = default_model(catalog, bench)
     spec = (catalog.artifacts[default].preprocess if default else None) or bench.preprocess
     if spec is None:
         return 0, ""

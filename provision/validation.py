@@ -50,10 +50,19 @@ from .preprocessing import make_plan, preprocessed_path
 from .progress import NullProgress, Progress
 from .runners import cpu_name, resolve_device, usable_cores
 from .store import Store, _atomic_write_text
-from .tasks import SCORING_VERSION, TASKS, Score, Task, make_task
+from .tasks import SCORING_VERSION, Score, Task, make_task, unsupported
 from .verify import check_file
 
-__all__ = ["ValidateOptions", "ValidationReport", "cached_result", "prepare", "validate"]
+__all__ = [
+    "RUNTIMES",
+    "ValidateOptions",
+    "ValidationReport",
+    "cached_result",
+    "default_model",
+    "prepare",
+    "runnable_models",
+    "validate",
+]
 
 RESULT_SCHEMA = 1
 CONFIDENCE = 0.99
@@ -62,7 +71,8 @@ CONFIDENCE = 0.99
 BOOTSTRAP_STATISTIC_RESAMPLES = 200
 BOOTSTRAP_MIN_RESAMPLES = 30
 BOOTSTRAP_BUDGET_S = 120.0
-_RUNTIMES = {"onnx": "onnxruntime", "torchscript": "torch", "pytorch": "torch"}
+#: Model format -> the runtime that runs it.
+RUNTIMES = {"onnx": "onnxruntime", "torchscript": "torch", "pytorch": "torch"}
 #: Distributions that provide each runtime's module (onnxruntime ships as several builds).
 _PACKAGES = {
     "onnxruntime": (
@@ -201,9 +211,20 @@ def _runtime_version(runtime: str) -> str:
     raise MissingDependencyError(runtime, extra, "validation")
 
 
+def runnable_models(catalog: Catalog, bench: Benchmark) -> list[str]:
+    """``bench``'s models in a format provision can run (onnx, torchscript, pytorch), in manifest order."""
+    return [m for m in bench.models if catalog.artifacts[m].format in RUNTIMES]
+
+
+def default_model(catalog: Catalog, bench: Benchmark) -> str | None:
+    """The model ``run``, ``audit`` and ``doctor`` take by default: the first runnable one, else the first."""
+    runnable = runnable_models(catalog, bench)
+    return runnable[0] if runnable else (bench.models[0] if bench.models else None)
+
+
 def _choose_model(catalog: Catalog, bench: Benchmark, model: str | None) -> Artifact:
     if model is None:
-        runnable = [m for m in bench.models if catalog.artifacts[m].format in _RUNTIMES]
+        runnable = runnable_models(catalog, bench)
         if not runnable:
             raise UsageError(f"{bench.name} has no model provision can run (onnx, torchscript, pytorch)")
         model = runnable[0]
@@ -238,10 +259,11 @@ def prepare(
     spec = bench.accuracy
     if spec is None:
         raise UsageError(f"{bench.name} has no [benchmark.accuracy] in its manifest; nothing to validate against")
-    if spec.metric not in TASKS:  # say so before asking for a model that cannot be run anyway
-        make_task(spec.metric, Path(), RuntimeSpec(), None)
+    why = unsupported(spec.metric)  # said before asking for a model that cannot be run anyway
+    if why is not None:
+        raise UsageError(f"no local validation for metric {spec.metric!r}: {why}")
     art = _choose_model(catalog, bench, model)
-    runtime = _RUNTIMES.get(art.format or "")
+    runtime = RUNTIMES.get(art.format or "")
     if runtime is None:
         raise UsageError(
             f"model {art.name} is in format {art.format!r}; provision validate runs onnx, torchscript and pytorch "

@@ -22,7 +22,7 @@ import numpy as np
 from ..errors import UsageError
 from ..manifest import RuntimeSpec
 
-__all__ = ["SCORING_VERSION", "TASKS", "UNSUPPORTED", "Score", "Task", "make_task"]
+__all__ = ["SCORING_VERSION", "TASKS", "UNSUPPORTED", "Score", "Task", "make_task", "unsupported"]
 
 #: Bump when any task's loading, post-processing or scoring changes: stored validation
 #: results made by older code then no longer match (``provision run`` validates again).
@@ -111,10 +111,16 @@ UNSUPPORTED: Mapping[str, str] = {
 }
 
 
+def unsupported(metric: str) -> str | None:
+    """Why ``metric`` has no local validation, or ``None`` when a task exists for it."""
+    if metric in TASKS:
+        return None
+    return UNSUPPORTED.get(metric, "large generative models are validated with their own harness")
+
+
 def make_task(metric: str, folder: Path, runtime: RuntimeSpec, limit: int | None) -> Task:
     """The task for ``metric``; :class:`UsageError` saying why when there is none."""
-    factory = TASKS.get(metric)
-    if factory is None:
-        why = UNSUPPORTED.get(metric, "large generative models are validated with their own harness")
+    why = unsupported(metric)
+    if why is not None:
         raise UsageError(f"no local validation for metric {metric!r}: {why}")
-    return factory(folder, runtime, limit)
+    return TASKS[metric](folder, runtime, limit)

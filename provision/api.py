@@ -396,7 +396,7 @@ def run(
         return report
     clock = time.perf_counter()
     prepared = _prepare_validation(
-        catalog, bench.name, settings, model=chosen, subset=subset, options=options, progress=progress
+        catalog, bench.name, settings, model=chosen, subset=subset, options=options, progress=progress, plan=plan
     )
     cached = None if revalidate else _cached_validation(prepared)
     report.validation = cached or _validate(

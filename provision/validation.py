@@ -242,9 +242,12 @@ def prepare(
     subset: str | None = None,
     options: ValidateOptions | None = None,
     progress: Progress | None = None,
+    plan: Plan | None = None,
 ) -> Prepared:
     """Resolve benchmark, model, preprocessed folder, device and result key (no model loaded).
 
+    ``plan``: the preprocessing plan of this benchmark, subset and model, when the caller has just
+    made it (``run``): its input digests are then not resolved a second time.
     :class:`NotFetchedError` when the model or the preprocessed data is missing.
     """
     options = options or ValidateOptions()
@@ -276,7 +279,8 @@ def prepare(
     model_path, digest = _verified_digest(store, resolved, _model_file(resolved, runtime_spec))
     version = _runtime_version(runtime)
     device = resolve_device(runtime, options.device)
-    plan = make_plan(catalog, bench.name, settings, subset=subset, progress=progress, model=art.name)
+    if plan is None:
+        plan = make_plan(catalog, bench.name, settings, subset=subset, progress=progress, model=art.name)
     folder = preprocessed_path(plan, progress)
     ingredients = {
         "schema": RESULT_SCHEMA,

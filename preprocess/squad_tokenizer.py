@@ -24,10 +24,10 @@ from pathlib import Path
 from tokenizers import Tokenizer, normalizers, pre_tokenizers
 from tokenizers.models import WordPiece
 
+from preprocess.bert_text import SPECIAL_TOKENS, is_cjk
+
 __all__ = ["CLS", "SEP", "SPECIAL_TOKENS", "UNK", "BertWordPiece", "load_vocab"]
 
-#: The special tokens of Hugging Face's BertTokenizer (its ``never_split`` words).
-SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 UNK, CLS, SEP = "[UNK]", "[CLS]", "[SEP]"
 _MAX_INPUT_CHARS_PER_WORD = 100
 
@@ -118,7 +118,7 @@ class BertWordPiece:
     def _tokenize_by_words(self, text: str) -> list[str]:
         # the reference's BasicTokenizer up to its whitespace split: clean-up, spaces around CJK
         # characters, str.split; a word equal to a special token is then WordPiece'd as it is
-        spaced = "".join(f" {c} " if _is_cjk(c) else " " if _is_whitespace(c) else c for c in text)
+        spaced = "".join(f" {c} " if is_cjk(c) else " " if _is_whitespace(c) else c for c in text)
         tokens: list[str] = []
         for word in spaced.split():
             if word in SPECIAL_TOKENS:
@@ -130,16 +130,6 @@ class BertWordPiece:
 
 _CAPITAL_SIGMA = "\u03a3"
 _FINAL_SIGMA = "\u03c2"
-_CJK_RANGES = (
-    (0x4E00, 0x9FFF),
-    (0x3400, 0x4DBF),
-    (0x20000, 0x2A6DF),
-    (0x2A700, 0x2B73F),
-    (0x2B740, 0x2B81F),
-    (0x2B820, 0x2CEAF),
-    (0xF900, 0xFAFF),
-    (0x2F800, 0x2FA1F),
-)
 
 
 def _has_special(text: str) -> bool:
@@ -153,11 +143,6 @@ def _is_removed(char: str) -> bool:
 
 def _is_whitespace(char: str) -> bool:
     return char in " \t\n\r" or unicodedata.category(char) == "Zs"
-
-
-def _is_cjk(char: str) -> bool:
-    cp = ord(char)
-    return any(lo <= cp <= hi for lo, hi in _CJK_RANGES)
 
 
 def _clean(text: str) -> str:

@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from preprocess.bert_text import SPECIAL_TOKENS, is_cjk
 from provision.errors import UsageError
 
 __all__ = [
@@ -56,17 +57,7 @@ _PAD_LOGIT = -10000.0
 
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
 _ASCII_PUNCTUATION = frozenset(string.punctuation)
-_NEVER_SPLIT = frozenset({"[UNK]", "[SEP]", "[PAD]", "[CLS]", "[MASK]"})
-_CJK_RANGES = (
-    (0x4E00, 0x9FFF),
-    (0x3400, 0x4DBF),
-    (0x20000, 0x2A6DF),
-    (0x2A700, 0x2B73F),
-    (0x2B740, 0x2B81F),
-    (0x2B820, 0x2CEAF),
-    (0xF900, 0xFAFF),
-    (0x2F800, 0x2FA1F),
-)
+_NEVER_SPLIT = frozenset(SPECIAL_TOKENS)
 
 
 # --------------------------------------------------------------------------- official scoring
@@ -177,7 +168,7 @@ def _clean(text: str) -> str:
 
 
 def _space_cjk(text: str) -> str:
-    return "".join(f" {char} " if any(lo <= ord(char) <= hi for lo, hi in _CJK_RANGES) else char for char in text)
+    return "".join(f" {char} " if is_cjk(char) else char for char in text)
 
 
 def _strip_accents(word: str) -> str:

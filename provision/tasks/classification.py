@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import IntegrityError, ModelError
+from ..loader import npy_loader
 from ..manifest import RuntimeSpec
 from . import Score
 
@@ -56,6 +57,7 @@ class ClassificationTask:
         if limit is not None:
             names, labels = names[:limit], labels[:limit]
         self.names = names
+        self._load = npy_loader([folder / f"{name}.npy" for name in names])
         self.labels = np.asarray(labels, dtype=np.int64)
         self._predicted: dict[int, int] = {}
 
@@ -65,11 +67,7 @@ class ClassificationTask:
 
     def load(self, index: int) -> Sequence[np.ndarray]:
         """The preprocessed image ``<name>.npy``."""
-        path = self.folder / f"{self.names[index]}.npy"
-        try:
-            return (np.load(path, allow_pickle=False),)
-        except (OSError, ValueError) as exc:
-            raise IntegrityError(f"{path}: cannot read the preprocessed sample ({exc})", path=str(path)) from exc
+        return self._load(index)
 
     def collect(self, indices: Sequence[int], outputs: Sequence[np.ndarray]) -> None:
         """Class index per sample: an integer output as it is, else the argmax over classes."""

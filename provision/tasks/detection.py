@@ -24,6 +24,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ..errors import IntegrityError, ModelError
+from ..loader import npy_loader
 from ..manifest import RuntimeSpec
 from ..preprocess_plan import RUN_FILE, load_json
 from . import Score
@@ -147,6 +148,7 @@ class DetectionTask:
         if limit is not None:
             names, positions = names[:limit], positions[:limit]
         self.names = names
+        self._load = npy_loader([folder / f"{name}.npy" for name in names])
         self.positions = positions
         params = record.get("params")
         size = params.get("resize") if isinstance(params, dict) else None
@@ -165,11 +167,7 @@ class DetectionTask:
 
     def load(self, index: int) -> Sequence[np.ndarray]:
         """The preprocessed image ``<file_name>.npy`` (``(3, 800, 800)`` float32)."""
-        path = self.folder / f"{self.names[index]}.npy"
-        try:
-            return (np.load(path, allow_pickle=False),)
-        except (OSError, ValueError) as exc:
-            raise IntegrityError(f"{path}: cannot read the preprocessed sample ({exc})", path=str(path)) from exc
+        return self._load(index)
 
     def _per_image(self, indices: Sequence[int], outputs: Sequence[np.ndarray]) -> list[tuple[Any, Any, Any]]:
         """One (boxes (K,4), labels (K,), scores (K,)) per sample, with or without a batch axis."""

@@ -56,6 +56,10 @@ CacheDir = Annotated[
     ),
 ]
 Json = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
+Subset = Annotated[
+    str | None,
+    typer.Option("--subset", help="The benchmark's subset dataset of this size, else the first K items."),
+]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or notes.")]
 
 
@@ -279,10 +283,7 @@ def preprocess(
     merge: Annotated[
         bool, typer.Option("--merge", help="Assemble finished shards (automatic when the last shard finishes).")
     ] = False,
-    subset: Annotated[
-        str | None,
-        typer.Option("--subset", help="The benchmark's subset dataset of this size, else the first K items."),
-    ] = None,
+    subset: Subset = None,
     model: Annotated[
         str | None,
         typer.Option("--model", help="The benchmark model whose recipe applies (default: its first model)."),
@@ -398,10 +399,7 @@ def run(
         str | None,
         typer.Option("--model", help="The model to prepare and validate (default: the benchmark's first runnable)."),
     ] = None,
-    subset: Annotated[
-        str | None,
-        typer.Option("--subset", help="The benchmark's subset dataset of this size, else the first K items."),
-    ] = None,
+    subset: Subset = None,
     jobs: Annotated[int | None, typer.Option("--jobs", "-j", min=1, help="Connections and worker processes.")] = None,
     from_: Annotated[
         list[Path] | None, typer.Option("--from", help="A file or folder to take files from first (licensed data).")

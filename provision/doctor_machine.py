@@ -22,6 +22,7 @@ from typing import Any, Literal
 
 from .config import Settings
 from .runners import cuda_available
+from .validation import RUNTIME_DISTRIBUTIONS
 
 __all__ = [
     "BASE_PACKAGES",
@@ -94,7 +95,9 @@ BASE_PACKAGES: tuple[Package, ...] = (
 EXTRA_PACKAGES: dict[str, Package] = {
     p.dist: p
     for p in (
-        Package("onnxruntime", "onnxruntime", "1.16", "onnx", "runs ONNX models", ("onnxruntime-gpu",)),
+        Package(
+            "onnxruntime", "onnxruntime", "1.16", "onnx", "runs ONNX models", RUNTIME_DISTRIBUTIONS["onnxruntime"][1:]
+        ),
         Package("torch", "torch", "2.1", "torch", "runs TorchScript and PyTorch models"),
         Package("torchvision", "torchvision", "0.16", "vision", "builds torchvision architectures for state dicts"),
         Package("pycocotools", "pycocotools", "2.0.7", "metrics", "COCO mAP (RetinaNet)"),

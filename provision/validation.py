@@ -55,6 +55,7 @@ from .verify import check_file
 
 __all__ = [
     "RUNTIMES",
+    "RUNTIME_DISTRIBUTIONS",
     "ValidateOptions",
     "ValidationReport",
     "cached_result",
@@ -74,7 +75,7 @@ BOOTSTRAP_BUDGET_S = 120.0
 #: Model format -> the runtime that runs it.
 RUNTIMES = {"onnx": "onnxruntime", "torchscript": "torch", "pytorch": "torch"}
 #: Distributions that provide each runtime's module (onnxruntime ships as several builds).
-_PACKAGES = {
+RUNTIME_DISTRIBUTIONS = {
     "onnxruntime": (
         "onnxruntime",
         "onnxruntime-gpu",
@@ -200,7 +201,7 @@ def _verified_digest(store: Store, model: Artifact, name: str) -> tuple[Path, st
 
 def _runtime_version(runtime: str) -> str:
     """``<distribution> <version>`` of the installed runtime (e.g. ``onnxruntime-gpu 1.20.1``)."""
-    for dist in _PACKAGES[runtime]:
+    for dist in RUNTIME_DISTRIBUTIONS[runtime]:
         try:
             return f"{dist} {importlib.metadata.version(dist)}"
         except importlib.metadata.PackageNotFoundError:

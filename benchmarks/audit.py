@@ -58,10 +58,11 @@ import numpy as np  # noqa: E402
 
 import preprocess  # noqa: E402
 from provision import api  # noqa: E402
-from provision import audit as audit_mod  # noqa: E402
-from provision.audit_diff import diff_audits  # noqa: E402
+from provision.auditing.build import environment_info, library_builds  # noqa: E402
+from provision.auditing.diff import diff_audits  # noqa: E402
+from provision.auditing.document import load_audit, write_audit  # noqa: E402
 from provision.config import Settings  # noqa: E402
-from provision.preprocessing import make_plan  # noqa: E402
+from provision.preprocessing.plan import make_plan  # noqa: E402
 
 DEFAULT_WORK = HERE / "_work" / "audit"
 MARKER = ".benchmark-audit"
@@ -206,13 +207,13 @@ def run(args: argparse.Namespace, work: Path) -> int:
             return 1
     counted = doc["stats"]["files_checked"]
     path = work / "audit.json"
-    write_s, size = timed(lambda: audit_mod.write_audit(doc, path))
+    write_s, size = timed(lambda: write_audit(doc, path))
     gz = len(gzip.compress(path.read_bytes(), 6))
-    load_s, loaded = timed(lambda: audit_mod.load_audit(path))
+    load_s, loaded = timed(lambda: load_audit(path))
     again = api.audit(BENCH, settings)
     diff_s, diff = timed(lambda: diff_audits(loaded, again))
-    env_s, _ = timed(audit_mod._environment)
-    lib_s, _ = timed(audit_mod._libraries)
+    env_s, _ = timed(environment_info)
+    lib_s, _ = timed(library_builds)
     plan_s, _ = timed(lambda: make_plan(api.load(settings), BENCH, settings))
     audit_s = statistics.median(runs)
     if not diff.equivalent:

@@ -48,8 +48,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from provision.extract import extract_archive, hash_tree
-from provision.manifest import ExtractSpec
+from provision.extract.archive import extract_archive
+from provision.manifest.model import ExtractSpec
+from provision.store.trees import hash_tree
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_WORK = HERE / "_work" / "extract"

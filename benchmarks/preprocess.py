@@ -83,10 +83,10 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 import numpy.typing as npt  # noqa: E402
 
-from preprocess.imagenet import opencv_jpeg  # noqa: E402
+from preprocess.images import opencv_jpeg  # noqa: E402
 from provision import api  # noqa: E402
 from provision.config import Settings  # noqa: E402
-from provision.extract import hash_tree  # noqa: E402
+from provision.store.trees import hash_tree  # noqa: E402
 
 DEFAULT_WORK = HERE / "_work" / "preprocess"
 MARKER = ".benchmark-preprocess"

@@ -710,7 +710,7 @@ def report(
         "",
         f"Manifest checksum: {alg} (`--alg {alg}`).",
         f"Hashing ceilings on the fast file (page cache hot): `{alg}sum` {sum_mibps:.0f} MiB/s; "
-        f"provision's own {alg} + xxh3_128 pass (`provision.hashing.hash_file`) {hash_mibps:.0f} MiB/s.",
+        f"provision's own {alg} + xxh3_128 pass (`provision.store.hashing.hash_file`) {hash_mibps:.0f} MiB/s.",
         f"Server: {server}.",
         "",
         f"Machine: {line}",
@@ -726,7 +726,7 @@ def measure_hashing(data: DataFile, alg: str) -> tuple[float, float]:
         raise RunFailed(f"{alg}sum of the source disagrees with the generated {alg}")
     sum_rate = data.size / MIB / (time.perf_counter() - t0)
     sys.path.insert(0, str(ROOT))
-    from provision.hashing import hash_file
+    from provision.store.hashing import hash_file
 
     t0 = time.perf_counter()
     hash_file(data.path, [alg, "xxh3_128"])

@@ -154,7 +154,7 @@ def _serial(settings: Any, model: str, batch: int, count: int) -> float:
     import onnxruntime as ort
 
     from provision import api
-    from provision.runners import usable_cores
+    from provision.validation.runners.device import usable_cores
 
     folder = api.preprocessed_path("bench", settings)
     names = [line.split()[0] for line in (folder / "val_map.txt").read_text().splitlines()][:count]
@@ -181,8 +181,8 @@ def main() -> None:
     args = parser.parse_args()
 
     from provision import api
-    from provision.runners import cpu_name, usable_cores
-    from provision.validation import ValidateOptions
+    from provision.validation.runners.device import cpu_name, usable_cores
+    from provision.validation.validate import ValidateOptions
 
     with tempfile.TemporaryDirectory(prefix="provision-bench-validate-") as tmp:
         settings, models = _setup(Path(tmp), args.images, not args.skip_resnet)

@@ -9,7 +9,7 @@ One run:
    fetches both into a fresh cache through :func:`provision.api.fetch`;
 2. times, for the tree and the big file separately, the ``verify`` stat fast path,
    ``verify --full``, a cold-cache ``verify --full``, and the baselines (``os.stat`` of
-   every file, :func:`provision.hashing.hash_file` with md5 and md5+xxh3_128, the
+   every file, :func:`provision.store.hashing.hash_file` with md5 and md5+xxh3_128, the
    system ``md5sum``);
 3. prints a Markdown table of the results and a description of the machine.
 
@@ -48,7 +48,7 @@ import xxhash
 import provision
 from provision import api
 from provision.config import Settings
-from provision.hashing import FAST_ALG, hash_file
+from provision.store.hashing import FAST_ALG, hash_file
 
 TREE = "bench-tree"
 BIG = "bench-big"

@@ -74,14 +74,10 @@ import numpy as np
 import PIL
 from PIL import Image
 
-from preprocess import Inputs, Params, Recipe, register
 from preprocess.images import (
     F32,
     U8,
-    _check_item,
-    _layout,
-    _number,
-    _triple,
+    check_item,
     check_params,
     choice_param,
     decode_bgr,
@@ -92,11 +88,15 @@ from preprocess.images import (
     optional_path,
     output_path,
     param_error,
+    param_number,
+    param_triple,
     positive_int,
     present_items,
     save_array,
+    to_layout,
     write_text,
 )
+from preprocess.recipe import Inputs, Params, Recipe, register
 from provision.errors import IntegrityError, NotFetchedError, UsageError
 
 __all__ = ["Resnet50Config", "TorchvisionConfig", "resnet50_transform", "torchvision_transform"]
@@ -148,7 +148,7 @@ def _read_labels(path: Path, recipe: str) -> list[tuple[str, str]]:
         if fields[0] in seen:
             raise IntegrityError(f"labels file {path} line {number}: image {fields[0]} is listed twice", path=str(path))
         seen.add(fields[0])
-        _check_item(fields[0], recipe)
+        check_item(fields[0], recipe)
         rows.append((fields[0], fields[1]))
     if not rows:
         raise IntegrityError(f"labels file {path} lists no image", path=str(path))
@@ -266,12 +266,12 @@ def _resnet50_config_checked(params: Params) -> Resnet50Config:
     if short < crop:
         raise param_error(name, "resize_short_side", short, f"at least crop = {crop}")
     if p["crop_percent"] is not None:
-        percent = _number(name, p, "crop_percent")
+        percent = param_number(name, p, "crop_percent")
         if percent <= 0 or int(100.0 * crop / percent) != short:
             raise param_error(
                 name, "crop_percent", p["crop_percent"], f"a value with int(100 * crop / crop_percent) = {short}"
             )
-    if _number(name, p, "scale") != 1.0:
+    if param_number(name, p, "scale") != 1.0:
         raise param_error(name, "scale", p["scale"], "1.0 (pre_process_vgg does not scale)")
     label_offset = p["label_offset"]
     if isinstance(label_offset, bool) or not isinstance(label_offset, int):
@@ -280,7 +280,7 @@ def _resnet50_config_checked(params: Params) -> Resnet50Config:
         short_side=short,
         crop=crop,
         interpolation=_CV2_INTERPOLATION[interpolation],
-        means=_triple(name, p, "means"),
+        means=param_triple(name, p, "means"),
         layout=layout,
         images=optional_path(name, p, "images"),
         missing=missing,
@@ -303,7 +303,7 @@ def resnet50_transform(bgr: U8, config: Resnet50Config) -> F32:
     top, bottom = int((height - crop) / 2), int((height + crop) / 2)
     out: F32 = np.asarray(img[top:bottom, left:right], dtype=np.float32)
     out -= np.array(config.means, dtype=np.float32)
-    return _layout(out, config.layout)
+    return to_layout(out, config.layout)
 
 
 register(
@@ -385,8 +385,8 @@ def _torchvision_config_checked(params: Params) -> TorchvisionConfig:
         short_side=short,
         crop=crop,
         resample=_PIL_INTERPOLATION[interpolation],
-        means=_triple(name, p, "means"),
-        stds=_triple(name, p, "stds", nonzero=True),
+        means=param_triple(name, p, "means"),
+        stds=param_triple(name, p, "stds", nonzero=True),
         layout=layout,
         images=optional_path(name, p, "images"),
         missing=missing,
@@ -410,7 +410,7 @@ def torchvision_transform(bgr: U8, config: TorchvisionConfig) -> F32:
     means = np.array(config.means, dtype=np.float32)
     stds = np.array(config.stds, dtype=np.float32)
     out = cast(F32, (scaled - means) / stds)
-    return _layout(out, config.layout)
+    return to_layout(out, config.layout)
 
 
 def _torchvision_libraries() -> dict[str, str]:

@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from preprocess import Inputs, Params
+from preprocess.recipe import Inputs, Params
 from provision.errors import IntegrityError, NotFetchedError, UsageError
 
 #: File name endings (compared in lower case) counted as images when a folder is searched.
@@ -62,14 +62,14 @@ def positive_int(recipe: str, p: Mapping[str, Any], name: str) -> int:
     return value
 
 
-def _number(recipe: str, p: Mapping[str, Any], name: str) -> float:
+def param_number(recipe: str, p: Mapping[str, Any], name: str) -> float:
     value = p[name]
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise param_error(recipe, name, value, "a number")
     return float(value)
 
 
-def _triple(recipe: str, p: Mapping[str, Any], name: str, *, nonzero: bool = False) -> tuple[float, float, float]:
+def param_triple(recipe: str, p: Mapping[str, Any], name: str, *, nonzero: bool = False) -> tuple[float, float, float]:
     value = p[name]
     if (
         not isinstance(value, (list, tuple))
@@ -185,7 +185,7 @@ def list_images(folder: Path, suffixes: tuple[str, ...] = IMAGE_SUFFIXES) -> lis
     return sorted(found)
 
 
-def _check_item(item: str, recipe: str) -> PurePosixPath:
+def check_item(item: str, recipe: str) -> PurePosixPath:
     rel = PurePosixPath(item)
     if not item or item.startswith("/") or "\\" in item or any(part in ("", ".", "..") for part in item.split("/")):
         raise UsageError(f"preprocessing recipe {recipe!r}: item {item!r} is not a plain relative file name")
@@ -194,7 +194,7 @@ def _check_item(item: str, recipe: str) -> PurePosixPath:
 
 def output_path(out_dir: Path, item: str, recipe: str) -> Path:
     """``out_dir/<item>.npy`` (the reference cache name), refusing names that leave ``out_dir``."""
-    rel = _check_item(item, recipe)
+    rel = check_item(item, recipe)
     return out_dir.joinpath(*rel.parts[:-1], rel.name + ".npy")
 
 
@@ -294,7 +294,7 @@ def opencv_libraries() -> dict[str, str]:
     return {"numpy": np.__version__, "opencv": str(cv2.__version__), "opencv-jpeg": opencv_jpeg()}
 
 
-def _layout(array: F32, layout: str) -> F32:
+def to_layout(array: F32, layout: str) -> F32:
     if layout == "NCHW":
         result: F32 = np.ascontiguousarray(array.transpose(2, 0, 1))
         return result

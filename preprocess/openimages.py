@@ -48,7 +48,6 @@ from typing import Any, cast
 import cv2
 import numpy as np
 
-from preprocess import Inputs, Params, Recipe, register
 from preprocess.images import (
     F32,
     U8,
@@ -65,6 +64,7 @@ from preprocess.images import (
     present_items,
     save_array,
 )
+from preprocess.recipe import Inputs, Params, Recipe, register
 from provision.errors import IntegrityError, NotFetchedError, UsageError
 
 __all__ = ["RetinanetConfig", "retinanet_transform"]

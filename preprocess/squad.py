@@ -57,13 +57,11 @@ from typing import Any
 import numpy as np
 import tokenizers
 
-from preprocess import Inputs, Params, Recipe, register
-from preprocess.squad_tokenizer import CLS, SEP, SPECIAL_TOKENS, BertWordPiece, load_vocab
+from preprocess.recipe import Inputs, Params, Recipe, register
+from preprocess.squad_tokenizer import CLS, SEP, BertWordPiece
 
 # SPECIAL_TOKENS, BertWordPiece and load_vocab live in preprocess.squad_tokenizer; re-exported here.
 __all__ = [
-    "SPECIAL_TOKENS",
-    "BertWordPiece",
     "DocSpan",
     "Example",
     "Feature",
@@ -71,7 +69,6 @@ __all__ = [
     "convert_example",
     "doc_spans",
     "load_examples",
-    "load_vocab",
     "split_doc_tokens",
 ]
 

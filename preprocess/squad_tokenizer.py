@@ -26,7 +26,7 @@ from tokenizers.models import WordPiece
 
 from preprocess.bert_text import SPECIAL_TOKENS, is_cjk
 
-__all__ = ["CLS", "SEP", "SPECIAL_TOKENS", "UNK", "BertWordPiece", "load_vocab"]
+__all__ = ["CLS", "SEP", "UNK", "BertWordPiece", "load_vocab"]
 
 UNK, CLS, SEP = "[UNK]", "[CLS]", "[SEP]"
 _MAX_INPUT_CHARS_PER_WORD = 100

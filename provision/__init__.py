@@ -1,5 +1,98 @@
-"""provision: fetch, verify, preprocess and validate ML benchmark data and checkpoints."""
+"""provision: fetch, verify, preprocess and validate ML benchmark data and checkpoints.
+
+The public surface: one function per command (:mod:`provision.api`), the :class:`Settings` they
+take (:mod:`provision.config`), the exception tree with its exit codes (:mod:`provision.errors`),
+and ``__version__``. Importing it loads no pipeline stage: each function imports its own when called.
+"""
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
+from provision.api import (
+    audit,
+    audit_diff,
+    demo,
+    describe,
+    doctor,
+    fetch,
+    gc,
+    hash_paths,
+    hash_trees,
+    lint,
+    list_entries,
+    load,
+    path,
+    preprocess,
+    preprocessed_path,
+    run,
+    status,
+    validate,
+    verify,
+)
+from provision.config import Settings
+from provision.errors import (
+    EXIT_ACCURACY,
+    EXIT_FAILURE,
+    EXIT_INTEGRITY,
+    EXIT_MANIFEST,
+    EXIT_OK,
+    EXIT_SOURCE,
+    EXIT_USAGE,
+    AccuracyError,
+    DiskSpaceError,
+    IntegrityError,
+    LockTimeoutError,
+    ManifestError,
+    MissingDependencyError,
+    ModelError,
+    NotFetchedError,
+    OfflineError,
+    ProvisionError,
+    SourceError,
+    UnknownNameError,
+    UsageError,
+)
+from provision.version import __version__
+
+__all__ = [
+    "EXIT_ACCURACY",
+    "EXIT_FAILURE",
+    "EXIT_INTEGRITY",
+    "EXIT_MANIFEST",
+    "EXIT_OK",
+    "EXIT_SOURCE",
+    "EXIT_USAGE",
+    "AccuracyError",
+    "DiskSpaceError",
+    "IntegrityError",
+    "LockTimeoutError",
+    "ManifestError",
+    "MissingDependencyError",
+    "ModelError",
+    "NotFetchedError",
+    "OfflineError",
+    "ProvisionError",
+    "Settings",
+    "SourceError",
+    "UnknownNameError",
+    "UsageError",
+    "__version__",
+    "audit",
+    "audit_diff",
+    "demo",
+    "describe",
+    "doctor",
+    "fetch",
+    "gc",
+    "hash_paths",
+    "hash_trees",
+    "lint",
+    "list_entries",
+    "load",
+    "path",
+    "preprocess",
+    "preprocessed_path",
+    "run",
+    "status",
+    "validate",
+    "verify",
+]

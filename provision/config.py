@@ -17,7 +17,7 @@ from typing import Any
 
 import platformdirs
 
-from .errors import UsageError
+from provision.errors import UsageError
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -250,7 +250,7 @@ def environment_snapshot(environ: Mapping[str, str] | None = None) -> dict[str, 
     replaced by ``"<redacted>"`` when its name looks secret (TOKEN, SECRET, PASSWORD, KEY, AUTH,
     CREDENTIAL, COOKIE, SESSION, ... in any case) or the value looks like a token; the user
     information of URLs (``https://user:pw@host``) is replaced by ``<redacted>``. For audits
-    (:mod:`provision.audit`); ``environ`` defaults to ``os.environ``.
+    (:mod:`provision.auditing`); ``environ`` defaults to ``os.environ``.
     """
     prefixes = (
         "PROVISION_", "CUDA_", "CUBLAS_", "CUBLASLT_", "CUDNN_", "NVIDIA_", "NCCL_", "OMP_", "GOMP_", "KMP_",

@@ -12,14 +12,15 @@ from conftest import ManifestWriter
 from test_validation import _bench
 from typer.testing import CliRunner
 
-import provision.cli_audit  # registers 'provision audit' on the app
 from provision import api
-from provision.audit import SCHEMA, _plain, load_audit, opencv_build_info, write_audit
-from provision.cli import app
+from provision.auditing.build import manifest_data, opencv_build_info
+from provision.auditing.document import SCHEMA, load_audit, write_audit
+from provision.cli.app import app
 from provision.config import Settings, environment_snapshot
 from provision.errors import EXIT_USAGE, NotFetchedError, UsageError
-from provision.hashing import Checksum
-from provision.manifest import Artifact, FileSpec
+from provision.manifest.checksum import Checksum
+from provision.manifest.model import Artifact, FileSpec
+from provision.version import __version__
 
 runner = CliRunner()
 
@@ -43,7 +44,7 @@ def test_report_round_trips_and_describes_every_stage(
     assert size == path.stat().st_size
     assert load_audit(path) == json.loads(json.dumps(doc))
     assert doc["schema"] == SCHEMA and doc["benchmark"] == "tinynet" and doc["model"] == "tinynet-model"
-    assert doc["tool"]["version"] == provision.__version__
+    assert doc["tool"]["version"] == __version__
     files = doc["artifacts"]["tinynet-data"]["files"]
     assert files["val_map.txt"]["state"] == "ok" and files["val_map.txt"]["checksum"].startswith("md5:")
     assert files["val.tar"]["xxh3_128"].startswith("xxh3_128:")
@@ -188,7 +189,7 @@ def test_credentials_in_manifest_urls_are_redacted() -> None:
         Checksum.parse("md5:" + "0" * 32),
     )
     art = Artifact("model", "m", (spec,), source=Path("/somewhere/m.toml"))
-    doc = _plain(art)
+    doc = manifest_data(art)
     assert doc["files"][0]["urls"] == [
         "https://<redacted>@models.example/m.onnx",
         "https://cdn.example/m.onnx?sig=<redacted>&v=2",

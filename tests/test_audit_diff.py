@@ -15,11 +15,10 @@ from test_audit import ready
 from test_validation import CLASSES, _bench
 from typer.testing import CliRunner
 
-import provision.cli_audit  # noqa: F401  (registers 'provision audit' on the app)
 from provision import api
-from provision.audit import write_audit
-from provision.audit_diff import CATEGORIES, diff_audits
-from provision.cli import app
+from provision.auditing.diff import CATEGORIES, diff_audits
+from provision.auditing.document import write_audit
+from provision.cli.app import app
 from provision.config import Settings
 from provision.errors import UsageError
 

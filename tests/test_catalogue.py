@@ -18,10 +18,10 @@ import pytest
 from typer.testing import CliRunner
 
 from provision import api
-from provision.cli import app
+from provision.cli.app import app
 from provision.config import Settings, builtin_manifest_dir
 from provision.errors import UnknownNameError
-from provision.manifest import Artifact, Benchmark, Catalog
+from provision.manifest.model import Artifact, Benchmark, Catalog
 
 if sys.version_info >= (3, 11):
     import tomllib

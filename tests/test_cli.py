@@ -25,7 +25,7 @@ from conftest import ManifestWriter, dataset_toml
 from httpserver import TestServer, md5
 from typer.testing import CliRunner
 
-from provision.cli import app
+from provision.cli.app import app
 
 PROVISION = Path(sys.executable).parent / "provision"
 

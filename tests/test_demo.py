@@ -21,21 +21,18 @@ import pytest
 import requests
 from typer.testing import CliRunner
 
-import provision.cli_demo  # registers the command on the app
 from provision import api
-from provision.cli import app
-from provision.demo_data import MODEL_FILE, TAR, VAL_MAP, generate, onnx_classifier
-from provision.demo_server import DemoServer
+from provision.cli.app import app
 from provision.errors import EXIT_USAGE
+from provision.walkthrough.data import MODEL_FILE, TAR, VAL_MAP, generate, onnx_classifier
+from provision.walkthrough.server import DemoServer
 
 runner = CliRunner()
-
-assert provision.cli_demo.demo is not None
 
 
 def _audit_available() -> bool:
     try:
-        module = importlib.import_module("provision.audit")
+        module = importlib.import_module("provision.auditing.document")
     except ImportError:
         return False
     return hasattr(api, "audit") and hasattr(module, "write_audit")

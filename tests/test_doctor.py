@@ -21,27 +21,23 @@ from conftest import ManifestWriter
 from httpserver import TestServer, md5
 from typer.testing import CliRunner
 
-import provision.cli_doctor  # noqa: F401  (registers the command on provision.cli.app)
 from provision import api
-from provision.cli import app
+from provision.cli.app import app
 from provision.config import Settings
-from provision.doctor import (
+from provision.manifest.model import Artifact
+from provision.readiness.machine import (
     BASE_PACKAGES,
     EXTRA_PACKAGES,
     Check,
-    DoctorReport,
     Package,
     check_cache,
-    check_credentials,
-    check_disk,
     check_gpu,
-    check_network,
-    check_packages,
     filesystem_of,
     package_check,
-    run_doctor,
 )
-from provision.manifest import Artifact
+from provision.readiness.needs import check_disk, check_packages
+from provision.readiness.network import check_credentials, check_network
+from provision.readiness.run import DoctorReport, run_doctor
 
 if sys.version_info >= (3, 11):
     import tomllib

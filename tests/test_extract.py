@@ -25,18 +25,9 @@ import xxhash
 import zstandard
 
 from provision.errors import EXIT_INTEGRITY
-from provision.extract import (
-    DEFAULT_FLOOR,
-    DEFAULT_RATIO,
-    ExtractError,
-    TreeFile,
-    TreeRecord,
-    detect_format,
-    extract_archive,
-    hash_tree,
-    tree_digest,
-)
-from provision.manifest import ExtractSpec
+from provision.extract.archive import DEFAULT_FLOOR, DEFAULT_RATIO, ExtractError, detect_format, extract_archive
+from provision.manifest.model import ExtractSpec
+from provision.store.trees import TreeFile, TreeRecord, hash_tree, tree_digest
 
 MTIME = 1_600_000_000
 LABEL = "art/archive"
@@ -790,7 +781,7 @@ def test_expect_files_mismatch(tmp_path: Path) -> None:
 
 
 def test_tree_pin_mismatch(tmp_path: Path) -> None:
-    from provision.hashing import Checksum
+    from provision.manifest.checksum import Checksum
 
     archive = tmp_path / "t.zip"
     archive.write_bytes(tree_archive("zip"))

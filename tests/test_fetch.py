@@ -17,15 +17,8 @@ from httpserver import TestServer, md5
 
 from provision import api
 from provision.config import Settings
-from provision.errors import (
-    EXIT_INTEGRITY,
-    EXIT_SOURCE,
-    DiskSpaceError,
-    IntegrityError,
-    LockTimeoutError,
-    UsageError,
-)
-from provision.store import Store
+from provision.errors import EXIT_INTEGRITY, EXIT_SOURCE, DiskSpaceError, IntegrityError, LockTimeoutError, UsageError
+from provision.store.cache import Store
 
 
 def test_fetch_dataset_by_name(server: TestServer, write_manifest: ManifestWriter, settings: Settings) -> None:

@@ -9,7 +9,9 @@ from pathlib import Path
 import pytest
 import xxhash
 
-from provision.hashing import ALGORITHMS, CHUNK_SIZE, FAST_ALG, Checksum, MultiHasher, hash_file, new_hasher
+from provision.fsutil import CHUNK_SIZE
+from provision.manifest.checksum import ALGORITHMS, Checksum
+from provision.store.hashing import FAST_ALG, MultiHasher, hash_file, new_hasher
 
 MD5_EMPTY = "d41d8cd98f00b204e9800998ecf8427e"
 

@@ -20,13 +20,15 @@ from fakehub import FakeHub
 from provision import api
 from provision.config import Settings
 from provision.errors import EXIT_INTEGRITY
-from provision.hashing import Checksum
-from provision.manifest import FileSpec
+from provision.fsutil import temp_name
+from provision.manifest.checksum import Checksum
+from provision.manifest.model import FileSpec
 from provision.progress import NullProgress
-from provision.sources import AttemptFailed, Sink, SourceContext, fetch_url, list_url
-from provision.sources.base import temp_name
+from provision.sources.base import AttemptFailed, SourceContext
 from provision.sources.hf import fetch_hf, hub_sha256, list_hf, parse_hf_url
-from provision.store import Store
+from provision.sources.partial import Sink
+from provision.sources.schemes import fetch_url, list_url
+from provision.store.cache import Store
 
 TOKEN = "hf_TestSecretToken0123456789"
 WEIGHTS = os.urandom(300_000)

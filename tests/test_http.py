@@ -23,7 +23,7 @@ from httpserver import TestServer
 from provision import api
 from provision.config import Settings
 from provision.errors import EXIT_INTEGRITY, EXIT_SOURCE
-from provision.store import Store
+from provision.store.cache import Store
 
 FAST = {"backoff": 0.01, "read_timeout": 2.0, "connect_timeout": 2.0}
 
@@ -362,7 +362,7 @@ def test_connection_errors_are_reported_by_their_cause() -> None:
 
     import requests
 
-    from provision.sources.http import _short
+    from provision.sources.http import short_error
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -370,5 +370,5 @@ def test_connection_errors_are_reported_by_their_cause() -> None:
     try:
         requests.get(f"http://127.0.0.1:{port}/x", timeout=2)
     except requests.ConnectionError as exc:
-        text = _short(exc)
+        text = short_error(exc)
     assert "Connection refused" in text and "HTTPConnection" not in text and "Max retries" not in text

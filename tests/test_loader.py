@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from provision.errors import IntegrityError, NotFetchedError, UsageError
-from provision.loader import Batch, batches, npy_loader
+from provision.validation.loader import Batch, batches, npy_loader
 
 WAIT = 10.0  # seconds an event may take before the test fails (only reached when broken)
 

@@ -13,8 +13,8 @@ from httpserver import TestServer
 from provision import api
 from provision.config import Settings
 from provision.errors import EXIT_INTEGRITY
-from provision.lockfile import LockFile
-from provision.store import Store
+from provision.manifest.lockfile import LockFile
+from provision.store.cache import Store
 
 
 def _manifest(url: str, name: str, size: int | None = None) -> str:

@@ -12,8 +12,8 @@ from httpserver import md5
 
 from provision.config import builtin_manifest_dir
 from provision.errors import ManifestError, UnknownNameError
-from provision.hashing import Checksum
-from provision.manifest import (
+from provision.manifest.checksum import Checksum
+from provision.manifest.model import (
     KNOWN_METRICS,
     MODEL_FORMATS,
     SCHEMA_VERSION,
@@ -24,10 +24,8 @@ from provision.manifest import (
     FileSpec,
     LabelsRef,
     PreprocessSpec,
-    lint,
-    load_catalog,
-    manifest_files,
 )
+from provision.manifest.parse import lint, load_catalog, manifest_files
 
 H = "md5:" + "0" * 32
 H2 = "md5:" + "1" * 32
@@ -1044,7 +1042,7 @@ def test_preprocess_expected_tree_accepts_pins(write_manifest: ManifestWriter, m
 
 
 def test_model_runtime_parses_into_a_frozen_spec(write_manifest: ManifestWriter, manifests: Path) -> None:
-    from provision.manifest import RuntimeSpec
+    from provision.manifest.model import RuntimeSpec
 
     write_manifest(
         BASE

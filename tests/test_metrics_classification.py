@@ -8,10 +8,11 @@ from typing import Any
 import numpy as np
 import pytest
 
-import provision.metrics as metrics
+import provision.validation.metrics.registry as metrics
 from provision.errors import UsageError
-from provision.manifest import KNOWN_METRICS
-from provision.metrics import METRICS, MetricInfo, top1, top1_correct
+from provision.manifest.model import KNOWN_METRICS
+from provision.validation.metrics.classification import top1, top1_correct
+from provision.validation.metrics.registry import METRICS, MetricInfo
 
 # Arg-maxes of a 1001-output ResNet-50 (index 0 = background) and the 0-based val_map labels.
 PREDICTED = [1, 500, 1000, 0, 3]

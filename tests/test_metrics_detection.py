@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from provision.errors import MissingDependencyError, UsageError
-from provision.metrics import coco_map, retinanet_detections
+from provision.validation.metrics.detection import coco_map, retinanet_detections
 
 needs_pycocotools = pytest.mark.skipif(importlib.util.find_spec("pycocotools") is None, reason="needs pycocotools")
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from provision.errors import MissingDependencyError, UsageError
-from provision.metrics import roc_auc, round_accuracy
+from provision.validation.metrics.ranking import roc_auc, round_accuracy
 
 needs_sklearn = pytest.mark.skipif(importlib.util.find_spec("sklearn") is None, reason="needs scikit-learn")
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from provision.errors import UsageError
-from provision.metrics import dice_per_case, dice_summary
+from provision.validation.metrics.segmentation import dice_per_case, dice_summary
 
 # 2x2x2 volumes. Truth: kidney (1) at 001, 010; tumor (2) at 011, 100, 101.
 TRUTH = np.array([[[0, 1], [1, 2]], [[2, 2], [0, 0]]], dtype=np.uint8)

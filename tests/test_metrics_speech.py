@@ -7,7 +7,7 @@ import math
 import pytest
 
 from provision.errors import UsageError
-from provision.metrics import levenshtein, wer_accuracy, word_error_rate, word_errors
+from provision.validation.metrics.speech import levenshtein, wer_accuracy, word_error_rate, word_errors
 
 
 @pytest.mark.parametrize(

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from provision.errors import UsageError
-from provision.metrics import (
+from provision.validation.metrics.squad import (
     NO_ANSWER,
     answer_exact_match,
     answer_f1,

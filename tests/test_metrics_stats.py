@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from provision.errors import UsageError
-from provision.metrics import bootstrap_interval, bootstrap_statistic, normal_quantile, wilson_interval
+from provision.validation.metrics.stats import bootstrap_interval, bootstrap_statistic, normal_quantile, wilson_interval
 
 Z99 = 2.5758293035489  # two-sided 99 %: the normal 0.995 quantile
 

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from provision.errors import UsageError
-from provision.metrics import gen_len, prepare_texts, rouge, rouge_per_sample, tokens_per_sample
+from provision.validation.metrics.text import gen_len, prepare_texts, rouge, rouge_per_sample, tokens_per_sample
 
 needs_rouge = pytest.mark.skipif(importlib.util.find_spec("rouge_score") is None, reason="needs rouge-score")
 

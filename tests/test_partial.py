@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 import xxhash
 
-from provision.hashing import Checksum
-from provision.manifest import FileSpec
+from provision.manifest.checksum import Checksum
+from provision.manifest.model import FileSpec
 from provision.progress import NullProgress
 from provision.sources.base import AttemptFailed
 from provision.sources.partial import RangeSet, Sink, state_path

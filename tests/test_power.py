@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from provision.errors import UsageError
-from provision.power import EnergyMeter, EnergyReading, rapl_zones
+from provision.validation.power import EnergyMeter, EnergyReading, rapl_zones
 
 REPO = Path(__file__).resolve().parents[1]
 MAX = 262_143_328_850  # a real max_energy_range_uj
@@ -179,7 +179,7 @@ def test_pynvml_not_installed(tmp_path: Path) -> None:
         import sys
         sys.modules["pynvml"] = None
         from pathlib import Path
-        from provision.power import EnergyMeter, nvml_gpu_name
+        from provision.validation.power import EnergyMeter, nvml_gpu_name
         meter = EnergyMeter(root=Path({str(tmp_path)!r}), gpus=(0,), interval=None)
         meter.start()
         print(meter.stop().reason)

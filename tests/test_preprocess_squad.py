@@ -28,7 +28,7 @@ import pytest
 from conftest import ManifestWriter, dataset_toml
 
 import preprocess
-from preprocess import squad
+from preprocess import squad, squad_tokenizer
 from provision import api
 from provision.config import Settings
 
@@ -219,7 +219,7 @@ def transformers_reference(vocab_file: Path) -> Any:
 
 
 def test_tokenizer_matches_reference_on_tricky_text(vocab_file: Path) -> None:
-    ours = squad.BertWordPiece.from_file(vocab_file)
+    ours = squad_tokenizer.BertWordPiece.from_file(vocab_file)
     ref = RefBertTokenizer(vocab_file)
     for text in TRICKY + fuzz_texts(400, seed=20240601):
         expected = ref.tokenize(text)
@@ -229,7 +229,7 @@ def test_tokenizer_matches_reference_on_tricky_text(vocab_file: Path) -> None:
 
 def test_tokenizer_matches_transformers_python_tokenizer(vocab_file: Path) -> None:
     hf = transformers_reference(vocab_file)
-    ours = squad.BertWordPiece.from_file(vocab_file)
+    ours = squad_tokenizer.BertWordPiece.from_file(vocab_file)
     ref = RefBertTokenizer(vocab_file)
     legacy = type(hf).__name__ == "BertTokenizerLegacy"
     compared = 0
@@ -250,7 +250,7 @@ def test_tokenizer_matches_transformers_python_tokenizer(vocab_file: Path) -> No
 
 
 def test_tokenizer_spot_values(vocab_file: Path) -> None:
-    ours = squad.BertWordPiece.from_file(vocab_file)
+    ours = squad_tokenizer.BertWordPiece.from_file(vocab_file)
     assert ours.tokenize("Café naïve résumé") == ["cafe", "naive", "resume"]
     assert ours.tokenize("日本語のテキスト") == ["日", "本", "語", "[UNK]"]  # kana are not split apart
     assert ours.tokenize("It's 1995, don't!") == ["it", "'", "s", "1995", ",", "don", "'", "t", "!"]
@@ -274,7 +274,7 @@ def test_tokenizer_spot_values(vocab_file: Path) -> None:
 
 
 def test_capital_sigma_lower_cased_like_str_lower(vocab_file: Path) -> None:
-    ours = squad.BertWordPiece.from_file(vocab_file)
+    ours = squad_tokenizer.BertWordPiece.from_file(vocab_file)
     ref = RefBertTokenizer(vocab_file)
     final, medial = "\u03c2", "\u03c3"
     cases = {
@@ -295,7 +295,7 @@ def test_capital_sigma_lower_cased_like_str_lower(vocab_file: Path) -> None:
         assert tokens == ref.tokenize(text), repr(text)
         assert sigma in "".join(tokens) and ({final, medial} - {sigma}).isdisjoint("".join(tokens)), repr(text)
     assert ours.tokenize_words(list(cases)) == ref_words(ref, list(cases))
-    assert squad.BertWordPiece.from_file(vocab_file, lower_case=False).tokenize("ΟΔΟΣ") == ["[UNK]"]
+    assert squad_tokenizer.BertWordPiece.from_file(vocab_file, lower_case=False).tokenize("ΟΔΟΣ") == ["[UNK]"]
 
 
 def ref_words(ref: RefBertTokenizer, words: list[str]) -> tuple[list[str], list[int]]:
@@ -304,7 +304,7 @@ def ref_words(ref: RefBertTokenizer, words: list[str]) -> tuple[list[str], list[
 
 
 def test_tokenize_words_is_word_by_word(vocab_file: Path) -> None:
-    ours = squad.BertWordPiece.from_file(vocab_file)
+    ours = squad_tokenizer.BertWordPiece.from_file(vocab_file)
     ref = RefBertTokenizer(vocab_file)
     rng = random.Random(3)
     for _ in range(100):
@@ -317,8 +317,8 @@ def test_tokenize_words_is_word_by_word(vocab_file: Path) -> None:
 def test_vocab_read_like_the_reference(tmp_path: Path) -> None:
     path = tmp_path / "v.txt"
     path.write_bytes(b"[PAD]\n[UNK]\nab \ncd\r\nab\nab \n")  # a trailing space stays; a duplicate keeps its last line
-    assert squad.load_vocab(path) == {"[PAD]": 0, "[UNK]": 1, "ab ": 5, "cd": 3, "ab": 4}
-    assert squad.load_vocab(path) == RefBertTokenizer(path).vocab
+    assert squad_tokenizer.load_vocab(path) == {"[PAD]": 0, "[UNK]": 1, "ab ": 5, "cd": 3, "ab": 4}
+    assert squad_tokenizer.load_vocab(path) == RefBertTokenizer(path).vocab
 
 
 # --------------------------------------------------------------------------- reference feature conversion
@@ -703,7 +703,7 @@ def read_outputs_after(out: Path, inputs: Mapping[str, Path], params: Mapping[st
 
 
 def test_registered() -> None:
-    assert "squad" in preprocess._MODULES  # so load_all() registers it without this test's import
+    assert "squad" in preprocess.RECIPE_MODULES  # so load_all() registers it without this test's import
     recipe = preprocess.get("squad-bert")
     assert recipe is squad.RECIPE
     assert set(recipe.uses) == {"data", "model"}

@@ -23,7 +23,7 @@ from typer.testing import CliRunner
 
 import preprocess
 from provision import api
-from provision.cli import app
+from provision.cli.app import app
 from provision.config import Settings
 from provision.errors import (
     EXIT_INTEGRITY,
@@ -34,8 +34,8 @@ from provision.errors import (
     ProvisionError,
     UsageError,
 )
-from provision.extract import hash_tree
-from provision.preprocessing import RUN_FILE, library_signature, parse_shard, parse_signature
+from provision.preprocessing.plan import RUN_FILE, library_signature, parse_shard, parse_signature
+from provision.store.trees import hash_tree
 
 runner = CliRunner()
 
@@ -255,11 +255,13 @@ def test_any_change_recomputes_into_a_new_key(bench: Settings, write_manifest: M
     bench_manifest(write_manifest, scale=2)
     assert api.preprocess("tinybench", bench).state == "cached"
 
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setitem(preprocess._REGISTRY, "test-bytes", replace(RECIPE, version="2"))  # the recipe version
+    try:
+        preprocess.register(replace(RECIPE, version="2"), replace=True)  # the recipe version
         recomputed()
-        mp.setitem(preprocess._REGISTRY, "test-bytes", replace(RECIPE, libraries=lambda: {"numpy": "0.0"}))
+        preprocess.register(replace(RECIPE, libraries=lambda: {"numpy": "0.0"}), replace=True)
         recomputed()  # a library version
+    finally:
+        preprocess.register(RECIPE, replace=True)
     assert api.preprocess("tinybench", bench, params={"scale": 4}).key not in keys
 
     vocab = write_file(tmp_path / "src2" / "vocab.txt", b"a\nb\nc\nd\n")  # an input: the model's vocabulary

@@ -22,14 +22,15 @@ from httpserver import TestServer
 
 from provision import api
 from provision.config import Settings
-from provision.hashing import Checksum
-from provision.manifest import FileSpec
+from provision.manifest.checksum import Checksum
+from provision.manifest.model import FileSpec
 from provision.progress import NullProgress
-from provision.sources import AttemptFailed, SourceContext, list_url
+from provision.sources.base import AttemptFailed, SourceContext
 from provision.sources.http import fetch_http
 from provision.sources.partial import Sink
 from provision.sources.r2 import list_r2, parse_base, parse_md5_list, r2_metadata_urls
-from provision.store import Store
+from provision.sources.schemes import list_url
+from provision.store.cache import Store
 
 FAST = {"backoff": 0.01, "read_timeout": 2.0, "connect_timeout": 2.0, "retries": 2}
 SECRET = "s3cr3t-value-never-shown"

@@ -19,7 +19,9 @@ import numpy as np
 import pytest
 
 from provision.errors import MissingDependencyError, ModelError, UsageError
-from provision.runners import RunnerOptions, cuda_available, open_runner, resolve_device, usable_cores
+from provision.validation.runners.base import RunnerOptions
+from provision.validation.runners.device import cuda_available, resolve_device, usable_cores
+from provision.validation.runners.open import open_runner
 
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
@@ -371,7 +373,9 @@ def test_importing_runners_imports_no_runtime() -> None:
     proc = run_python(
         """
         import sys
-        import provision.runners, provision.loader, provision.power
+        import provision.validation.runners.base, provision.validation.runners.device, provision.validation.runners.onnx
+        import provision.validation.runners.open, provision.validation.runners.torch
+        import provision.validation.loader, provision.validation.power
         heavy = [m for m in ("torch", "onnxruntime", "torchvision", "pynvml") if m in sys.modules]
         assert not heavy, heavy
         """
@@ -396,7 +400,9 @@ def test_missing_library_names_the_extra(tmp_path: Path, blocked: str, fmt: str,
         sys.modules[{blocked!r}] = None  # makes 'import {blocked}' raise ImportError
         from pathlib import Path
         from provision.errors import MissingDependencyError
-        from provision.runners import RunnerOptions, cuda_available, open_runner
+        from provision.validation.runners.base import RunnerOptions
+        from provision.validation.runners.device import cuda_available
+        from provision.validation.runners.open import open_runner
         try:
             open_runner(Path({str(model)!r}), {fmt!r}, RunnerOptions(device="cpu"), architecture={arch})
         except MissingDependencyError as exc:

@@ -29,13 +29,14 @@ from moto.server import ThreadedMotoServer
 from provision import api
 from provision.config import Settings
 from provision.errors import EXIT_INTEGRITY, EXIT_SOURCE
-from provision.hashing import Checksum
-from provision.manifest import FileSpec
+from provision.manifest.checksum import Checksum
+from provision.manifest.model import FileSpec
 from provision.progress import NullProgress
-from provision.sources import AttemptFailed, SourceContext, fetch_url, list_url
+from provision.sources.base import AttemptFailed, SourceContext
 from provision.sources.partial import Sink
 from provision.sources.s3 import NEEDS_BOTO3
-from provision.store import Store
+from provision.sources.schemes import fetch_url, list_url
+from provision.store.cache import Store
 
 FAST = {"backoff": 0.01, "read_timeout": 5.0, "connect_timeout": 2.0}
 

@@ -11,14 +11,17 @@ import pytest
 from httpserver import TestServer, md5
 
 from provision.config import Settings
-from provision.hashing import Checksum, MultiHasher
-from provision.manifest import FileSpec
+from provision.fsutil import link_or_copy, temp_name
+from provision.manifest.checksum import Checksum
+from provision.manifest.model import FileSpec
 from provision.progress import NullProgress
-from provision.sources import AttemptFailed, Sink, SourceContext, fetch_url, scheme_of
-from provision.sources.base import link_or_copy, looks_like_html, temp_name
+from provision.sources.base import AttemptFailed, SourceContext, looks_like_html
 from provision.sources.file import fetch_file, url_to_path
 from provision.sources.http import USER_AGENT, fetch_http
 from provision.sources.manual import candidates
+from provision.sources.partial import Sink
+from provision.sources.schemes import fetch_url, scheme_of
+from provision.store.hashing import MultiHasher
 
 
 def _spec(body: bytes | None, name: str = "f.bin", size: int | None = -1, checksum: str | None = None) -> FileSpec:

@@ -18,9 +18,10 @@ from httpserver import TestServer, sha256
 
 from provision import api
 from provision.config import Settings
-from provision.hashing import Checksum
-from provision.manifest import load_catalog
-from provision.store import STALE_AFTER, Store, is_stale_temp
+from provision.fsutil import STALE_AFTER, is_stale_temp
+from provision.manifest.checksum import Checksum
+from provision.manifest.parse import load_catalog
+from provision.store.cache import Store
 
 HOST = socket.gethostname().replace("-", "_")
 

@@ -21,12 +21,12 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from provision import api
-from provision.cli import app
+from provision.cli.app import app
 from provision.config import Settings
 from provision.errors import EXIT_ACCURACY, ModelError
-from provision.manifest import RuntimeSpec
-from provision.tasks.detection import DetectionTask
-from provision.validation import ValidateOptions, prepare
+from provision.manifest.model import RuntimeSpec
+from provision.validation.tasks.detection import DetectionTask
+from provision.validation.validate import ValidateOptions, prepare
 
 runner = CliRunner()
 

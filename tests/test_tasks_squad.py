@@ -26,10 +26,10 @@ from conftest import ManifestWriter, dataset_toml
 from typer.testing import CliRunner
 
 from provision import api
-from provision.cli import app
+from provision.cli.app import app
 from provision.config import Settings
 from provision.errors import ModelError
-from provision.validation import ValidateOptions
+from provision.validation.validate import ValidateOptions
 
 runner = CliRunner()
 

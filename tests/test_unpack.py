@@ -21,13 +21,13 @@ from httpserver import md5
 from typer.testing import CliRunner
 
 from provision import api
-from provision.cli import app
+from provision.cli.app import app
 from provision.config import Settings
 from provision.errors import EXIT_INTEGRITY, DiskSpaceError, IntegrityError
-from provision.extract import hash_tree
-from provision.hashing import Checksum
-from provision.store import Store
-from provision.verify import VerifyReport
+from provision.manifest.checksum import Checksum
+from provision.store.cache import Store
+from provision.store.trees import hash_tree
+from provision.store.verify import VerifyReport
 
 runner = CliRunner()
 

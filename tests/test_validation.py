@@ -20,10 +20,10 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from provision import api
-from provision.cli import app
+from provision.cli.app import app
 from provision.config import Settings
 from provision.errors import EXIT_ACCURACY, EXIT_USAGE, NotFetchedError, UsageError
-from provision.validation import ValidateOptions
+from provision.validation.validate import ValidateOptions
 
 runner = CliRunner()
 
@@ -349,8 +349,8 @@ def test_a_stored_result_is_not_reused_after_the_target_changes(
 
 
 def test_integer_scores_take_the_argmax_and_an_index_output_is_used_as_is(tmp_path: Path) -> None:
-    from provision.manifest import RuntimeSpec
-    from provision.tasks.classification import ClassificationTask
+    from provision.manifest.model import RuntimeSpec
+    from provision.validation.tasks.classification import ClassificationTask
 
     (tmp_path / "val_map.txt").write_text("a.JPEG 2\nb.JPEG 0\n", encoding="utf-8")
     task = ClassificationTask(tmp_path, RuntimeSpec(offset=0))

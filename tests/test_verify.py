@@ -12,7 +12,7 @@ from httpserver import TestServer, md5
 from provision import api
 from provision.config import Settings
 from provision.errors import EXIT_INTEGRITY, IntegrityError
-from provision.store import Store
+from provision.store.cache import Store
 
 
 def _fetched(

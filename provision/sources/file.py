@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
-from .base import AttemptFailed, SourceContext
-from .partial import Sink
+from provision.sources.base import AttemptFailed, SourceContext
+from provision.sources.partial import Sink
 
 __all__ = ["fetch_file", "url_to_path"]
 

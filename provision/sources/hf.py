@@ -28,11 +28,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
-from .. import __version__
-from ..hashing import Checksum
-from .base import AttemptFailed, SourceContext, temp_name
-from .listing import Listed
-from .partial import Sink
+from provision.fsutil import temp_name
+from provision.manifest.checksum import Checksum
+from provision.sources.base import AttemptFailed, SourceContext
+from provision.sources.listing import Listed
+from provision.sources.partial import Sink
+from provision.version import __version__
 
 if TYPE_CHECKING:
     from huggingface_hub import HfFileMetadata

@@ -32,11 +32,11 @@ from urllib.parse import urljoin, urlsplit
 import requests
 import urllib3
 
-from .. import __version__
-from .base import AttemptFailed, SourceContext
-from .partial import RangeSet, Sink
+from provision.sources.base import AttemptFailed, SourceContext
+from provision.sources.partial import RangeSet, Sink
+from provision.version import __version__
 
-__all__ = ["USER_AGENT", "HttpClient", "cloudflare_access_failure", "fetch_http", "new_session"]
+__all__ = ["USER_AGENT", "HttpClient", "Retry", "cloudflare_access_failure", "fetch_http", "new_session", "short_error"]
 
 USER_AGENT = f"provision/{__version__} python-requests/{requests.__version__}"
 
@@ -104,7 +104,7 @@ def new_session() -> requests.Session:
     return session
 
 
-class _Retry(Exception):
+class Retry(Exception):
     """A transient failure: wait ``delay`` (None = backoff) and try again."""
 
     def __init__(self, answer: str, delay: float | None = None) -> None:
@@ -164,7 +164,7 @@ class HttpClient:
         return float(min(float(self.settings.backoff_max), base) * random.uniform(0.5, 1.0))
 
     def open(self, url: str, headers: dict[str, str]) -> requests.Response:
-        """GET ``url`` (streaming), following redirects; :class:`_Retry`/:class:`AttemptFailed`."""
+        """GET ``url`` (streaming), following redirects; :class:`Retry`/:class:`AttemptFailed`."""
         timeout = (self.settings.connect_timeout, self.settings.read_timeout)
         current = url
         for _ in range(_MAX_REDIRECTS + 1):
@@ -178,11 +178,11 @@ class HttpClient:
                     "to your CA bundle if a proxy re-signs TLS"
                 ) from exc
             except requests.exceptions.Timeout as exc:
-                raise _Retry(f"timed out connecting ({exc.__class__.__name__})") from exc
+                raise Retry(f"timed out connecting ({exc.__class__.__name__})") from exc
             except requests.exceptions.ConnectionError as exc:
-                raise _Retry(f"connection failed ({_short(exc)})") from exc
+                raise Retry(f"connection failed ({short_error(exc)})") from exc
             except requests.exceptions.RequestException as exc:
-                raise AttemptFailed(f"request failed ({_short(exc)})") from exc
+                raise AttemptFailed(f"request failed ({short_error(exc)})") from exc
             denied = resp.status_code in (401, 403)
             if (resp.is_redirect or denied) and (_cloudflare_access(resp) or (denied and _sends_r2_credentials(hdrs))):
                 resp.close()
@@ -201,7 +201,7 @@ class HttpClient:
                 resp.close()
                 if delay is not None and delay > RETRY_AFTER_MAX:
                     raise AttemptFailed(f"{answer} with Retry-After {delay:.0f}s (too long)")
-                raise _Retry(answer, delay)
+                raise Retry(answer, delay)
             if resp.status_code not in (200, 206):
                 answer = f"HTTP {resp.status_code} {resp.reason or ''}".strip()
                 resp.close()
@@ -214,7 +214,7 @@ def _sends_r2_credentials(headers: dict[str, str]) -> bool:
     return any(k.lower() in ("cf-access-client-id", "cf-access-token") for k in headers)
 
 
-def _short(exc: BaseException) -> str:
+def short_error(exc: BaseException) -> str:
     """The innermost message of ``exc``: requests/urllib3 wrap errors as ``(message, cause)`` tuples."""
     while True:
         if exc.args and isinstance(exc.args[0], BaseException):
@@ -253,7 +253,7 @@ def _meta(url: str, resp: requests.Response) -> _Meta:
 
 
 def _check_html(resp: requests.Response, sink: Sink) -> None:
-    from .base import expects_html
+    from provision.sources.base import expects_html
 
     ctype = resp.headers.get("Content-Type", "").split(";")[0].strip().lower()
     if ctype in ("text/html", "application/xhtml+xml") and not expects_html(sink.spec):
@@ -264,12 +264,12 @@ def _check_html(resp: requests.Response, sink: Sink) -> None:
 def _range_start(resp: requests.Response) -> int:
     m = _CONTENT_RANGE.match(resp.headers.get("Content-Range", ""))
     if not m:
-        raise _Retry("206 without a valid Content-Range")
+        raise Retry("206 without a valid Content-Range")
     return int(m.group(1))
 
 
 def _stream(resp: requests.Response, write: Any) -> None:
-    """Copy the body into ``write`` as bytes arrive; transport failures become :class:`_Retry`.
+    """Copy the body into ``write`` as bytes arrive; transport failures become :class:`Retry`.
 
     ``read1`` hands over whatever has arrived, so a connection that drops mid-body loses
     nothing that was already received.
@@ -284,7 +284,7 @@ def _stream(resp: requests.Response, write: Any) -> None:
     except (urllib3.exceptions.HTTPError, requests.exceptions.RequestException, OSError) as exc:
         if isinstance(exc, AttemptFailed):
             raise
-        raise _Retry(f"connection lost mid-body ({_short(exc)})") from exc
+        raise Retry(f"connection lost mid-body ({short_error(exc)})") from exc
     finally:
         resp.close()
 
@@ -328,11 +328,11 @@ class _Download:
                 self.client.ctx.progress.note(f"{self.sink.key}: {exc}; restarting from byte 0")
                 self.sink.reset()
                 state = None
-            except _Retry as exc:
+            except Retry as exc:
                 self._failed(exc)
                 state = None  # continue from what the sink holds in memory
 
-    def _failed(self, exc: _Retry) -> None:
+    def _failed(self, exc: Retry) -> None:
         progressed = self.sink.written > self._written_before
         self.failures = 1 if progressed else self.failures + 1
         self.last_answer = exc.answer
@@ -414,7 +414,7 @@ class _Download:
     def _check_complete(self, size: int | None) -> None:
         want = self.sink.spec.size if self.sink.spec.size is not None else size
         if want is not None and self.sink.written < want:
-            raise _Retry(f"body ended early at {self.sink.written} of {want} bytes")
+            raise Retry(f"body ended early at {self.sink.written} of {want} bytes")
 
     # -- segments ------------------------------------------------------------------------------
     def _segmented_resume(self, state: dict[str, Any], done: RangeSet) -> None:
@@ -476,10 +476,10 @@ class _Download:
 
                         _stream(resp, put)
                     if pos < b:
-                        raise _Retry(f"range ended early at {pos} of {b}")
+                        raise Retry(f"range ended early at {pos} of {b}")
                     with lock:
                         failures[0] = 0
-                except _Retry as exc:
+                except Retry as exc:
                     with lock:
                         if pos < b:
                             queue.appendleft((pos, b))
@@ -511,4 +511,4 @@ class _Download:
             sink.save_state(force=True)
             raise fatal[0]
         if sink.done.total() < size:
-            raise _Retry(f"segments incomplete ({sink.done.total()} of {size} bytes)")
+            raise Retry(f"segments incomplete ({sink.done.total()} of {size} bytes)")

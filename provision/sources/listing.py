@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..hashing import Checksum
+from provision.manifest.checksum import Checksum
 
 __all__ = ["Listed"]
 

@@ -11,7 +11,7 @@ import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from ..manifest import FileSpec
+from provision.manifest.model import FileSpec
 
 __all__ = ["candidates", "manual_instructions"]
 

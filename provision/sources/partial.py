@@ -19,10 +19,11 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from ..hashing import CHUNK_SIZE, FAST_ALG, MultiHasher
-from ..manifest import FileSpec
-from ..progress import Progress
-from .base import AttemptFailed, expects_html, link_or_copy, looks_like_html
+from provision.fsutil import CHUNK_SIZE, link_or_copy
+from provision.manifest.model import FileSpec
+from provision.progress import Progress
+from provision.sources.base import AttemptFailed, expects_html, looks_like_html
+from provision.store.hashing import FAST_ALG, MultiHasher
 
 __all__ = ["RangeSet", "Sink", "state_path"]
 

@@ -30,10 +30,10 @@ from urllib.parse import quote, urlsplit
 import requests
 import urllib3
 
-from ..hashing import Checksum
-from .base import AttemptFailed, SourceContext, looks_like_html
-from .http import HttpClient, _Retry, cloudflare_access_failure
-from .listing import Listed
+from provision.manifest.checksum import Checksum
+from provision.sources.base import AttemptFailed, SourceContext, looks_like_html
+from provision.sources.http import HttpClient, Retry, cloudflare_access_failure
+from provision.sources.listing import Listed
 
 __all__ = ["list_r2", "parse_md5_list", "r2_metadata_urls"]
 
@@ -86,7 +86,7 @@ def _read_body(resp: requests.Response, limit: int, url: str) -> bytes:
             if len(data) > limit:
                 raise AttemptFailed(f"{url}: larger than {limit} bytes; not an R2 metadata file")
     except (urllib3.exceptions.HTTPError, requests.exceptions.RequestException, OSError) as exc:
-        raise _Retry(f"connection lost mid-body ({exc.__class__.__name__})") from exc
+        raise Retry(f"connection lost mid-body ({exc.__class__.__name__})") from exc
     finally:
         resp.close()
     return bytes(data)
@@ -102,7 +102,7 @@ def _get(client: HttpClient, url: str, limit: int) -> bytes:
             with client.slots:
                 resp = client.open(url, {})
                 return _read_body(resp, limit, url)
-        except _Retry as exc:
+        except Retry as exc:
             failures += 1
             if failures > client.settings.retries:
                 raise AttemptFailed(f"{url}: {exc.answer} (gave up after {failures} tries)") from None

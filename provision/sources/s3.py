@@ -36,12 +36,12 @@ from typing import Any, TypeVar
 
 import urllib3
 
-from .. import __version__
-from ..config import Settings
-from ..hashing import Checksum
-from .base import AttemptFailed, SourceContext
-from .listing import Listed
-from .partial import RangeSet, Sink
+from provision.config import Settings
+from provision.manifest.checksum import Checksum
+from provision.sources.base import AttemptFailed, SourceContext
+from provision.sources.listing import Listed
+from provision.sources.partial import RangeSet, Sink
+from provision.version import __version__
 
 __all__ = ["fetch_s3", "list_s3"]
 

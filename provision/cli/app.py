@@ -1,0 +1,51 @@
+"""The ``provision`` command: the Typer app, its commands in help order, and the entry point.
+
+Each command lives in the module of its group (:mod:`.catalog`, :mod:`.cache`, :mod:`.pipeline`,
+:mod:`.audit`, :mod:`.doctor`, :mod:`.demo`): it parses, calls one :mod:`provision.api` function
+and renders. This module only assembles them, so no command module imports it back.
+"""
+
+from __future__ import annotations
+
+import typer
+
+from provision.cli import audit, cache, catalog, demo, doctor, pipeline
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="provision",
+    help=(
+        "Set up ML benchmark machines: fetch and verify datasets and reference checkpoints "
+        "described by manifests.\n\nExit codes: 0 ok, 1 failure, 2 usage, 3 integrity "
+        "(checksum/size/missing), 4 source/network, 5 accuracy below target, 6 manifest error."
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+for _name, _command in (
+    ("list", catalog.list_cmd),
+    ("show", catalog.show),
+    ("fetch", cache.fetch),
+    ("verify", cache.verify),
+    ("path", cache.path),
+    ("preprocess", pipeline.preprocess),
+    ("validate", pipeline.validate),
+    ("run", pipeline.run),
+    ("lint", catalog.lint),
+    ("hash", cache.hash_cmd),
+    ("status", cache.status),
+    ("gc", cache.gc),
+    ("audit", audit.audit),
+    ("demo", demo.demo),
+    ("doctor", doctor.doctor),
+):
+    app.command(_name)(_command)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()

@@ -1,0 +1,476 @@
+"""Safe, atomic, streaming extraction, and deterministic tree digests.
+
+Security rules, checked by this module on every Python version (it never calls
+``extractall``): member paths must be relative, without ``..`` and without backslashes;
+no member is written through a symlink; symlinks must point inside the target; hard
+links must point at a regular file already extracted from the same archive; device
+files and FIFOs are refused; a member name seen twice is refused; setuid/setgid/sticky
+bits are dropped; the total written is capped (the manifest's ``extracted_size``, else
+``DEFAULT_RATIO`` times the archive size, at least ``DEFAULT_FLOOR``). Every refusal names
+the archive and the member.
+
+Atomicity: members are written into a temp folder beside the target, which is renamed
+into place only when everything was written and checked. Members are copied in chunks,
+never read whole into memory.
+
+Tree digest (``xxh3_128:<hex>``): xxh3_128 over one line per entry, sorted by path
+(UTF-8 bytes): ``f\\0<path>\\0<size>\\0<xxh3_128 hex>\\n`` for a file and
+``l\\0<path>\\0<target>\\n`` for a symlink; paths are relative, ``/``-separated; empty
+folders do not count.
+"""
+
+from __future__ import annotations
+
+import bz2
+import contextlib
+import fnmatch
+import gzip
+import lzma
+import os
+import shutil
+import stat
+import tarfile
+import zipfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import IO, Any, cast
+
+import xxhash
+
+from provision.errors import IntegrityError
+from provision.fsutil import CHUNK_SIZE, temp_name
+from provision.manifest.model import SINGLE_FILE_FORMATS, ExtractSpec
+from provision.store.trees import TreeFile, TreeRecord
+
+__all__ = ["DEFAULT_FLOOR", "DEFAULT_RATIO", "ExtractError", "detect_format", "extract_archive"]
+
+#: Without a declared ``extracted_size``, at most this many bytes out per archive byte ...
+DEFAULT_RATIO = 100
+#: ... but never less than this cap (small archives of text compress well).
+DEFAULT_FLOOR = 1 << 30
+
+
+class ExtractError(IntegrityError):
+    """An archive member broke a safety rule, or the archive is corrupt or too big."""
+
+
+_MAGIC = (
+    (b"PK\x03\x04", "zip"),
+    (b"PK\x05\x06", "zip"),
+    (b"\x1f\x8b", "gz"),
+    (b"BZh", "bz2"),
+    (b"\xfd7zXZ\x00", "xz"),
+    (b"\x28\xb5\x2f\xfd", "zst"),
+)
+
+
+def _open_stream(path: Path, fmt: str) -> IO[bytes]:
+    """A decompressed, sequential reader for a single-stream format (or the raw file)."""
+    if fmt == "gz":
+        return cast(IO[bytes], gzip.open(path, "rb"))
+    if fmt == "bz2":
+        return cast(IO[bytes], bz2.open(path, "rb"))
+    if fmt == "xz":
+        return cast(IO[bytes], lzma.open(path, "rb"))
+    if fmt == "zst":
+        import zstandard
+
+        return cast(IO[bytes], zstandard.ZstdDecompressor().stream_reader(open(path, "rb"), closefd=True))
+    return open(path, "rb")
+
+
+def _is_tar(head: bytes) -> bool:
+    return len(head) >= 262 and head[257:262] == b"ustar"
+
+
+def detect_format(path: Path) -> str:
+    """The archive format from magic bytes (a compressed tar is told apart by peeking in)."""
+    with open(path, "rb") as fh:
+        head = fh.read(512)
+    for magic, fmt in _MAGIC:
+        if head.startswith(magic):
+            if fmt == "zip":
+                return "zip"
+            try:
+                with _open_stream(path, fmt) as inner:
+                    peek = inner.read(512)
+            except (OSError, EOFError, lzma.LZMAError, ValueError) as exc:
+                raise ExtractError(f"{path}: looks like {fmt} but cannot be decompressed ({exc})") from exc
+            return f"tar.{fmt}" if _is_tar(peek) else fmt
+    if _is_tar(head):
+        return "tar"
+    raise ExtractError(f'{path}: unknown archive format (no tar/zip/gz/bz2/xz/zst magic); set extract = "<format>"')
+
+
+# ---------------------------------------------------------------------------------------
+# Members
+
+
+@dataclass
+class _Member:
+    name: str
+    kind: str  # file | dir | symlink | hardlink | special
+    size: int
+    mode: int
+    mtime: float
+    linkname: str = ""
+    open: Callable[[], IO[bytes]] | None = None
+
+
+def _tar_members(tf: tarfile.TarFile) -> Iterator[_Member]:
+    for info in tf:
+        if info.isreg():
+            kind = "file"
+        elif info.isdir():
+            kind = "dir"
+        elif info.issym():
+            kind = "symlink"
+        elif info.islnk():
+            kind = "hardlink"
+        else:
+            kind = "special"
+        opener = (lambda i=info: tf.extractfile(i)) if kind == "file" else None
+        yield _Member(info.name, kind, info.size, info.mode, float(info.mtime), info.linkname, opener)  # type: ignore[arg-type]
+
+
+#: The longest symlink target accepted (Linux's PATH_MAX).
+_MAX_LINK = 4096
+
+
+def _zip_members(zf: zipfile.ZipFile) -> Iterator[_Member]:
+    for info in zf.infolist():
+        mode = (info.external_attr >> 16) & 0xFFFF
+        fmt = stat.S_IFMT(mode)
+        if info.is_dir():
+            kind = "dir"
+        elif fmt == stat.S_IFLNK:
+            kind = "symlink"
+        elif fmt in (0, stat.S_IFREG):
+            kind = "file"
+        else:
+            kind = "special"
+        link = ""
+        if kind == "symlink":  # read no more than a symlink can hold (a huge "target" is a memory bomb)
+            with zf.open(info) as fh:
+                link = fh.read(_MAX_LINK + 1).decode("utf-8", "replace")
+        mtime = 0.0
+        with contextlib.suppress(ValueError, OverflowError):
+            import datetime
+
+            mtime = datetime.datetime(*info.date_time).timestamp()
+        opener = (lambda i=info: zf.open(i)) if kind == "file" else None
+        yield _Member(info.filename, kind, info.file_size, mode & 0o7777 or 0o644, mtime, link, opener)
+
+
+class _Writer:
+    """Applies the safety rules and writes members under ``root`` (the temp folder)."""
+
+    def __init__(self, archive: str, root: Path, spec: ExtractSpec, cap: int, advance: Callable[[int], None]) -> None:
+        self.archive = archive
+        self.root = root
+        self.spec = spec
+        self.cap = cap
+        self.advance = advance
+        self.written = 0
+        self.record = TreeRecord("dir")
+        self.seen: dict[str, str] = {}  # path -> kind
+        self.links: set[str] = set()
+        self.made: set[str] = {""}  # folders (relative) known to exist: mkdir once, not per member
+
+    def refuse(self, member: str, why: str) -> ExtractError:
+        return ExtractError(f"{self.archive}: member {member!r}: {why}; refused, nothing was extracted")
+
+    def target_path(self, m: _Member) -> str | None:
+        """The safe relative path for ``m`` after strip/members, or None to skip it."""
+        raw = m.name
+        if "\\" in raw:
+            raise self.refuse(raw, "backslash in the path")
+        if raw.startswith("/") or (len(raw) > 1 and raw[1] == ":"):
+            raise self.refuse(raw, "absolute path")
+        parts = [p for p in raw.split("/") if p not in ("", ".")]
+        if ".." in parts:
+            raise self.refuse(raw, "'..' in the path")
+        parts = parts[self.spec.strip_components :]
+        if not parts:
+            return None
+        rel = "/".join(parts)
+        if self.spec.members and not any(fnmatch.fnmatchcase(rel, pat) for pat in self.spec.members):
+            return None
+        return rel
+
+    def add(self, m: _Member) -> None:
+        rel = self.target_path(m)
+        if rel is None:
+            return
+        if m.kind == "special":
+            raise self.refuse(m.name, "device file or FIFO")
+        for i in range(1, rel.count("/") + 1):
+            parent = rel.rsplit("/", i)[0]
+            if self.seen.get(parent) in ("file", "symlink", "hardlink"):
+                raise self.refuse(m.name, f"its parent {parent!r} is a {self.seen[parent]} (writing through it)")
+            self.seen.setdefault(parent, "dir")
+        prior = self.seen.get(rel)
+        if prior is not None and not (prior == "dir" and m.kind == "dir"):
+            raise self.refuse(m.name, "duplicate member name (would overwrite)")
+        self.seen[rel] = m.kind
+        dest = self.root / rel
+        if m.kind == "dir":
+            self._mkdir(rel)
+            return
+        self._mkdir(rel.rpartition("/")[0])
+        if m.kind == "symlink":
+            self._symlink(m, rel, dest)
+        elif m.kind == "hardlink":
+            self._hardlink(m, rel, dest)
+        else:
+            self._file(m, rel, dest)
+
+    def _mkdir(self, rel: str) -> None:
+        """Create the folder ``rel`` (and its parents) unless this writer already did."""
+        if rel not in self.made:
+            (self.root / rel).mkdir(parents=True, exist_ok=True)
+            self.made.add(rel)
+
+    def _symlink(self, m: _Member, rel: str, dest: Path) -> None:
+        target = m.linkname
+        if len(target) > _MAX_LINK:
+            raise self.refuse(m.name, f"symlink target longer than {_MAX_LINK} bytes")
+        if not target or target.startswith("/") or "\\" in target:
+            raise self.refuse(m.name, f"symlink to {target!r} (absolute or empty)")
+        resolved: list[str] = rel.split("/")[:-1]
+        for part in PurePosixPath(target).parts:
+            if part == "..":
+                if not resolved:
+                    raise self.refuse(m.name, f"symlink to {target!r} points outside the target")
+                resolved.pop()
+            elif part not in ("", "."):
+                resolved.append(part)
+        os.symlink(target, dest)
+        self.record.links[rel] = target
+
+    def check_links(self) -> None:
+        """Refuse a symlink that escapes through another symlink (``a -> ..``, ``b -> a/..``)."""
+        base = os.path.realpath(self.root)
+        for rel, target in self.record.links.items():
+            real = os.path.realpath(self.root / rel)
+            if real != base and not real.startswith(base + os.sep):
+                raise self.refuse(rel, f"symlink to {target!r} points outside the target (through another symlink)")
+
+    def _hardlink(self, m: _Member, rel: str, dest: Path) -> None:
+        try:
+            link = self.target_path(_Member(m.linkname, "file", 0, 0, 0.0))
+        except ExtractError:
+            link = None
+        if link is None or self.seen.get(link) != "file" or link not in self.record.files:
+            raise self.refuse(m.name, f"hard link to {m.linkname!r}, which is not a file extracted before it")
+        os.link(self.root / link, dest)
+        src = self.record.files[link]
+        self._count(src.size, m.name)
+        st = dest.stat()
+        self.record.files[rel] = TreeFile(src.size, src.xxh3_128, st.st_mtime_ns, st.st_ino)
+
+    def _count(self, n: int, member: str) -> None:
+        self.written += n
+        if self.written > self.cap:
+            raise self.refuse(
+                member,
+                f"extraction exceeds the cap of {self.cap} bytes (declared extracted_size, or a "
+                f"{DEFAULT_RATIO}:1 ratio; an archive bomb?)",
+            )
+
+    def _file(self, m: _Member, rel: str, dest: Path) -> None:
+        if self.written + m.size > self.cap:
+            self._count(m.size, m.name)
+        assert m.open is not None
+        h = xxhash.xxh3_128()
+        size = 0
+        src = m.open()
+        try:
+            fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+            try:
+                while chunk := src.read(CHUNK_SIZE):
+                    self._count(len(chunk), m.name)
+                    h.update(chunk)
+                    _write_all(fd, chunk)
+                    size += len(chunk)
+                    self.advance(len(chunk))
+                os.fchmod(fd, (m.mode & 0o755) | 0o400)  # no setuid/setgid/sticky, no group/other write
+                if m.mtime > 0:
+                    os.utime(fd, (m.mtime, m.mtime))
+                st = os.fstat(fd)
+            finally:
+                os.close(fd)
+        finally:
+            src.close()
+        self.record.files[rel] = TreeFile(size, h.hexdigest(), st.st_mtime_ns, st.st_ino)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    """``os.write`` until all of ``data`` is written (a write may be short)."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+# ---------------------------------------------------------------------------------------
+# Entry point
+
+
+def _cap(spec: ExtractSpec, archive_size: int) -> int:
+    if spec.extracted_size is not None:
+        return spec.extracted_size
+    return max(DEFAULT_FLOOR, archive_size * DEFAULT_RATIO)
+
+
+def _place(tmp: Path, dest: Path) -> None:
+    """Move the finished ``tmp`` to ``dest``, replacing an older ``dest`` atomically enough."""
+    old = None
+    if dest.exists() or dest.is_symlink():
+        old = temp_name(dest.with_name(dest.name + ".old"))
+        os.rename(dest, old)
+    os.rename(tmp, dest)
+    if old is not None:
+        if old.is_dir() and not old.is_symlink():
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            old.unlink()
+
+
+def _restat(root: Path, record: TreeRecord) -> None:
+    """Record the final stat of every file (the fast path of ``verify``)."""
+    base = os.fspath(root)
+    for rel, f in record.files.items():
+        st = os.stat(os.path.join(base, rel) if record.kind == "dir" else base)
+        f.mtime_ns, f.ino = st.st_mtime_ns, st.st_ino
+
+
+def extract_archive(
+    archive: Path,
+    spec: ExtractSpec,
+    dest: Path,
+    *,
+    label: str,
+    advance: Callable[[int], None] = lambda n: None,
+) -> TreeRecord:
+    """Extract ``archive`` to ``dest`` (a folder; a file for gz/bz2/xz/zst) safely and atomically.
+
+    ``label`` names the archive in errors. Raises :class:`ExtractError` (exit 3) for any
+    refused member, a corrupt archive, an exceeded cap, or a tree/count mismatch; nothing
+    is left at ``dest`` then.
+    """
+    fmt = detect_format(archive) if spec.format == "auto" else spec.format
+    cap = _cap(spec, archive.stat().st_size)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = temp_name(dest)
+    try:
+        if fmt in SINGLE_FILE_FORMATS:
+            record = _single(archive, fmt, tmp, dest.name, label, cap, advance)
+        else:
+            tmp.mkdir()
+            writer = _Writer(label, tmp, spec, cap, advance)
+            _unpack(archive, fmt, writer, label)
+            writer.check_links()
+            record = writer.record
+        _check_result(record, spec, label)
+        _place(tmp, dest)
+        _restat(dest, record)
+        return record
+    except BaseException:
+        if tmp.is_dir():
+            shutil.rmtree(tmp, ignore_errors=True)
+        else:
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+        raise
+
+
+def _unpack(archive: Path, fmt: str, writer: _Writer, label: str) -> None:
+    try:
+        if fmt == "zip":
+            with zipfile.ZipFile(archive) as zf:
+                for m in _zip_members(zf):
+                    writer.add(m)
+            return
+        inner = fmt.split(".", 1)[1] if "." in fmt else "tar"
+        with contextlib.ExitStack() as stack:
+            if inner == "tar":  # seekable: members' data is read straight from the file, not via 10 KiB records
+                tf = stack.enter_context(tarfile.open(archive, mode="r:"))
+            else:
+                raw = stack.enter_context(_open_stream(archive, inner))
+                tf = stack.enter_context(tarfile.open(fileobj=raw, mode="r|"))
+            for m in _tar_members(tf):
+                writer.add(m)
+            _check_tar_end(tf, label, fmt)
+    except ExtractError:
+        raise
+    except (tarfile.TarError, zipfile.BadZipFile, EOFError, lzma.LZMAError, OSError, ValueError) as exc:
+        if isinstance(exc, OSError) and exc.errno is not None and not isinstance(exc, gzip.BadGzipFile):
+            raise
+        raise ExtractError(f"{label}: corrupt or truncated {fmt} archive ({exc}); delete it and fetch again") from exc
+    except Exception as exc:  # zstandard.ZstdError and other decoder errors
+        raise ExtractError(f"{label}: corrupt {fmt} archive ({exc.__class__.__name__}: {exc})") from exc
+
+
+def _check_tar_end(tf: tarfile.TarFile, label: str, fmt: str) -> None:
+    """tarfile stops without an error at a corrupt or truncated header; refuse that.
+
+    Where it stopped it read one block (the end-of-archive zero block, or a bad header);
+    only zeros may follow. Reading to the end also checks a compressed stream's trailer.
+    """
+    stream = cast(Any, tf.fileobj)
+    if 0 < stream.tell() - tf.offset < tarfile.BLOCKSIZE:
+        raise ExtractError(
+            f"{label}: corrupt or truncated {fmt} archive (truncated header at byte {tf.offset}); "
+            "delete it and fetch again"
+        )
+    while chunk := stream.read(CHUNK_SIZE):
+        if chunk.count(0) != len(chunk):
+            raise ExtractError(
+                f"{label}: corrupt or truncated {fmt} archive (invalid header at byte {tf.offset}); "
+                "delete it and fetch again"
+            )
+
+
+def _single(
+    archive: Path, fmt: str, tmp: Path, name: str, label: str, cap: int, advance: Callable[[int], None]
+) -> TreeRecord:
+    h = xxhash.xxh3_128()
+    size = 0
+    try:
+        with _open_stream(archive, fmt) as src, open(tmp, "wb") as out:
+            while chunk := src.read(CHUNK_SIZE):
+                size += len(chunk)
+                if size > cap:
+                    raise ExtractError(
+                        f"{label}: decompressed data exceeds the cap of {cap} bytes (declared extracted_size, "
+                        f"or a {DEFAULT_RATIO}:1 ratio; a compression bomb?); refused"
+                    )
+                h.update(chunk)
+                out.write(chunk)
+                advance(len(chunk))
+    except ExtractError:
+        raise
+    except (EOFError, lzma.LZMAError, gzip.BadGzipFile, OSError, ValueError) as exc:
+        if isinstance(exc, OSError) and exc.errno is not None:
+            raise
+        raise ExtractError(f"{label}: corrupt or truncated {fmt} stream ({exc}); delete it and fetch again") from exc
+    except Exception as exc:  # zstandard.ZstdError
+        raise ExtractError(f"{label}: corrupt {fmt} stream ({exc.__class__.__name__}: {exc})") from exc
+    os.chmod(tmp, 0o644)
+    return TreeRecord("file", {name: TreeFile(size, h.hexdigest())})
+
+
+def _check_result(record: TreeRecord, spec: ExtractSpec, label: str) -> None:
+    if spec.expect_files is not None and len(record.files) != spec.expect_files:
+        raise ExtractError(
+            f"{label}: expected {spec.expect_files} files, extracted {len(record.files)}; "
+            "the archive or the manifest's expect_files is wrong"
+        )
+    if spec.tree is not None and record.digest != str(spec.tree):
+        raise ExtractError(
+            f"{label}: tree digest mismatch: expected {spec.tree}, got {record.digest} "
+            f"({len(record.files)} files, {record.total_bytes} bytes)"
+        )
+
+

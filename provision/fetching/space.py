@@ -1,0 +1,53 @@
+"""The disk-space check before a download: refuse early, with the size needed and where."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterable
+
+from provision.errors import (
+    DiskSpaceError,
+)
+from provision.fsutil import human_bytes
+from provision.manifest.model import Artifact, FileSpec
+from provision.store.cache import Store
+
+__all__ = ["DISK_RESERVE", "check_disk_space"]
+
+
+#: Free space kept back on the cache filesystem beyond what the downloads need.
+DISK_RESERVE = 64 << 20
+
+
+def check_disk_space(
+    store: Store, todo: Iterable[tuple[Artifact, FileSpec]], unpack: Iterable[tuple[Artifact, FileSpec]] = ()
+) -> None:
+    """Refuse when the files still to download (and to extract) do not fit on the cache's filesystem."""
+    needed = 0
+    unknown = 0
+    names: dict[str, None] = {}
+    for art, spec in unpack:
+        assert spec.extract is not None
+        names[art.name] = None
+        if spec.extract.extracted_size is None:
+            unknown += 1
+        else:
+            needed += spec.extract.extracted_size
+    for art, spec in todo:
+        if spec.checksum.known and store.blob_path(spec.checksum).exists():
+            continue
+        names[art.name] = None
+        if spec.size is None:
+            unknown += 1
+        else:
+            needed += spec.size
+    if not names:
+        return
+    free = shutil.disk_usage(store.root).free
+    if needed + DISK_RESERVE > free:
+        extra = f" plus {unknown} file(s) of unknown size" if unknown else ""
+        raise DiskSpaceError(
+            f"not enough disk space in {store.root}: {', '.join(names)} need "
+            f"{human_bytes(needed)}{extra}, only {human_bytes(free)} free; free space "
+            "('provision gc'), or point --cache-dir / PROVISION_CACHE at a bigger disk"
+        )

@@ -1,0 +1,294 @@
+"""One file into the cache: from a ``--from`` folder or the first URL that delivers the right bytes.
+
+Each file is written to a temp name unique to this process, hashed while it streams,
+checked for size and checksum, and only then moved to its blob path and linked into the
+artifact's folder. Sources are tried in order: ``--from`` folders first, then the mirrors and
+the manifest's URLs; a wrong file from one source moves on to the next."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import threading
+from dataclasses import replace
+from pathlib import Path
+
+from provision.errors import (
+    EXIT_FAILURE,
+    EXIT_INTEGRITY,
+    EXIT_SOURCE,
+    OfflineError,
+)
+from provision.fetching.report import FileResult
+from provision.fsutil import is_reclaimable, temp_name
+from provision.manifest.checksum import Checksum
+from provision.manifest.lockfile import LockFile
+from provision.manifest.model import Artifact, FileSpec
+from provision.sources.base import AttemptFailed, SourceContext
+from provision.sources.manual import candidates, manual_instructions
+from provision.sources.partial import Sink, state_path
+from provision.sources.schemes import fetch_url, scheme_of
+from provision.store.cache import Store
+from provision.store.hashing import FAST_ALG, hash_file
+from provision.store.records import FileRecord
+
+__all__: list[str] = []
+
+
+def _verify_sink(sink: Sink) -> dict[str, str]:
+    spec = sink.spec
+    if spec.size is not None and sink.written != spec.size:
+        raise AttemptFailed(f"size mismatch: expected {spec.size} bytes, got {sink.written}", integrity=True)
+    digests = sink.hasher.hexdigests()
+    got = digests[spec.checksum.alg]
+    if spec.checksum.known and got != spec.checksum.hex:
+        raise AttemptFailed(
+            f"checksum mismatch: expected {spec.checksum}, got {spec.checksum.alg}:{got}",
+            integrity=True,
+        )
+    return digests
+
+
+class FileFetcher:
+    """Fetches single files for :func:`fetch`; thread-safe (one thread at a time per blob)."""
+
+    def __init__(self, store: Store, ctx: SourceContext, lock: LockFile) -> None:
+        self.store = store
+        self.ctx = ctx
+        self.lock = lock
+        self._guard = threading.Lock()
+        self._blob_locks: dict[Path, threading.Lock] = {}
+        self._listings: dict[Path, list[str]] = {}
+
+    def run(self, art: Artifact, spec: FileSpec, repair: bool) -> tuple[FileResult, FileRecord | None]:
+        known = spec.checksum.known
+        blob = self.store.blob_path(spec.checksum) if known else self.store.staging_path(art.name, spec.name)
+        with self._guard:
+            blob_lock = self._blob_locks.setdefault(blob, threading.Lock())
+        # Files sharing a checksum share one blob: the second waits, then links the first's.
+        with blob_lock:
+            return self._run(art, spec, repair, blob)
+
+    def _run(self, art: Artifact, spec: FileSpec, repair: bool, blob: Path) -> tuple[FileResult, FileRecord | None]:
+        view = self.store.artifact_dir(art.name) / spec.name
+        result = FileResult(art.name, spec.name, "fetched", str(view))
+        if repair:
+            self._drop_corrupt(view, blob)
+            result.state = "repaired"
+        try:
+            digests, source = self._existing_blob(blob, spec) or self._acquire(art, spec, blob, result)
+            if not spec.checksum.known:
+                blob, spec = self._trust_on_first_use(art, spec, blob, digests, source)
+        except _Failed as failed:
+            result.state = "failed"
+            result.error, result.exit_code = failed.message, failed.exit_code
+            return result, None
+        except OSError as exc:
+            result.state = "failed"
+            result.error = f"{art.name}/{spec.name}: {exc.strerror or exc} ({exc.filename or blob})"
+            result.exit_code = EXIT_FAILURE
+            return result, None
+        if source == "cache" and result.state == "fetched":
+            result.state = "linked"
+        how = self.store.link_view(blob, view)
+        st = view.stat()
+        result.bytes = st.st_size
+        result.source = source
+        record = FileRecord(
+            str(spec.checksum),
+            digests[FAST_ALG],
+            st.st_size,
+            st.st_mtime_ns,
+            st.st_ino,
+            link=how,
+            source=source,
+        )
+        return result, record
+
+    def _trust_on_first_use(
+        self, art: Artifact, spec: FileSpec, staged: Path, digests: dict[str, str], source: str
+    ) -> tuple[Path, FileSpec]:
+        """Move a file with no published checksum to its sha256 blob and pin the digest."""
+        final = Checksum("sha256", digests["sha256"])
+        blob = self.store.blob_path(final)
+        blob.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(staged, blob)
+        size = blob.stat().st_size
+        self.lock.pin(art.name, spec.name, final, size, source)
+        self.ctx.progress.note(
+            f"{art.name}/{spec.name}: no published checksum; pinned {final} ({size} bytes) in "
+            f"{self.lock.path} (trust on first use: {spec.trust or 'no note'})"
+        )
+        return blob, replace(spec, checksum=final)
+
+    @staticmethod
+    def _drop_corrupt(view: Path, blob: Path) -> None:
+        with contextlib.suppress(OSError):
+            if blob.exists() and view.exists() and view.samefile(blob):
+                blob.unlink()
+        with contextlib.suppress(FileNotFoundError):
+            view.unlink()
+
+    @staticmethod
+    def _existing_blob(blob: Path, spec: FileSpec) -> tuple[dict[str, str], str] | None:
+        """A blob already in the cache (another artifact shares it) is re-checked once."""
+        if not spec.checksum.known or not blob.is_file():
+            return None
+        digests = hash_file(blob, [spec.checksum.alg, FAST_ALG])
+        size_ok = spec.size is None or blob.stat().st_size == spec.size
+        if size_ok and digests[spec.checksum.alg] == spec.checksum.hex:
+            return digests, "cache"
+        with contextlib.suppress(FileNotFoundError):
+            blob.unlink()
+        return None
+
+    def _claim(self, blob: Path) -> tuple[Path, str | None]:
+        """Our temp path for ``blob``: a partial left by a dead run (renamed to us), else new.
+
+        The rename is atomic, so of two processes only one continues a given partial.
+        Returns the path and the URL the partial came from.
+        """
+        mine = temp_name(blob)
+        for cand in self._partials(blob):
+            if cand.name.endswith(".json") or ".json.tmp" in cand.name or not is_reclaimable(cand):
+                continue
+            try:
+                os.rename(cand, mine)
+            except FileNotFoundError:
+                continue
+            with contextlib.suppress(FileNotFoundError):
+                os.rename(state_path(cand), state_path(mine))
+            try:
+                url = json.loads(state_path(mine).read_text(encoding="utf-8")).get("url")
+            except (OSError, ValueError):
+                url = None
+            return mine, url if isinstance(url, str) else None
+        return mine, None
+
+    def _partials(self, blob: Path) -> list[Path]:
+        """Partial downloads of ``blob`` present when this run started (one listing per folder)."""
+        with self._guard:
+            names = self._listings.get(blob.parent)
+            if names is None:
+                try:
+                    names = sorted(e.name for e in os.scandir(blob.parent) if ".part-" in e.name)
+                except FileNotFoundError:
+                    names = []
+                self._listings[blob.parent] = names
+        prefix = blob.name + ".part-"
+        return [blob.parent / n for n in names if n.startswith(prefix)]
+
+    def _urls(self, spec: FileSpec, first: str | None) -> list[str]:
+        mirrors = [
+            f"{m}/{spec.checksum.alg}/{spec.checksum.hex}" for m in self.ctx.settings.mirrors if spec.checksum.known
+        ]
+        urls = [*mirrors, *spec.urls]
+        if first in urls:
+            urls.remove(first)
+            urls.insert(0, first)
+        return urls
+
+    def _acquire(self, art: Artifact, spec: FileSpec, blob: Path, result: FileResult) -> tuple[dict[str, str], str]:
+        key = f"{art.name}/{spec.name}"
+        progress = self.ctx.progress
+        blob.parent.mkdir(parents=True, exist_ok=True)
+        tmp, resume_url = self._claim(blob)
+        sink = Sink(spec, tmp, key, progress)
+        attempts = result.attempts
+        keep = False  # whether a failed run leaves its partial data for a later resume
+        try:
+            for cand in candidates(spec, self.ctx.from_paths):
+                try:
+                    how = sink.adopt(cand)
+                    digests = _verify_sink(sink)
+                except AttemptFailed as exc:
+                    sink.reset()
+                    attempts.append((str(cand), exc.answer))
+                    continue
+                self.store.commit_blob(tmp, blob, read_only=how not in ("hardlink",))
+                progress.finish(key, True)
+                return digests, str(cand)
+            manual_url = ""
+            for url in self._urls(spec, resume_url):
+                if scheme_of(url) == "manual":
+                    manual_url = url
+                    continue
+                try:
+                    fetch_url(url, sink, self.ctx)
+                    sink.close()
+                    digests = _verify_sink(sink)
+                except AttemptFailed as exc:
+                    keep = not exc.integrity and sink.written > 0 and bool(sink.meta.get("ranges"))
+                    if keep:
+                        sink.suspend()
+                    else:
+                        sink.reset()
+                    attempts.append((url, exc.answer))
+                    if not exc.offline:
+                        progress.note(f"{key}: {url} failed: {exc.answer}")
+                    continue
+                self.store.commit_blob(tmp, blob)
+                with contextlib.suppress(FileNotFoundError):
+                    state_path(tmp).unlink()
+                progress.finish(key, True)
+                return digests, url
+            progress.finish(key, False)
+            raise _Failed.build(art, spec, attempts, manual_url, self.ctx.from_paths)
+        except BaseException as exc:
+            keep = keep or (isinstance(exc, KeyboardInterrupt) and sink.written > 0)
+            raise
+        finally:
+            if keep and tmp.exists():
+                sink.suspend()
+            else:
+                sink.reset()
+
+
+class _Failed(Exception):
+    def __init__(self, message: str, exit_code: int) -> None:
+        super().__init__(message)
+        self.message = message
+        self.exit_code = exit_code
+
+    @classmethod
+    def build(
+        cls,
+        art: Artifact,
+        spec: FileSpec,
+        attempts: list[tuple[str, str]],
+        manual_url: str,
+        from_paths: tuple[Path, ...],
+    ) -> _Failed:
+        where = f"{art.name}/{spec.name}"
+        tried = "; ".join(f"{u} -> {a}" for u, a in attempts)
+        if manual_url and not attempts:
+            if from_paths:
+                size = f"{spec.size} bytes" if spec.size is not None else "any size"
+                return cls(
+                    f"{where}: not found under {', '.join(map(str, from_paths))} "
+                    f"(looked for {spec.name!r} or a file of {size} with {spec.checksum}); "
+                    f"{manual_instructions(spec, manual_url, art.name)}",
+                    EXIT_SOURCE,
+                )
+            return cls(manual_instructions(spec, manual_url, art.name), EXIT_SOURCE)
+        if attempts and all("PROVISION_OFFLINE" in a for _, a in attempts):
+            return cls(
+                f"{where}: needed but PROVISION_OFFLINE=1 forbids the network (would try "
+                f"{', '.join(u for u, _ in attempts)}); fetch it where there is a network "
+                "and share the cache, or pass --from PATH",
+                OfflineError.exit_code,
+            )
+        hint = ""
+        if manual_url:
+            hint = f"; or download it by hand: {manual_instructions(spec, manual_url, art.name)}"
+        if any("mismatch" in a for _, a in attempts):
+            return cls(
+                f"{where}: no source delivered the expected data ({tried}); the file may have "
+                f"been corrupted or replaced upstream, or the manifest checksum is outdated{hint}",
+                EXIT_INTEGRITY,
+            )
+        return cls(
+            f"{where}: every source failed ({tried}); check the network or add a mirror{hint}",
+            EXIT_SOURCE,
+        )

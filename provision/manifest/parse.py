@@ -1,0 +1,504 @@
+"""Parsing manifest TOML into :mod:`provision.manifest` dataclasses, collecting every problem.
+
+Each problem is one line naming the file, the entry and the field.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterable, Sequence
+from pathlib import Path, PurePosixPath
+from types import MappingProxyType
+from typing import Any, Literal
+
+from provision.errors import ManifestError
+from provision.manifest.checksum import Checksum
+from provision.manifest.fields import (
+    EXTRACT_KEYS,
+    Problems,
+    artifact_tree,
+    check_keys,
+    check_name,
+    get_count,
+    get_str,
+    get_str_list,
+    parse_extract,
+    parse_runtime,
+    suggest,
+)
+from provision.manifest.model import (
+    ACCESS_LEVELS,
+    KNOWN_METRICS,
+    MODEL_FORMATS,
+    SCHEMA_VERSION,
+    URL_SCHEMES,
+    AccuracySpec,
+    Artifact,
+    Benchmark,
+    Catalog,
+    Entry,
+    FileSpec,
+    LabelsRef,
+    PreprocessSpec,
+)
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on 3.10 only
+    import tomli as tomllib
+
+__all__ = ["collect", "lint", "load_catalog", "manifest_files"]
+
+
+_TOP_KEYS = {"schema", "dataset", "model", "benchmark"}
+_ARTIFACT_KEYS = {
+    "access",
+    "name",
+    "description",
+    "license",
+    "homepage",
+    "notes",
+    "aliases",
+    "files",
+    "tree",
+    "expect_files",
+}
+_MODEL_KEYS = _ARTIFACT_KEYS | {"format", "preprocess", "runtime"}
+_FILE_KEYS = {"name", "urls", "size", "checksum", "extract", "trust"} | EXTRACT_KEYS
+_BENCHMARK_KEYS = {
+    "name",
+    "description",
+    "notes",
+    "aliases",
+    "dataset",
+    "labels",
+    "models",
+    "preprocess",
+    "accuracy",
+    "status",
+    "dataset_size",
+    "performance_sample_count",
+    "subsets",
+}
+_ACCURACY_KEYS = {"metric", "reference", "target_ratio", "upper"}
+
+
+def manifest_files(paths: Iterable[Path]) -> list[Path]:
+    """``*.toml`` files under each path (a file is taken as is), sorted per folder."""
+    out: list[Path] = []
+    for p in paths:
+        if p.is_dir():
+            out.extend(sorted(p.rglob("*.toml")))
+        elif p.exists():
+            out.append(p)
+    return out
+
+
+def _resolve_url(ctx: Problems, where: str, url: str) -> str:
+    if not url.strip():
+        ctx.add(where, "empty URL")
+        return url
+    if url.startswith("manual:"):
+        return url
+    scheme, sep, _ = url.partition("://")
+    if sep:
+        if scheme.lower() not in URL_SCHEMES:
+            ctx.add(
+                where,
+                f"unsupported URL scheme {scheme!r}; expected one of {', '.join(URL_SCHEMES)}",
+            )
+        return url
+    # A plain path: relative ones are taken relative to the manifest's folder.
+    path = Path(url).expanduser()
+    return str(path if path.is_absolute() else (ctx.path.parent / path).resolve())
+
+
+def _parse_file(ctx: Problems, where: str, raw: Any) -> FileSpec | None:
+    if not isinstance(raw, dict):
+        ctx.add(where, "expected a table")
+        return None
+    check_keys(ctx, where, raw, _FILE_KEYS)
+    name = get_str(ctx, where, raw, "name", required=True)
+    folder = name.endswith("/")
+    if name:
+        pure = PurePosixPath(name)
+        segments = name[:-1].split("/") if folder else name.split("/")
+        if pure.is_absolute() or "\\" in name or any(seg in ("", ".", "..") for seg in segments):
+            ctx.add(where, f"name {name!r} must be a relative path without '..', '.' or empty parts")
+            name = ""
+    urls_raw = raw.get("urls")
+    if urls_raw is None:
+        ctx.add(where, "missing required key 'urls'")
+        urls: tuple[str, ...] = ()
+    else:
+        urls = get_str_list(ctx, where, raw, "urls")
+        if not urls and isinstance(urls_raw, list):
+            ctx.add(where, "urls: needs at least one URL")
+    urls = tuple(_resolve_url(ctx, f"{where}.urls", u) for u in urls)
+    size = raw.get("size")
+    if size is not None and (not isinstance(size, int) or isinstance(size, bool) or size < 0):
+        ctx.add(where, f"size: expected a non-negative integer (bytes), got {size!r}")
+        size = None
+    checksum_text = get_str(ctx, where, raw, "checksum", required=True)
+    checksum = None
+    trust = raw.get("trust", "")
+    if not isinstance(trust, str):
+        ctx.add(where, f"trust: expected a string, got {type(trust).__name__}")
+        trust = ""
+    if folder or checksum_text == "listed":
+        if not (folder and checksum_text == "listed"):
+            ctx.add(
+                where, 'a folder entry needs both name = "<dir>/" and checksum = "listed" (its source lists the files)'
+            )
+        checksum = Checksum.unpublished()
+        for key in EXTRACT_KEYS | {"extract", "size"}:
+            if key in raw:
+                ctx.add(where, f"{key}: not allowed on a folder entry")
+    elif checksum_text == "unpublished":
+        checksum = Checksum.unpublished()
+        if not trust.strip():
+            ctx.add(where, 'trust: a file with checksum = "unpublished" needs a trust note (why, and who vouches)')
+    elif checksum_text:
+        try:
+            checksum = Checksum.parse(checksum_text)
+        except ValueError as exc:
+            ctx.add(where, f'checksum: {exc} (or "unpublished" with a trust note)')
+    extract = parse_extract(ctx, where, raw, name)
+    if not name or not urls or checksum is None:
+        return None
+    return FileSpec(name=name, urls=urls, checksum=checksum, size=size, extract=extract, trust=trust)
+
+
+def _entry_head(ctx: Problems, kind: str, index: int, raw: Any, allowed: set[str]) -> tuple[str, str] | None:
+    """``(where, name)`` of a ``[[kind]]`` table after the checks every entry shares."""
+    where = f"{kind}[{index}]"
+    if not isinstance(raw, dict):
+        ctx.add(where, "expected a table")
+        return None
+    name = get_str(ctx, where, raw, "name", required=True)
+    if name:
+        where = f"{kind} {name!r}"
+    check_name(ctx, where, name)
+    check_keys(ctx, where, raw, allowed)
+    return where, name
+
+
+def _parse_artifact(ctx: Problems, kind: Literal["dataset", "model"], index: int, raw: Any) -> Artifact | None:
+    head = _entry_head(ctx, kind, index, raw, _MODEL_KEYS if kind == "model" else _ARTIFACT_KEYS)
+    if head is None:
+        return None
+    where, name = head
+    fmt: str | None = None
+    if kind == "model":
+        fmt = get_str(ctx, where, raw, "format", required=True) or None
+        if fmt and fmt not in MODEL_FORMATS:
+            ctx.add(where, f"format: unknown format {fmt!r}{suggest(fmt, MODEL_FORMATS)}")
+    aliases = get_str_list(ctx, where, raw, "aliases")
+    for alias in aliases:
+        check_name(ctx, where, alias, "alias")
+    description = get_str(ctx, where, raw, "description")
+    license_ = get_str(ctx, where, raw, "license")
+    homepage = get_str(ctx, where, raw, "homepage")
+    notes = get_str(ctx, where, raw, "notes")
+    files_raw = raw.get("files")
+    files: list[FileSpec] = []
+    if not isinstance(files_raw, list) or not files_raw:
+        ctx.add(where, "files: needs at least one [[" + kind + ".files]] table")
+    else:
+        before = len(ctx.problems)
+        for i, fraw in enumerate(files_raw):
+            spec = _parse_file(ctx, f"{where}: files[{i}]", fraw)
+            if spec is not None:
+                files.append(spec)
+        seen: set[str] = set()
+        for spec in files:
+            if spec.name in seen:
+                ctx.add(where, f"files: duplicate file name {spec.name!r}")
+            seen.add(spec.name)
+        for spec in files:
+            if spec.extract is None:
+                continue
+            to = spec.extract.to
+            # the extraction replaces the whole folder: no other file may sit inside it, or around it
+            clash = [s for s in sorted(seen) if s == to or s.startswith(to + "/") or to.startswith(s + "/")]
+            if clash:
+                ctx.add(where, f"files: extract_to {to!r} of {spec.name!r} collides with a file name ({clash[0]!r})")
+            else:
+                seen.add(to)
+        files = artifact_tree(ctx, where, raw, files)
+        if len(ctx.problems) > before:
+            return None
+    if not name or len(files) == 0:
+        return None
+    model_pre = _parse_preprocess(ctx, where, raw.get("preprocess")) if kind == "model" else None
+    runtime = parse_runtime(ctx, where, raw.get("runtime"), tuple(files)) if kind == "model" else None
+    access = raw.get("access", "public")
+    if access not in ACCESS_LEVELS:
+        ctx.add(where, f"access: expected one of {', '.join(ACCESS_LEVELS)}, got {access!r}")
+        access = "public"
+    return Artifact(
+        preprocess=model_pre,
+        runtime=runtime,
+        access=str(access),
+        kind=kind,
+        name=name,
+        files=tuple(files),
+        description=description,
+        license=license_,
+        homepage=homepage,
+        notes=notes,
+        aliases=aliases,
+        format=fmt,
+        source=ctx.path,
+    )
+
+
+def _parse_preprocess(ctx: Problems, where: str, pre_raw: Any) -> PreprocessSpec | None:
+    """A ``preprocess`` table: a registered recipe name plus its parameters."""
+    if pre_raw is None:
+        return None
+    if not isinstance(pre_raw, dict):
+        ctx.add(f"{where}: preprocess", "expected a table")
+        return None
+    recipe = get_str(ctx, f"{where}: preprocess", pre_raw, "recipe", required=True)
+    params = {k: v for k, v in pre_raw.items() if k != "recipe"}
+    expected = params.get("expected_tree")
+    if expected is not None:
+        if not isinstance(expected, dict):
+            ctx.add(
+                f"{where}: preprocess", 'expected_tree: expected a table of "<library signature>" = "xxh3_128:<hex>"'
+            )
+        else:
+            for signature, digest in expected.items():
+                try:
+                    ok = isinstance(digest, str) and Checksum.parse(digest).alg == "xxh3_128"
+                except ValueError:
+                    ok = False
+                if not ok:
+                    ctx.add(
+                        f"{where}: preprocess",
+                        f"expected_tree: {signature!r} = {digest!r} is not 'xxh3_128:<32 hex>' "
+                        "(take it from 'provision preprocess --json', field digest)",
+                    )
+    return PreprocessSpec(recipe, MappingProxyType(params)) if recipe else None
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _parse_accuracy(ctx: Problems, where: str, raw: Any) -> AccuracySpec | None:
+    where = f"{where}: accuracy"
+    if not isinstance(raw, dict):
+        ctx.add(where, "expected a table")
+        return None
+    check_keys(ctx, where, raw, _ACCURACY_KEYS)
+    metric = get_str(ctx, where, raw, "metric", required=True)
+    if metric and metric not in KNOWN_METRICS:
+        ctx.add(where, f"metric: unknown metric {metric!r}{suggest(metric, KNOWN_METRICS)}")
+        metric = ""
+    upper = raw.get("upper")
+    if upper is not None and not _number(upper):
+        ctx.add(where, f"upper: expected a number, got {upper!r}")
+        upper = None
+    reference = raw.get("reference")
+    if reference is None:
+        ctx.add(where, "missing required key 'reference'")
+    elif not _number(reference):
+        ctx.add(where, f"reference: expected a number, got {reference!r}")
+        reference = None
+    ratio_raw = raw.get("target_ratio", [0.99])
+    ratios = ratio_raw if isinstance(ratio_raw, list) else [ratio_raw]
+    if not ratios or not all(_number(r) and 0 < r <= 1 for r in ratios):
+        ctx.add(where, f"target_ratio: expected a number in (0, 1] or a list of them, got {ratio_raw!r}")
+        return None
+    if not metric or reference is None:
+        return None
+    return AccuracySpec(
+        metric=metric,
+        reference=float(reference),
+        target_ratio=tuple(float(r) for r in ratios),
+        upper=float(upper) if upper is not None else None,
+    )
+
+
+def _parse_benchmark(ctx: Problems, index: int, raw: Any) -> Benchmark | None:
+    head = _entry_head(ctx, "benchmark", index, raw, _BENCHMARK_KEYS)
+    if head is None:
+        return None
+    where, name = head
+    before = len(ctx.problems)
+    description = get_str(ctx, where, raw, "description")
+    notes = get_str(ctx, where, raw, "notes")
+    dataset = get_str(ctx, where, raw, "dataset", required=True)
+    models = get_str_list(ctx, where, raw, "models")
+    aliases = get_str_list(ctx, where, raw, "aliases")
+    for alias in aliases:
+        check_name(ctx, where, alias, "alias")
+    labels = None
+    labels_text = get_str(ctx, where, raw, "labels")
+    if labels_text:
+        art, sep, fname = labels_text.partition("/")
+        if not sep or not art or not fname:
+            ctx.add(where, f"labels: expected 'artifact/file', got {labels_text!r}")
+        else:
+            labels = LabelsRef(art, fname)
+    preprocess = _parse_preprocess(ctx, where, raw.get("preprocess"))
+    metrics: list[AccuracySpec] = []
+    acc_raw = raw.get("accuracy")
+    for i, table in enumerate(acc_raw if isinstance(acc_raw, list) else [acc_raw] if acc_raw is not None else []):
+        spec = _parse_accuracy(ctx, where if not isinstance(acc_raw, list) else f"{where}[{i}]", table)
+        if spec is not None:
+            metrics.append(spec)
+    status = raw.get("status", "current")
+    if status not in ("current", "retired"):
+        ctx.add(where, f"status: expected 'current' or 'retired', got {status!r}")
+    dataset_size = get_count(ctx, where, raw, "dataset_size")
+    perf_count = get_count(ctx, where, raw, "performance_sample_count")
+    subsets_raw = raw.get("subsets", {})
+    subsets: dict[str, str] = {}
+    if not isinstance(subsets_raw, dict) or not all(
+        isinstance(k, str) and k.isdigit() and isinstance(v, str) for k, v in subsets_raw.items()
+    ):
+        ctx.add(where, 'subsets: expected a table of "<count>" = "<dataset name>"')
+    else:
+        subsets = dict(subsets_raw)
+    if len(ctx.problems) > before or not name:
+        return None
+    return Benchmark(
+        name=name,
+        dataset=dataset,
+        models=models,
+        labels=labels,
+        preprocess=preprocess,
+        metrics=tuple(metrics),
+        description=description,
+        notes=notes,
+        aliases=aliases,
+        status=str(status),
+        dataset_size=dataset_size,
+        performance_sample_count=perf_count,
+        subsets=MappingProxyType(subsets),
+        source=ctx.path,
+    )
+
+
+def _load_file(path: Path, problems: list[str]) -> tuple[list[Artifact], list[Benchmark]]:
+    ctx = Problems(path, problems)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        ctx.add("", f"TOML syntax error: {exc}")
+        return [], []
+    except (OSError, UnicodeDecodeError) as exc:
+        ctx.add("", f"cannot read: {exc}")
+        return [], []
+    check_keys(ctx, "", data, _TOP_KEYS)
+    schema = data.get("schema")
+    if schema is None:
+        ctx.add("", f"missing 'schema = {SCHEMA_VERSION}' at the top")
+    elif schema != SCHEMA_VERSION:
+        ctx.add(
+            "",
+            f"schema: this provision reads schema {SCHEMA_VERSION}, got {schema!r}; upgrade provision",
+        )
+        return [], []
+    artifacts: list[Artifact] = []
+    benchmarks: list[Benchmark] = []
+    for kind in ("dataset", "model"):
+        tables = data.get(kind, [])
+        if not isinstance(tables, list):
+            ctx.add("", f"{kind}: use [[{kind}]] (an array of tables)")
+            continue
+        for i, raw in enumerate(tables):
+            art = _parse_artifact(ctx, kind, i, raw)
+            if art is not None:
+                artifacts.append(art)
+    tables = data.get("benchmark", [])
+    if not isinstance(tables, list):
+        ctx.add("", "benchmark: use [[benchmark]] (an array of tables)")
+    else:
+        for i, raw in enumerate(tables):
+            bench = _parse_benchmark(ctx, i, raw)
+            if bench is not None:
+                benchmarks.append(bench)
+    return artifacts, benchmarks
+
+
+def _cross_check(artifacts: Sequence[Artifact], benchmarks: Sequence[Benchmark], problems: list[str]) -> Catalog:
+    seen: dict[str, Path | None] = {}
+    keep_a: list[Artifact] = []
+    keep_b: list[Benchmark] = []
+    entries: list[Entry] = [*artifacts, *benchmarks]
+    for entry in entries:
+        kind = entry.kind if isinstance(entry, Artifact) else "benchmark"
+        for label in (entry.name, *entry.aliases):
+            if label in seen:
+                problems.append(
+                    f"{entry.source}: {kind} {entry.name!r}: name {label!r} is already defined in {seen[label]}"
+                )
+                break
+            seen[label] = entry.source
+        else:
+            if isinstance(entry, Artifact):
+                keep_a.append(entry)
+            else:
+                keep_b.append(entry)
+    by_name = {a.name: a for a in keep_a}
+    for b in keep_b:
+        where = f"{b.source}: benchmark {b.name!r}"
+        ds = by_name.get(b.dataset)
+        if ds is None or ds.kind != "dataset":
+            datasets = [a.name for a in keep_a if a.kind == "dataset"]
+            problems.append(f"{where}: dataset: no dataset named {b.dataset!r}{suggest(b.dataset, datasets)}")
+        for m in b.models:
+            art = by_name.get(m)
+            if art is None or art.kind != "model":
+                problems.append(
+                    f"{where}: models: no model named {m!r}{suggest(m, [a.name for a in keep_a if a.kind == 'model'])}"
+                )
+        for size, ds_name in b.subsets.items():
+            ds = by_name.get(ds_name)
+            if ds is None or ds.kind != "dataset":
+                problems.append(f"{where}: subsets: {size} names no dataset {ds_name!r}")
+        if b.labels is not None:
+            art = by_name.get(b.labels.artifact)
+            if art is None:
+                problems.append(f"{where}: labels: no artifact named {b.labels.artifact!r}")
+            elif b.labels.file not in {f.name for f in art.files} and not any(
+                f.extract is not None and b.labels.file.startswith(f.extract.to + "/") for f in art.files
+            ):
+                problems.append(
+                    f"{where}: labels: artifact {art.name!r} has no file {b.labels.file!r} "
+                    "(name a listed file, or a path inside an archive's extract_to folder)"
+                )
+    return Catalog(keep_a, keep_b)
+
+
+def collect(paths: Iterable[Path]) -> tuple[Catalog, list[str]]:
+    """The catalog of every manifest under ``paths``, and every problem found (empty when all are valid)."""
+    problems: list[str] = []
+    artifacts: list[Artifact] = []
+    benchmarks: list[Benchmark] = []
+    for p in paths:
+        if not p.exists():
+            problems.append(f"{p}: no such file or folder")
+    for path in manifest_files(paths):
+        a, b = _load_file(path, problems)
+        artifacts.extend(a)
+        benchmarks.extend(b)
+    catalog = _cross_check(artifacts, benchmarks, problems)
+    return catalog, problems
+
+
+def load_catalog(paths: Iterable[Path]) -> Catalog:
+    """Load every manifest under ``paths``; :class:`ManifestError` listing all problems."""
+    catalog, problems = collect(list(paths))
+    if problems:
+        raise ManifestError(problems)
+    return catalog
+
+
+def lint(paths: Iterable[Path]) -> list[str]:
+    """Every problem in the manifests under ``paths`` (empty when all are valid)."""
+    return collect(list(paths))[1]

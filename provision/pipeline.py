@@ -1,0 +1,194 @@
+"""``provision run``: make a benchmark ready on this machine and prove it, stage by stage.
+
+fetch → verify → preprocess → validate; each stage is skipped when its cached result is still
+valid, and a stage that cannot run says why (a benchmark with no local validation)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from provision.config import Settings
+from provision.errors import UsageError
+from provision.fetching.report import FetchReport
+from provision.fetching.run import fetch as _fetch
+from provision.manifest.model import Benchmark, Catalog
+from provision.preprocessing.plan import make_plan
+from provision.preprocessing.runner import PreprocessReport
+from provision.preprocessing.runner import run as _run_preprocess
+from provision.progress import Progress
+from provision.store.verify import VerifyReport
+from provision.store.verify import verify as _verify
+from provision.validation.models import RUNTIMES, default_model
+from provision.validation.results import ValidationReport
+from provision.validation.tasks.registry import unsupported
+from provision.validation.validate import ValidateOptions
+from provision.validation.validate import cached_result as _cached_validation
+from provision.validation.validate import prepare as _prepare_validation
+from provision.validation.validate import validate as _validate
+
+__all__ = ["RunReport", "Stage", "run"]
+
+
+@dataclass
+class Stage:
+    """One stage of ``run``: its state (done, cached, failed, skipped), seconds and a detail."""
+
+    name: str
+    state: str
+    seconds: float = 0.0
+    detail: str = ""
+
+
+@dataclass
+class RunReport:
+    """What ``run`` did, stage by stage; ``ok`` when nothing failed and validation (if any) passed."""
+
+    benchmark: str
+    model: str | None
+    fetch: FetchReport
+    verify: VerifyReport | None = None
+    preprocess: PreprocessReport | None = None
+    validation: ValidationReport | None = None
+    stages: list[Stage] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """Every stage succeeded or was skipped for a stated reason, and validation passed."""
+        return all(s.state != "failed" for s in self.stages) and (
+            self.validation is None or self.validation.passed
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON-ready."""
+        return {
+            "ok": self.ok,
+            "benchmark": self.benchmark,
+            "model": self.model,
+            "stages": [asdict(s) for s in self.stages],
+            "fetch": {"ok": self.fetch.ok},
+            "verify": {"ok": self.verify.ok, "files": len(self.verify.files)} if self.verify else None,
+            "preprocess": self.preprocess.to_json() if self.preprocess else None,
+            "validation": self.validation.to_json() if self.validation else None,
+        }
+
+
+def run(
+    catalog: Catalog,
+    name: str,
+    settings: Settings,
+    *,
+    model: str | None = None,
+    subset: str | None = None,
+    jobs: int | None = None,
+    from_paths: Iterable[Path] = (),
+    session: requests.Session | None = None,
+    progress: Progress | None = None,
+    options: ValidateOptions | None = None,
+    revalidate: bool = False,
+) -> RunReport:
+    """Make benchmark ``name`` ready and prove it: fetch, verify, preprocess, validate.
+
+    Each stage is skipped when its cached result is still valid: fetched files are not
+    downloaded again, verification takes the stat fast path, a preprocessing run with the same
+    key is reused, and a stored validation result with the same key (model digest, runtime,
+    device, options) is reused unless ``revalidate``. Validation is skipped, with the reason in
+    its stage, when the benchmark has no target or no model provision can run.
+    """
+    bench = catalog.get(name)
+    if not isinstance(bench, Benchmark):
+        raise UsageError(f"{name!r} is a {bench.kind}; 'provision run' takes a benchmark (see 'provision list')")
+    if model is not None and model not in bench.models:
+        raise UsageError(f"{bench.name} has no model {model!r}; its models: {', '.join(bench.models) or 'none'}")
+    chosen = model or default_model(catalog, bench)
+    target = bench.with_subset(subset) if subset is not None and subset in bench.subsets else bench
+    # The dataset (or its subset), the labels and the one model this run uses.
+    names = [target.dataset] + ([target.labels.artifact] if target.labels else []) + ([chosen] if chosen else [])
+    clock = time.perf_counter()
+    fetched = _fetch(
+        catalog,
+        names,
+        settings.with_(jobs=jobs) if jobs else settings,
+        session=session,
+        from_paths=from_paths,
+        progress=progress,
+    )
+    report = RunReport(bench.name, chosen, fetched)
+    fetched_now = sum(1 for f in fetched.files if f.ok and f.state != "cached")
+    report.stages.append(
+        Stage(
+            "fetch",
+            ("done" if fetched_now else "cached") if fetched.ok else "failed",
+            time.perf_counter() - clock,
+            f"{len(fetched.files)} files, {fetched_now} fetched now"
+            if fetched.ok
+            else f"{len(fetched.failures)} failed",
+        )
+    )
+    if not fetched.ok:
+        return report
+    clock = time.perf_counter()
+    report.verify = _verify(catalog, names, settings, progress=progress)
+    report.stages.append(
+        Stage(
+            "verify",
+            "done" if report.verify.ok else "failed",
+            time.perf_counter() - clock,
+            f"{len(report.verify.files)} files, {report.verify.files_hashed} hashed",
+        )
+    )
+    if not report.verify.ok:
+        return report
+    clock = time.perf_counter()
+    plan = make_plan(catalog, bench.name, settings, subset=subset, progress=progress, model=chosen)
+    report.preprocess = _run_preprocess(plan, settings, jobs=jobs, progress=progress)
+    report.stages.append(
+        Stage(
+            "preprocess",
+            "cached" if report.preprocess.state == "cached" else "done",
+            time.perf_counter() - clock,
+            f"{report.preprocess.items} items, key {report.preprocess.key[:16]}",
+        )
+    )
+    why = _no_validation(catalog, bench, chosen)
+    if why:
+        report.stages.append(Stage("validate", "skipped", 0.0, why))
+        return report
+    clock = time.perf_counter()
+    prepared = _prepare_validation(
+        catalog, bench.name, settings, model=chosen, subset=subset, options=options, progress=progress, plan=plan
+    )
+    cached = None if revalidate else _cached_validation(prepared)
+    report.validation = cached or _validate(
+        catalog, bench.name, settings, subset=subset, progress=progress, prepared=prepared
+    )
+    v = report.validation
+    report.stages.append(
+        Stage(
+            "validate",
+            "cached" if cached else ("done" if v.passed else "failed"),
+            time.perf_counter() - clock,
+            f"{v.metric} {v.value:.4f}{v.unit} ({'PASS' if v.passed else 'FAIL'}), {v.samples} samples",
+        )
+    )
+    return report
+
+
+def _no_validation(catalog: Catalog, bench: Benchmark, model: str | None) -> str:
+    """Why ``run`` cannot validate ``bench`` with ``model`` ("" when it can)."""
+    if bench.accuracy is None:
+        return "the manifest sets no accuracy target"
+    why = unsupported(bench.accuracy.metric)
+    if why is not None:
+        return why
+    if model is None:
+        return "the benchmark has no model"
+    fmt = catalog.artifacts[model].format
+    if fmt not in RUNTIMES:
+        return f"model {model} is in format {fmt!r}; provision runs onnx, torchscript and pytorch models"
+    return ""

@@ -1,0 +1,222 @@
+"""The content-addressed cache: blobs, per-artifact folders, records, locks, gc.
+
+Layout under the cache root::
+
+    CACHEDIR.TAG
+    blobs/<alg>/<hh>/<hex>        content, keyed by the manifest's checksum (read-only)
+    artifacts/<name>/<file>       the human-readable folder (reflinks/hard links to blobs)
+    records/<name>.json           per file: checksum, xxh3_128, size, mtime_ns, inode
+    locks/<name>.lock             per-artifact inter-process lock (+ .owner note)
+
+Nothing appears at a final path before it is complete and verified: files are written
+to a temp name unique to the process beside their target and moved with ``os.replace``.
+Correctness never depends on the lock (shared filesystems may grant it to everyone);
+the lock only saves duplicate work.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import socket
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import filelock
+
+from provision.errors import LockTimeoutError, ProvisionError
+from provision.fsutil import PART_MARKER, atomic_write_text, link_or_copy, temp_name
+from provision.manifest.checksum import Checksum
+from provision.manifest.model import Artifact
+from provision.store.records import DROPPED, RECORD_SCHEMA, FileRecord
+
+__all__ = ["CACHEDIR_TAG", "Store", "walk_files"]
+
+CACHEDIR_TAG = (
+    "Signature: 8a477f597d28d172789f06886806bc55\n"
+    "# This file is a cache directory tag created by provision.\n"
+    "# For information about cache directory tags see https://bford.info/cachedir/\n"
+)
+
+
+class Store:
+    """A cache root on disk. Cheap to construct; creates folders on first write."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    # -- layout --------------------------------------------------------------------
+    def ensure(self) -> None:
+        """Create the root, its ``CACHEDIR.TAG`` and the top-level folders."""
+        try:
+            for sub in ("blobs", "artifacts", "records", "locks"):
+                (self.root / sub).mkdir(parents=True, exist_ok=True)
+            tag = self.root / "CACHEDIR.TAG"
+            if not tag.exists():
+                atomic_write_text(tag, CACHEDIR_TAG)
+        except OSError as exc:
+            raise ProvisionError(
+                f"cannot create the cache at {self.root}: {exc.strerror or exc}; "
+                "pick a writable folder with --cache-dir or PROVISION_CACHE"
+            ) from exc
+
+    def blob_path(self, checksum: Checksum) -> Path:
+        """Where the content with ``checksum`` lives."""
+        return self.root / "blobs" / checksum.alg / checksum.hex[:2] / checksum.hex
+
+    def artifact_dir(self, name: str) -> Path:
+        """The stable, human-readable folder of artifact ``name``."""
+        return self.root / "artifacts" / name
+
+    def record_path(self, name: str) -> Path:
+        """The JSON record of artifact ``name``."""
+        return self.root / "records" / f"{name}.json"
+
+    # -- records -------------------------------------------------------------------
+    def load_record(self, name: str) -> dict[str, FileRecord]:
+        """``{file name: FileRecord}`` for artifact ``name`` (empty when none or unreadable)."""
+        try:
+            data = json.loads(self.record_path(name).read_text(encoding="utf-8"))
+            files = data["files"]
+            return {k: FileRecord(**v) for k, v in files.items()}
+        except (OSError, ValueError, KeyError, TypeError):
+            return {}
+
+    def record_complete(self, name: str) -> bool:
+        """Whether the record of ``name`` says every file was fetched and verified."""
+        try:
+            data = json.loads(self.record_path(name).read_text(encoding="utf-8"))
+            return bool(data.get("complete"))
+        except (OSError, ValueError):
+            return False
+
+    def save_record(self, artifact: Artifact, files: dict[str, FileRecord]) -> None:
+        """Atomically write the record of ``artifact`` (only files it still defines)."""
+        keep = {f.name: files[f.name] for f in artifact.files if f.name in files}
+        doc = {
+            "schema": RECORD_SCHEMA,
+            "artifact": artifact.name,
+            "kind": artifact.kind,
+            "complete": len(keep) == len(artifact.files),
+            "updated": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "files": {k: vars(v) for k, v in sorted(keep.items())},
+        }
+        atomic_write_text(self.record_path(artifact.name), json.dumps(doc, indent=1) + "\n")
+
+    # -- committing ------------------------------------------------------------------
+    def staging_path(self, artifact: str, name: str) -> Path:
+        """Where a file with no published checksum waits for its digest (trust on first use)."""
+        return self.root / "blobs" / "sha256" / "_tofu" / f"{artifact}--{name.replace('/', '--')}"
+
+    def commit_blob(self, tmp: Path, final: Path, *, read_only: bool = True) -> Path:
+        """Move a verified temp file to its blob path (atomic; same content if it raced)."""
+        if read_only:
+            os.chmod(tmp, 0o444)
+        os.replace(tmp, final)
+        return final
+
+    def link_view(self, blob: Path, view: Path) -> str:
+        """Point ``view`` at ``blob`` (reflink, hard link, else symlink); atomic replace."""
+        view.parent.mkdir(parents=True, exist_ok=True)
+        tmp = temp_name(view)
+        try:
+            how = link_or_copy(blob, tmp, allow_hardlink=True, allow_symlink=True)
+            os.replace(tmp, view)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+        return how
+
+    # -- locks -----------------------------------------------------------------------
+    @contextlib.contextmanager
+    def lock(self, name: str, timeout: float, on_wait: Callable[[str], None] | None = None) -> Iterator[None]:
+        """Hold artifact ``name``'s inter-process lock; tell ``on_wait`` who holds it."""
+        path = self.root / "locks" / f"{name}.lock"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        owner = path.with_suffix(".owner")
+        lock = filelock.FileLock(str(path), mode=0o664)
+        try:
+            lock.acquire(timeout=0)
+        except filelock.Timeout:
+            holder = self._lock_owner(owner)
+            if on_wait is not None:
+                on_wait(f"waiting for {holder} (lock on {name}, timeout {timeout:.0f}s)")
+            try:
+                lock.acquire(timeout=timeout)
+            except filelock.Timeout:
+                raise LockTimeoutError(
+                    f"gave up after {timeout:.0f}s waiting for {holder} to release the lock on "
+                    f"{name} ({path}); wait for it, raise PROVISION_LOCK_TIMEOUT, or stop that process"
+                ) from None
+        try:
+            with contextlib.suppress(OSError):
+                owner.write_text(
+                    json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "since": time.time()}),
+                    encoding="utf-8",
+                )
+            yield
+        finally:
+            with contextlib.suppress(OSError):
+                owner.unlink()
+            lock.release()
+
+    @staticmethod
+    def _lock_owner(owner: Path) -> str:
+        try:
+            info = json.loads(owner.read_text(encoding="utf-8"))
+            return f"pid {info['pid']} on {info['host']}"
+        except (OSError, ValueError, KeyError):
+            return "another process"
+
+    def usage(self, artifact: Artifact) -> dict[str, Any]:
+        """Disk use and completeness of ``artifact`` in this cache."""
+        present = 0
+        nbytes = 0
+        seen: set[tuple[int, int]] = set()
+        base = self.artifact_dir(artifact.name)
+        records = self.load_record(artifact.name)
+        for spec in artifact.files:
+            if spec.is_folder:  # listing never pinned: nothing of it is here yet
+                continue
+            entry = records.get(spec.name)
+            if entry is not None and entry.link == DROPPED:
+                present += 1
+                continue
+            try:
+                st = (base / spec.name).stat()
+            except OSError:
+                continue
+            present += 1
+            if (st.st_dev, st.st_ino) not in seen:
+                seen.add((st.st_dev, st.st_ino))
+                nbytes += st.st_size
+        total = len(artifact.files)
+        state = "absent" if present == 0 else ("partial" if present < total else "present")
+        if state == "present" and not self.record_complete(artifact.name):
+            state = "unverified"
+        return {
+            "name": artifact.name,
+            "kind": artifact.kind,
+            "state": state,
+            "files": present,
+            "files_total": total,
+            "bytes": nbytes,
+            "path": str(base),
+        }
+
+    def partial_bytes(self) -> int:
+        """Bytes held by in-flight or abandoned temp files."""
+        return sum(p.lstat().st_size for p in walk_files(self.root / "blobs") if PART_MARKER in p.name)
+
+
+def walk_files(top: Path) -> list[Path]:
+    """Every file under ``top`` (not following links), sorted; empty when ``top`` is not a folder."""
+    if not top.is_dir():
+        return []
+    out: list[Path] = []
+    for dirpath, _dirs, files in os.walk(top):
+        out.extend(Path(dirpath) / f for f in files)
+    return sorted(out)

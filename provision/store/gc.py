@@ -1,0 +1,161 @@
+"""``provision gc``: remove what no manifest can use any more, and what interrupted runs left.
+
+Blobs no manifest references (pins of the lock file count as references), temp files whose
+process is gone (or, from another host, untouched for a day), folders and records of artifacts
+no manifest defines, and preprocessing leftovers: outputs of benchmarks no manifest defines,
+outputs rejected by ``expected_tree``, validation results of runs that are gone, interrupted
+runs. Preprocessed runs of a defined benchmark are kept whatever their key: another model,
+subset or machine sharing the cache may use them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from provision.fsutil import PART_MARKER, is_stale_temp
+from provision.manifest.checksum import Checksum
+from provision.manifest.model import Catalog
+from provision.store.cache import Store, walk_files
+
+__all__ = ["GcReport", "gc", "referenced_blobs"]
+
+Drop = Callable[[Path, str], None]
+
+
+@dataclass
+class GcReport:
+    """What ``gc`` removed (or would remove, with ``dry_run``)."""
+
+    removed: list[tuple[str, int, str]] = field(default_factory=list)  # (path, bytes, why)
+    dry_run: bool = False
+
+    @property
+    def bytes(self) -> int:
+        """Total bytes freed."""
+        return sum(b for _, b, _ in self.removed)
+
+
+def referenced_blobs(store: Store, catalog: Catalog, pinned: Iterable[Checksum] = ()) -> set[Path]:
+    """Blob paths some manifest file (or a pin of the lock file) points at."""
+    sums = [f.checksum for a in catalog.artifacts.values() for f in a.files if f.checksum.known]
+    return {store.blob_path(c) for c in [*sums, *pinned]}
+
+
+def gc(store: Store, catalog: Catalog, *, dry_run: bool = False, pinned: Iterable[Checksum] = ()) -> GcReport:
+    """Remove unreferenced blobs, stale temp files, folders of unknown artifacts and dead preprocessing runs."""
+    report = GcReport(dry_run=dry_run)
+
+    def drop(path: Path, why: str) -> None:
+        try:
+            size = path.lstat().st_size
+        except FileNotFoundError:
+            return
+        report.removed.append((str(path), size, why))
+        if not dry_run:
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+
+    _blobs(store, referenced_blobs(store, catalog, pinned), drop)
+    _artifacts(store, catalog, drop, dry_run)
+    _records(store, catalog, drop)
+    _preprocessed(store, catalog, drop, dry_run)
+    if not dry_run:
+        _prune_dirs(store.root / "blobs", keep_top=True)
+    return report
+
+
+def _blobs(store: Store, keep: set[Path], drop: Drop) -> None:
+    for path in walk_files(store.root / "blobs"):
+        if PART_MARKER in path.name:
+            if is_stale_temp(path):
+                drop(path, "stale partial download")
+        elif path not in keep:
+            drop(path, "no manifest references it")
+
+
+def _artifacts(store: Store, catalog: Catalog, drop: Drop, dry_run: bool) -> None:
+    base = store.root / "artifacts"
+    if not base.is_dir():
+        return
+    for child in sorted(base.iterdir()):
+        if child.name not in catalog.artifacts:
+            for path in walk_files(child):
+                drop(path, f"artifact {child.name!r} is in no manifest")
+            if not dry_run:
+                _prune_dirs(child)
+            continue
+        for path in _stale_parts(child):
+            if path.is_dir() and not path.is_symlink():
+                for inner in walk_files(path):
+                    drop(inner, "interrupted extraction")
+                if not dry_run:
+                    shutil.rmtree(path, ignore_errors=True)
+            else:
+                drop(path, "stale partial link or extraction")
+
+
+def _records(store: Store, catalog: Catalog, drop: Drop) -> None:
+    records = store.root / "records"
+    if not records.is_dir():
+        return
+    for rec in sorted(records.glob("*.json")):
+        # <name>.json (fetch record) and <name>.trees.json (extraction record, store/trees.py)
+        owner = rec.name.removesuffix(".trees.json") if rec.name.endswith(".trees.json") else rec.stem
+        if owner not in catalog.artifacts:
+            drop(rec, f"record of artifact {owner!r}, which is in no manifest")
+
+
+def _preprocessed(store: Store, catalog: Catalog, drop: Drop, dry_run: bool) -> None:
+    """Preprocessing leftovers that can never be used again: outputs of benchmarks no manifest
+    defines, outputs rejected by ``expected_tree`` (kept for inspection until gc), validation
+    results of runs that no longer exist, and temp folders of interrupted runs. Outputs of a
+    defined benchmark are kept, whatever their key: another model, subset or machine may use them."""
+    top = store.root / "preprocessed"
+    if not top.is_dir():
+        return
+    for bench in sorted(p for p in top.iterdir() if p.is_dir()):
+        doomed: list[tuple[Path, str]] = []
+        if bench.name not in catalog.benchmarks:
+            doomed.append((bench, f"preprocessed outputs of benchmark {bench.name!r}, which is in no manifest"))
+        else:
+            for child in sorted(bench.iterdir()):
+                run = bench / child.name.removesuffix(".validation")
+                if child.name.endswith(".rejected"):
+                    doomed.append((child, "outputs rejected by expected_tree"))
+                elif child.name.endswith(".validation") and not run.is_dir():
+                    doomed.append((child, "validation results of a preprocessing run that no longer exists"))
+                elif PART_MARKER in child.name and is_stale_temp(child):
+                    doomed.append((child, "interrupted preprocessing run"))
+        for folder, why in doomed:
+            for path in walk_files(folder) if folder.is_dir() else [folder]:
+                drop(path, why)
+            if not dry_run:
+                _prune_dirs(folder)
+
+
+def _stale_parts(top: Path) -> list[Path]:
+    """Temp files and folders (``*.part-*``) under ``top`` whose writer is gone."""
+    out: list[Path] = []
+    for dirpath, dirs, files in os.walk(top):
+        for name in [*dirs, *files]:
+            if PART_MARKER in name and is_stale_temp(Path(dirpath) / name):
+                out.append(Path(dirpath) / name)
+        dirs[:] = [d for d in dirs if PART_MARKER not in d]
+    return sorted(out)
+
+
+def _prune_dirs(top: Path, keep_top: bool = False) -> None:
+    if not top.is_dir():
+        return
+    # Deepest first, so that a folder emptied by removing its children goes too.
+    for dirpath, _dirs, _files in sorted(os.walk(top), key=lambda walked: walked[0].count(os.sep), reverse=True):
+        p = Path(dirpath)
+        if keep_top and p == top:
+            continue
+        with contextlib.suppress(OSError):
+            p.rmdir()

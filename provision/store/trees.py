@@ -1,0 +1,260 @@
+"""Trees of files in the cache: their digest, and the records of extracted archives.
+
+A tree record lists every file with size, xxh3_128 and stat. Each artifact with archives
+has ``records/<name>.trees.json``: per archive file, the extraction key (archive checksum +
+format + strip/members + target) and the completion record. An extraction without a record
+— interrupted, or made by hand — is never taken as done."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+import xxhash
+
+from provision.fsutil import CHUNK_SIZE, atomic_write_text
+from provision.manifest.model import Artifact, FileSpec
+from provision.progress import NullProgress, Progress
+from provision.store.cache import Store
+
+__all__ = [
+    "TreeFile",
+    "TreeRecord",
+    "diff_trees",
+    "extraction_key",
+    "hash_tree",
+    "iter_paths",
+    "load_trees",
+    "tree_digest",
+    "tree_ok",
+    "verify_tree",
+]
+
+
+@dataclass
+class TreeFile:
+    """One extracted file: size, xxh3_128, and the stat that proves it unchanged."""
+
+    size: int
+    xxh3_128: str
+    mtime_ns: int = 0
+    ino: int = 0
+
+
+@dataclass
+class TreeRecord:
+    """Every file (and symlink) an extraction produced; ``kind`` is ``dir`` or ``file``."""
+
+    kind: str
+    files: dict[str, TreeFile] = field(default_factory=dict)
+    links: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def digest(self) -> str:
+        """The tree digest (see the module docstring)."""
+        return tree_digest(self.files, self.links)
+
+    @property
+    def total_bytes(self) -> int:
+        """Bytes of all files."""
+        return sum(f.size for f in self.files.values())
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON-ready, compact: ``files`` maps path -> [size, xxh3, mtime_ns, ino]."""
+        return {
+            "kind": self.kind,
+            "digest": self.digest,
+            "files": {p: [f.size, f.xxh3_128, f.mtime_ns, f.ino] for p, f in sorted(self.files.items())},
+            "links": dict(sorted(self.links.items())),
+        }
+
+    @classmethod
+    def from_json(cls, doc: dict[str, Any]) -> TreeRecord:
+        """Inverse of :meth:`to_json`."""
+        files = {p: TreeFile(int(v[0]), str(v[1]), int(v[2]), int(v[3])) for p, v in doc["files"].items()}
+        return cls(str(doc["kind"]), files, {str(k): str(v) for k, v in doc.get("links", {}).items()})
+
+
+def tree_digest(files: dict[str, TreeFile], links: dict[str, str] | None = None) -> str:
+    """``xxh3_128:<hex>`` of a tree's paths, sizes and per-file digests (and symlinks)."""
+    lines: list[tuple[bytes, bytes]] = []
+    for path, f in files.items():
+        lines.append((path.encode(), f"f\0{path}\0{f.size}\0{f.xxh3_128}\n".encode()))
+    for path, target in (links or {}).items():
+        lines.append((path.encode(), f"l\0{path}\0{target}\n".encode()))
+    h = xxhash.xxh3_128()
+    for _key, line in sorted(lines):
+        h.update(line)
+    return f"xxh3_128:{h.hexdigest()}"
+
+
+def _hash_stream(fh: IO[bytes]) -> tuple[int, str]:
+    h = xxhash.xxh3_128()
+    size = 0
+    while chunk := fh.read(CHUNK_SIZE):
+        h.update(chunk)
+        size += len(chunk)
+    return size, h.hexdigest()
+
+
+def hash_tree(root: Path, on_file: Callable[[int], None] | None = None) -> TreeRecord:
+    """Walk ``root`` (never following symlinks) and build its :class:`TreeRecord`."""
+    if root.is_file():
+        with open(root, "rb") as fh:
+            size, digest = _hash_stream(fh)
+        st = root.stat()
+        return TreeRecord("file", {root.name: TreeFile(size, digest, st.st_mtime_ns, st.st_ino)})
+    record = TreeRecord("dir")
+    for dirpath, dirs, names in os.walk(root):
+        # os.walk lists a symlink to a folder among the folders (without following it)
+        for name in [*names, *(d for d in dirs if os.path.islink(os.path.join(dirpath, d)))]:
+            full = Path(dirpath) / name
+            rel = full.relative_to(root).as_posix()
+            st = full.lstat()
+            if stat.S_ISLNK(st.st_mode):
+                record.links[rel] = os.readlink(full)
+            elif stat.S_ISREG(st.st_mode):
+                with open(full, "rb") as fh:
+                    size, digest = _hash_stream(fh)
+                record.files[rel] = TreeFile(size, digest, st.st_mtime_ns, st.st_ino)
+                if on_file is not None:
+                    on_file(size)
+    return record
+
+
+def diff_trees(expected: TreeRecord, actual: TreeRecord, limit: int = 5) -> list[str]:
+    """The first differing paths: ``missing X``, ``extra X``, ``changed X``."""
+    out: list[str] = []
+    for path in sorted(set(expected.files) | set(expected.links) | set(actual.files) | set(actual.links)):
+        e = expected.files.get(path) or expected.links.get(path)
+        a = actual.files.get(path) or actual.links.get(path)
+        if e is None:
+            out.append(f"extra {path}")
+        elif a is None:
+            out.append(f"missing {path}")
+        elif (isinstance(e, TreeFile) and isinstance(a, TreeFile) and (e.size, e.xxh3_128) != (a.size, a.xxh3_128)) or (
+            isinstance(e, str) and e != a
+        ):
+            out.append(f"changed {path}")
+        if len(out) >= limit:
+            break
+    return out
+
+
+def iter_paths(record: TreeRecord) -> Iterable[str]:
+    """Every path in ``record``."""
+    return [*record.files, *record.links]
+
+
+def extraction_key(spec: FileSpec) -> str:
+    """What an extraction depends on; a change means extracting again."""
+    ex = spec.extract
+    assert ex is not None
+    return json.dumps([str(spec.checksum), ex.format, ex.strip_components, list(ex.members), ex.to])
+
+
+def trees_path(store: Store, name: str) -> Path:
+    return store.root / "records" / f"{name}.trees.json"
+
+
+def load_trees(store: Store, name: str) -> dict[str, dict[str, Any]]:
+    """``{archive file name: {"key", "to", "kind", "digest", "files", "links"}}``."""
+    try:
+        doc = json.loads(trees_path(store, name).read_text(encoding="utf-8"))
+        return dict(doc.get("trees", {}))
+    except (OSError, ValueError):
+        return {}
+
+
+def save_trees(store: Store, name: str, trees: dict[str, dict[str, Any]]) -> None:
+    atomic_write_text(trees_path(store, name), json.dumps({"schema": 1, "trees": trees}, separators=(",", ":")))
+
+
+def tree_record(store: Store, art: Artifact, spec: FileSpec) -> TreeRecord | None:
+    entry = load_trees(store, art.name).get(spec.name)
+    if not entry or entry.get("key") != extraction_key(spec):
+        return None
+    try:
+        return TreeRecord.from_json(entry)
+    except (KeyError, TypeError, ValueError, IndexError):
+        return None
+
+
+def check_tree(
+    store: Store, art: Artifact, spec: FileSpec, record: TreeRecord, *, full: bool, progress: Progress
+) -> tuple[list[str], int, TreeRecord]:
+    """Compare the tree on disk with ``record``: (first problems, bytes read, refreshed record)."""
+    assert spec.extract is not None
+    root = store.artifact_dir(art.name) / spec.extract.to
+    problems: list[str] = []
+    nbytes = 0
+    fresh = TreeRecord(record.kind, dict(record.files), dict(record.links))
+    if record.kind == "file":
+        paths = {spec.extract.to.rsplit("/", 1)[-1]: root}
+    else:
+        paths = {rel: root / rel for rel in record.files}
+        if root.is_dir():
+            on_disk = {
+                (Path(d) / n).relative_to(root).as_posix()
+                for d, subs, names in os.walk(root)
+                for n in [*names, *(s for s in subs if os.path.islink(os.path.join(d, s)))]
+            }
+            for extra in sorted(on_disk - set(record.files) - set(record.links))[:5]:
+                problems.append(f"extra {extra}")
+        for rel, target in record.links.items():
+            try:
+                if os.readlink(root / rel) != target:
+                    problems.append(f"changed {rel}")
+            except OSError:
+                problems.append(f"missing {rel}")
+    for rel, path in paths.items():
+        want = record.files[rel]
+        try:
+            st = path.stat()
+        except OSError:
+            problems.append(f"missing {rel}")
+            continue
+        if not full and (st.st_size, st.st_mtime_ns, st.st_ino) == (want.size, want.mtime_ns, want.ino):
+            continue
+        import xxhash
+
+        h = xxhash.xxh3_128()
+        with open(path, "rb") as fh:
+            while chunk := fh.read(CHUNK_SIZE):
+                h.update(chunk)
+                nbytes += len(chunk)
+                progress.advance(f"{art.name}/{spec.extract.to}", len(chunk))
+        if (st.st_size, h.hexdigest()) != (want.size, want.xxh3_128):
+            problems.append(f"changed {rel}")
+        else:
+            fresh.files[rel] = TreeFile(want.size, want.xxh3_128, st.st_mtime_ns, st.st_ino)
+    return problems, nbytes, fresh
+
+
+def tree_ok(store: Store, art: Artifact, spec: FileSpec) -> bool:
+    """True when ``spec``'s extraction is recorded and unchanged (stat fast path)."""
+    record = tree_record(store, art, spec)
+    if record is None:
+        return False
+    problems, _, _ = check_tree(store, art, spec, record, full=False, progress=NullProgress())
+    return not problems
+
+
+def verify_tree(
+    store: Store, art: Artifact, spec: FileSpec, *, full: bool, progress: Progress
+) -> tuple[str, int, list[str]]:
+    """``(state, bytes read, first differences)`` with state ``ok``, ``missing`` or ``corrupt``."""
+    record = tree_record(store, art, spec)
+    if record is None:
+        return "missing", 0, ["no completion record (never extracted, or interrupted)"]
+    problems, nbytes, fresh = check_tree(store, art, spec, record, full=full, progress=progress)
+    if not problems and fresh.files != record.files:
+        trees = load_trees(store, art.name)
+        trees[spec.name] = {**trees[spec.name], **fresh.to_json()}
+        save_trees(store, art.name, trees)
+    return ("ok" if not problems else "corrupt"), nbytes, problems

@@ -1,0 +1,140 @@
+"""What the catalog defines, seen beside what the cache holds: the documents of ``list``, ``show`` and ``status``."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from provision.errors import NotFetchedError
+from provision.manifest.folders import as_fetched
+from provision.manifest.lockfile import LockFile
+from provision.manifest.model import AccuracySpec, Artifact, Benchmark, Catalog, FileSpec
+from provision.store.cache import Store
+
+__all__ = ["artifact_detail", "artifact_folders", "cache_status", "describe_entry", "entry_summary"]
+
+
+def entry_summary(entry: Artifact | Benchmark, catalog: Catalog, store: Store, lock: LockFile) -> dict[str, Any]:
+    """One row of ``provision list``: name, kind, size, state in the cache."""
+    if isinstance(entry, Benchmark):
+        arts = [catalog.artifacts[a] for a in entry.artifact_names]
+        states = {store.usage(as_fetched(a, lock))["state"] for a in arts}
+        state = states.pop() if len(states) == 1 else ("absent" if states == {"absent"} else "partial")
+        return {
+            "name": entry.name,
+            "kind": "benchmark",
+            "status": entry.status,
+            "description": entry.description,
+            "aliases": list(entry.aliases),
+            "artifacts": list(entry.artifact_names),
+            "size": sum(a.size or 0 for a in arts),
+            "unknown_sizes": sum(1 for a in arts for f in a.files if f.size is None),
+            "state": state,
+        }
+    usage = store.usage(as_fetched(entry, lock))
+    return {
+        "name": entry.name,
+        "kind": entry.kind,
+        "description": entry.description,
+        "aliases": list(entry.aliases),
+        "format": entry.format,
+        "files": len(entry.files),
+        "size": entry.size if entry.size is not None else sum(f.size or 0 for f in entry.files),
+        "unknown_sizes": sum(1 for f in entry.files if f.size is None),
+        "state": usage["state"],
+    }
+
+
+def _file_doc(f: FileSpec) -> dict[str, Any]:
+    checksum = "listed" if f.is_folder else str(f.checksum)
+    doc: dict[str, Any] = {"name": f.name, "urls": list(f.urls), "size": f.size, "checksum": checksum}
+    if f.trust:
+        doc["trust"] = f.trust
+    if f.extract is not None:
+        doc["extract_to"] = f.extract.to
+    return doc
+
+
+def artifact_detail(art: Artifact, store: Store, lock: LockFile) -> dict[str, Any]:
+    """Everything the manifest says about artifact ``art``, plus its state in the cache."""
+    return {
+        "name": art.name,
+        "kind": art.kind,
+        "description": art.description,
+        "license": art.license,
+        "homepage": art.homepage,
+        "notes": art.notes,
+        "aliases": list(art.aliases),
+        "access": art.access,
+        "format": art.format,
+        "size": art.size,
+        "manifest": str(art.source) if art.source else None,
+        "files": [_file_doc(f) for f in art.files],
+        "cache": store.usage(as_fetched(art, lock)),
+    }
+
+
+def _metric(m: AccuracySpec) -> dict[str, Any]:
+    return {**asdict(m), "target_ratio": list(m.target_ratio), "targets": list(m.targets())}
+
+
+def describe_entry(entry: Artifact | Benchmark, catalog: Catalog, store: Store, lock: LockFile) -> dict[str, Any]:
+    """Everything the manifests say about ``entry`` (a benchmark: its plan), plus its state in the cache."""
+    if isinstance(entry, Artifact):
+        return artifact_detail(entry, store, lock)
+    return {
+        "name": entry.name,
+        "kind": "benchmark",
+        "description": entry.description,
+        "notes": entry.notes,
+        "aliases": list(entry.aliases),
+        "manifest": str(entry.source) if entry.source else None,
+        "dataset": entry.dataset,
+        "labels": str(entry.labels) if entry.labels else None,
+        "models": list(entry.models),
+        "preprocess": (
+            {"recipe": entry.preprocess.recipe, **dict(entry.preprocess.params)} if entry.preprocess else None
+        ),
+        "accuracy": _metric(entry.accuracy) if entry.accuracy else None,
+        "metrics": [_metric(m) for m in entry.metrics],
+        "status": entry.status,
+        "dataset_size": entry.dataset_size,
+        "performance_sample_count": entry.performance_sample_count,
+        "subsets": dict(entry.subsets),
+        "total_size": sum(catalog.artifacts[a].size or 0 for a in entry.artifact_names),
+        "unknown_sizes": sum(1 for a in entry.artifact_names for f in catalog.artifacts[a].files if f.size is None),
+        "licence_gates": [
+            {"artifact": a, "access": catalog.artifacts[a].access, "license": catalog.artifacts[a].license}
+            for a in entry.artifact_names
+            if catalog.artifacts[a].access != "public"
+        ],
+        "artifacts": [artifact_detail(catalog.artifacts[a], store, lock) for a in entry.artifact_names],
+    }
+
+
+def cache_status(catalog: Catalog, store: Store, lock: LockFile) -> dict[str, Any]:
+    """Disk use per artifact present in ``store``, plus partial downloads (``provision status``)."""
+    rows = [store.usage(as_fetched(a, lock)) for a in sorted(catalog.artifacts.values(), key=lambda a: a.name)]
+    return {
+        "cache": str(store.root),
+        "artifacts": [r for r in rows if r["state"] != "absent"],
+        "total_bytes": sum(r["bytes"] for r in rows),
+        "partial_bytes": store.partial_bytes(),
+    }
+
+
+def artifact_folders(catalog: Catalog, name: str, store: Store, lock: LockFile) -> list[tuple[str, Path]]:
+    """``[(artifact, folder)]`` for ``name`` (``provision path``); :class:`NotFetchedError` when one is not
+    completely fetched."""
+    out = []
+    for art in catalog.resolve([name]):
+        usage = store.usage(as_fetched(art, lock))
+        if usage["state"] not in ("present",):
+            raise NotFetchedError(
+                f"{art.name} is not fetched ({usage['files']}/{usage['files_total']} files in "
+                f"{usage['path']}); run 'provision fetch {name}'",
+                path=usage["path"],
+            )
+        out.append((art.name, store.artifact_dir(art.name)))
+    return out

@@ -1,0 +1,104 @@
+"""A validation result: the report, its JSON form, and its human summary."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["CONFIDENCE", "ValidationReport", "summary_rows"]
+
+
+@dataclass
+class ValidationReport:
+    """One validation result; ``passed`` decides the CLI's exit status (5 when false)."""
+
+    benchmark: str
+    model: str
+    metric: str
+    unit: str
+    value: float
+    target: float | None
+    passed: bool
+    samples: int
+    device: str
+    runtime: dict[str, Any]
+    model_digest: str
+    samples_per_second: float
+    seconds: float
+    energy: dict[str, Any]
+    full_set: bool
+    reference: float
+    targets: list[dict[str, Any]] = field(default_factory=list)
+    upper: float | None = None
+    interval: list[float] | None = None
+    interval_method: str | None = None
+    golden: dict[str, Any] | None = None
+    task: dict[str, Any] = field(default_factory=dict)
+    preprocess_key: str = ""
+    key: str = ""
+    record: str = ""
+    state: str = "computed"  # computed | cached
+    extra: dict[str, Any] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON-ready (the stored record and ``--json`` output)."""
+        return dict(vars(self))
+
+    @classmethod
+    def from_json(cls, doc: dict[str, Any]) -> ValidationReport:
+        """A report from :meth:`to_json` output (unknown keys are ignored)."""
+        known = set(cls.__dataclass_fields__)
+        return cls(**{k: v for k, v in doc.items() if k in known})
+
+
+def summary_rows(report: ValidationReport) -> Sequence[tuple[str, str]]:
+    """(label, value) pairs of the human summary."""
+    unit = report.unit
+    pct = unit == "%"
+
+    def fmt(x: float) -> str:
+        return f"{x:.3f}%" if pct else f"{x:.5f}"
+
+    rows = [("benchmark", f"{report.benchmark} ({report.model})"), (report.metric, fmt(report.value))]
+    if report.interval is not None:
+        lo, hi = report.interval
+        rows.append((f"{int(CONFIDENCE * 100)}% interval", f"[{fmt(lo)}, {fmt(hi)}] ({report.interval_method})"))
+    for t in report.targets:
+        verdict = "pass" if t["passed"] else ("below" if report.full_set else "not reached by the interval")
+        target = f"{t['target']:.4f}{unit if pct else ''}"
+        rows.append((f"target x{t['ratio']:g}", f"{target} of reference {report.reference:g}: {verdict}"))
+    if report.upper is not None:
+        rows.append(("upper bound", fmt(report.upper)))
+    if report.golden is not None:
+        g = report.golden
+        rows.append(("golden", f"{g['checked']} of {g['pinned']} pinned predictions checked, {g['mismatches']} differ"))
+    rows.append(("samples", f"{report.samples} ({'full set' if report.full_set else 'subset'})"))
+    rt = report.runtime
+    threads = f", {rt['threads']} threads" if rt.get("threads") else ""
+    rows.append(
+        (
+            "throughput",
+            f"{report.samples_per_second:.1f} samples/s on {report.device} "
+            f"({rt.get('runtime', '?')} {rt.get('version', '')}{threads}, batch {rt.get('batch_size', '?')})",
+        )
+    )
+    energy = report.energy
+    if energy.get("available"):
+        sources = ", ".join(energy.get("sources") or ())
+        missing = f"; {energy['reason']}" if energy.get("reason") else ""
+        rows.append(
+            (
+                "power",
+                f"{energy['watts']:.1f} W average, {energy['joules_per_sample']:.3f} J/sample ({sources}{missing})",
+            )
+        )
+    else:
+        rows.append(("power", f"not available ({energy.get('reason') or 'no energy counters'})"))
+    rows.append(("model", report.model_digest))
+    rows.append(("result", ("PASS" if report.passed else "FAIL") + (" (cached)" if report.state == "cached" else "")))
+    return rows
+
+
+CONFIDENCE = 0.99

@@ -1,0 +1,63 @@
+"""What every task shares: the score it returns, the protocol it follows, the scoring version."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+
+__all__ = ["SCORING_VERSION", "Score", "Task"]
+
+
+#: Bump when any task's loading, post-processing or scoring changes: stored validation
+#: results made by older code then no longer match (``provision run`` validates again).
+SCORING_VERSION = 1
+
+
+@dataclass
+class Score:
+    """A task's result: ``value`` in the metric's published unit over ``samples`` samples.
+
+    ``successes`` (proportion metrics such as top-1), ``per_sample`` (metrics that are a mean
+    of per-sample values, in the metric's unit) or ``statistic`` (a metric that is not: the value
+    recomputed on a resample, given as an index array into the scored samples) let
+    :mod:`provision.validation` put a confidence interval on a subset;
+    ``predictions`` are what the golden pins are compared with; ``names`` label the samples.
+    """
+
+    value: float
+    samples: int
+    successes: int | None = None
+    per_sample: np.ndarray | None = None
+    statistic: Callable[[np.ndarray], float] | None = None
+    predictions: list[int] = field(default_factory=list)
+    names: list[str] = field(default_factory=list)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Task(Protocol):
+    """One benchmark family's sample loading, post-processing and scoring."""
+
+    name: str
+
+    def count(self) -> int:
+        """How many samples the preprocessed folder holds."""
+        ...
+
+    def load(self, index: int) -> Sequence[np.ndarray]:
+        """Sample ``index``'s input arrays, in the model's input order (thread-safe)."""
+        ...
+
+    def collect(self, indices: Sequence[int], outputs: Sequence[np.ndarray]) -> None:
+        """Post-process one batch of model outputs (``outputs[k][j]`` belongs to ``indices[j]``)."""
+        ...
+
+    def score(self) -> Score:
+        """The metric over every collected sample."""
+        ...
+
+    def describe(self) -> dict[str, Any]:
+        """JSON-ready settings that change the score (offset, thresholds)."""
+        ...

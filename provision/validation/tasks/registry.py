@@ -1,0 +1,62 @@
+"""The task of each metric (:data:`TASKS`), and why a metric without one cannot be validated here."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+from provision.errors import UsageError
+from provision.manifest.model import RuntimeSpec
+from provision.validation.tasks.base import Task
+
+__all__ = ["TASKS", "UNSUPPORTED", "make_task", "unsupported"]
+
+
+def _classification(folder: Path, runtime: RuntimeSpec, limit: int | None) -> Task:
+    from provision.validation.tasks.classification import ClassificationTask
+
+    return ClassificationTask(folder, runtime, limit)
+
+
+def _detection(folder: Path, runtime: RuntimeSpec, limit: int | None) -> Task:
+    from provision.validation.tasks.detection import DetectionTask
+
+    return DetectionTask(folder, runtime, limit)
+
+
+def _squad(folder: Path, runtime: RuntimeSpec, limit: int | None) -> Task:
+    from provision.validation.tasks.squad import SquadTask
+
+    return SquadTask(folder, runtime, limit)
+
+
+#: metric name -> task factory ``(preprocessed folder, runtime spec, limit) -> Task``; each
+#: factory imports its module on first use (metric libraries load only when needed).
+TASKS: Mapping[str, Callable[[Path, RuntimeSpec, int | None], Task]] = {
+    "top1": _classification,
+    "map": _detection,
+    "f1": _squad,
+}
+
+#: Why a metric's benchmark cannot be validated by provision on one machine (yet).
+UNSUPPORTED: Mapping[str, str] = {
+    "dice": "3D U-Net needs sliding-window inference over whole KiTS19 volumes, not implemented "
+    "(the DICE metric exists in provision.validation.metrics.segmentation)",
+    "accuracy": "the RNN-T reference model is custom PyTorch code, not a TorchScript/ONNX/torchvision model",
+    "auc": "DLRM v2 needs torchrec and the ~100 GB sharded checkpoint",
+}
+
+
+def unsupported(metric: str) -> str | None:
+    """Why ``metric`` has no local validation, or ``None`` when a task exists for it."""
+    if metric in TASKS:
+        return None
+    return UNSUPPORTED.get(metric, "large generative models are validated with their own harness")
+
+
+def make_task(metric: str, folder: Path, runtime: RuntimeSpec, limit: int | None) -> Task:
+    """The task for ``metric``; :class:`UsageError` saying why when there is none."""
+    why = unsupported(metric)
+    if why is not None:
+        raise UsageError(f"no local validation for metric {metric!r}: {why}")
+    return TASKS[metric](folder, runtime, limit)

@@ -71,7 +71,7 @@ class RunReport:
             "benchmark": self.benchmark,
             "model": self.model,
             "stages": [asdict(s) for s in self.stages],
-            "fetch": {"ok": self.fetch.ok},
+            "fetch": {"ok": self.fetch.ok, "files": [f.to_json() for f in self.fetch.files]},
             "verify": {"ok": self.verify.ok, "files": len(self.verify.files)} if self.verify else None,
             "preprocess": self.preprocess.to_json() if self.preprocess else None,
             "validation": self.validation.to_json() if self.validation else None,

@@ -9,7 +9,7 @@ import typer
 
 from provision import api
 from provision.cli.common import CacheDir, Json, Quiet, errors, print_json, settings
-from provision.cli.render import file_doc, render_fetch, transfer_bars
+from provision.cli.render import render_fetch, transfer_bars
 from provision.errors import EXIT_INTEGRITY
 from provision.fsutil import human_bytes
 
@@ -57,14 +57,7 @@ def fetch(
         finally:
             bars.close()
         if json_out:
-            print_json(
-                {
-                    "ok": report.ok,
-                    "exit_code": report.exit_code,
-                    "artifacts": report.artifacts,
-                    "files": [file_doc(f) for f in report.files],
-                }
-            )
+            print_json(report.to_json())
         else:
             render_fetch(report, quiet)
         for f in report.failures:

@@ -13,7 +13,6 @@ from provision.cli.common import CacheDir, Json, Quiet, Subset, errors, print_js
 from provision.cli.render import (
     ItemBar,
     Stages,
-    file_doc,
     render_fetch,
     render_run,
     render_validation,
@@ -196,9 +195,7 @@ def run(
             stages.close()
         fetched = report.fetch
         if json_out:
-            doc = report.to_json()
-            doc["fetch"]["files"] = [file_doc(f) for f in fetched.files]
-            print_json(doc)
+            print_json(report.to_json())
         else:
             if not fetched.ok:
                 render_fetch(fetched, quiet)

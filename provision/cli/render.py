@@ -15,7 +15,6 @@ __all__ = [
     "Bars",
     "ItemBar",
     "Stages",
-    "file_doc",
     "render_benchmark",
     "render_detail",
     "render_fetch",
@@ -191,12 +190,6 @@ def render_detail(doc: dict[str, Any], indent: str = "") -> None:
     for art in doc.get("artifacts", []):
         typer.echo(f"{indent}artifact {art['name']}:")
         render_detail(art, indent + "  ")
-
-
-def file_doc(f: Any) -> dict[str, Any]:
-    doc = {k: getattr(f, k) for k in ("artifact", "name", "state", "path", "bytes", "source", "error")}
-    doc["attempts"] = [{"url": u, "answer": a} for u, a in f.attempts]
-    return doc
 
 
 def render_fetch(report: Any, quiet: bool) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from provision.errors import (
     EXIT_INTEGRITY,
@@ -35,6 +36,13 @@ class FileResult:
         """True unless the file failed."""
         return self.state != "failed"
 
+    def to_json(self) -> dict[str, Any]:
+        """JSON-ready: the fields of ``provision fetch --json``, each attempt as ``{"url", "answer"}``."""
+        keys = ("artifact", "name", "state", "path", "bytes", "source", "error")
+        doc: dict[str, Any] = {k: getattr(self, k) for k in keys}
+        doc["attempts"] = [{"url": u, "answer": str(a)} for u, a in self.attempts]
+        return doc
+
 
 @dataclass
 class FetchReport:
@@ -58,6 +66,15 @@ class FetchReport:
         """0, or the exit code of the first failure."""
         bad = self.failures
         return bad[0].exit_code if bad else 0
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON-ready: what ``provision fetch --json`` prints."""
+        return {
+            "ok": self.ok,
+            "exit_code": self.exit_code,
+            "artifacts": self.artifacts,
+            "files": [f.to_json() for f in self.files],
+        }
 
     def raise_for_errors(self) -> None:
         """Raise the first failure as its :class:`ProvisionError`."""

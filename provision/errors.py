@@ -88,11 +88,12 @@ class NotFetchedError(IntegrityError, FileNotFoundError):
 
 
 class SourceError(ProvisionError, ConnectionError):
-    """Every source for a file failed; ``attempts`` lists (url, what it answered)."""
+    """Every source for a file failed; ``attempts`` lists ``(url, exception)``, each source's own failure
+    (a :class:`provision.sources.base.AttemptFailed` whose kind says what happened)."""
 
     exit_code = EXIT_SOURCE
 
-    def __init__(self, message: str, *, attempts: Sequence[tuple[str, str]] = ()) -> None:
+    def __init__(self, message: str, *, attempts: Sequence[tuple[str, Exception]] = ()) -> None:
         super().__init__(message)
         self.attempts = list(attempts)
 

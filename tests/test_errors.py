@@ -20,6 +20,7 @@ from provision.errors import (
     UnknownNameError,
     UsageError,
 )
+from provision.sources.base import ConnectionFailure, OfflineFailure, StatusFailure
 
 
 def test_exit_code_constants() -> None:
@@ -152,12 +153,17 @@ def test_not_fetched_error_message_and_path() -> None:
 
 
 def test_source_error_attempts() -> None:
-    exc = SourceError("all sources failed", attempts=[("https://a/x", "HTTP 404"), ("https://b/x", "timeout")])
+    """A SourceError keeps each source's own exception (its kind and fields), not only its text."""
+    not_found = StatusFailure("HTTP 404 Not Found", 404)
+    timeout = ConnectionFailure("timed out connecting")
+    exc = SourceError("all sources failed", attempts=[("https://a/x", not_found), ("https://b/x", timeout)])
     assert str(exc) == "all sources failed"
-    assert exc.attempts == [("https://a/x", "HTTP 404"), ("https://b/x", "timeout")]
+    assert exc.attempts == [("https://a/x", not_found), ("https://b/x", timeout)]
+    assert exc.attempts[0][1].status == 404  # type: ignore[attr-defined]
     assert SourceError("m").attempts == []
-    off = OfflineError("offline", attempts=(("https://a", "offline"),))
-    assert off.attempts == [("https://a", "offline")]
+    refused = OfflineFailure()
+    off = OfflineError("offline", attempts=(("https://a", refused),))
+    assert off.attempts == [("https://a", refused)]
     with pytest.raises(ConnectionError):
         raise off
 

@@ -18,6 +18,7 @@ from httpserver import TestServer, md5
 from provision import api
 from provision.config import Settings
 from provision.errors import EXIT_INTEGRITY, EXIT_SOURCE, DiskSpaceError, IntegrityError, LockTimeoutError, UsageError
+from provision.sources.base import AttemptFailed, IntegrityFailure, StatusFailure
 from provision.store.cache import Store
 
 
@@ -211,8 +212,10 @@ def test_mirror_fallback_records_attempts(
     assert result.state == "fetched"
     assert result.source == u3
     assert [u for u, _ in result.attempts] == [u1, u2]
-    assert result.attempts[0][1].startswith("HTTP 500")
-    assert result.attempts[1][1].startswith("HTTP 404")
+    # Each attempt keeps the source's own failure: its kind and status, not only its text.
+    (_, first), (_, second) = result.attempts
+    assert isinstance(first, StatusFailure) and first.status == 500 and str(first).startswith("HTTP 500")
+    assert isinstance(second, StatusFailure) and second.status == 404 and str(second).startswith("HTTP 404")
     assert any(u1 in n and "HTTP 500" in n for n in progress.notes)
     assert view_of(settings, "mirrored", "f.bin").read_bytes() == body
     assert server.hits["/mirrors/three/f.bin"] == 1
@@ -232,6 +235,8 @@ def test_wrong_checksum_everywhere_leaves_nothing(
     failure = report.failures[0]
     assert failure.state == "failed"
     assert [u for u, _ in failure.attempts] == [u1, u2]
+    assert all(isinstance(a, IntegrityFailure) for _, a in failure.attempts)
+    assert isinstance(failure.failure, IntegrityError)
     with pytest.raises(IntegrityError) as info:
         report.raise_for_errors()
     msg = str(info.value)
@@ -256,7 +261,8 @@ def test_wrong_mirror_then_good_one(server: TestServer, write_manifest: Manifest
     assert result.source == u2
     assert len(result.attempts) == 1
     assert result.attempts[0][0] == u1
-    assert "checksum mismatch" in result.attempts[0][1]
+    assert isinstance(result.attempts[0][1], IntegrityFailure)
+    assert "checksum mismatch" in str(result.attempts[0][1])
     assert view_of(settings, "wrongfirst", "f.bin").read_bytes() == body
     assert len(blob_files(settings.cache_dir)) == 1
     assert part_files(settings.cache_dir) == []
@@ -273,8 +279,8 @@ def test_html_content_type_rejected(server: TestServer, write_manifest: Manifest
     report = api.fetch(["html-ctype"], settings)
     assert not report.ok
     assert report.exit_code == EXIT_SOURCE == 4
-    answer = report.failures[0].attempts[0][1]
-    assert "text/html" in answer
+    failed = report.failures[0].attempts[0][1]
+    assert type(failed) is AttemptFailed and "text/html" in str(failed)  # not the file; not wrong bytes
     assert not view_of(settings, "html-ctype", "f.bin").exists()
     assert blob_files(settings.cache_dir) == []
     assert part_files(settings.cache_dir) == []
@@ -290,7 +296,7 @@ def test_html_body_sniffed_under_octet_stream(
     report = api.fetch(["html-sniff"], settings)
     assert not report.ok
     assert report.exit_code == EXIT_SOURCE
-    assert "HTML" in report.failures[0].attempts[0][1]
+    assert "HTML" in str(report.failures[0].attempts[0][1])
     assert not view_of(settings, "html-sniff", "f.bin").exists()
     assert blob_files(settings.cache_dir) == []
     assert part_files(settings.cache_dir) == []
@@ -305,7 +311,9 @@ def test_content_length_differs_from_manifest_size(
     report = api.fetch(["size-cl"], settings)
     assert not report.ok
     assert report.exit_code == EXIT_INTEGRITY
-    answer = report.failures[0].attempts[0][1]
+    failed = report.failures[0].attempts[0][1]
+    answer = str(failed)
+    assert isinstance(failed, IntegrityFailure)
     assert "size mismatch" in answer and "4000" in answer and "4005" in answer
     assert blob_files(settings.cache_dir) == []
     assert part_files(settings.cache_dir) == []
@@ -320,7 +328,8 @@ def test_body_longer_than_size_without_length(
     report = api.fetch(["size-nolen"], settings)
     assert not report.ok
     assert report.exit_code == EXIT_INTEGRITY
-    assert "more than the 4000 bytes" in report.failures[0].attempts[0][1]
+    failed = report.failures[0].attempts[0][1]
+    assert isinstance(failed, IntegrityFailure) and "more than the 4000 bytes" in str(failed)
     assert not view_of(settings, "size-nolen", "f.bin").exists()
     assert blob_files(settings.cache_dir) == []
     assert part_files(settings.cache_dir) == []
@@ -337,7 +346,7 @@ def test_connection_dropped_truncated_body_rejected(
     assert not report.ok
     result = report.failures[0]
     assert [u for u, _ in result.attempts] == [url]
-    assert "IncompleteRead" in result.attempts[0][1]
+    assert "IncompleteRead" in str(result.attempts[0][1])
     assert report.exit_code == EXIT_SOURCE
     assert not view_of(settings, "dropped", "f.bin").exists()
     assert blob_files(settings.cache_dir) == []
@@ -354,7 +363,8 @@ def test_truncated_body_without_length_rejected(
     report = api.fetch(["trunc-nolen"], settings.with_(backoff=0.01))
     assert not report.ok
     assert report.exit_code == EXIT_SOURCE
-    assert "ended early at 20000 of 50000" in report.failures[0].attempts[0][1]
+    failed = report.failures[0].attempts[0][1]
+    assert "ended early at 20000 of 50000" in str(failed)
     assert blob_files(settings.cache_dir) == []
     assert part_files(settings.cache_dir) == []
 
@@ -509,7 +519,8 @@ def test_manual_from_skips_decoy_with_right_name(
     result = report.files[0]
     assert result.source == str(good)
     assert [u for u, _ in result.attempts] == [str(folder / "VAL.tar")]
-    assert "checksum mismatch" in result.attempts[0][1]
+    assert isinstance(result.attempts[0][1], IntegrityFailure)
+    assert "checksum mismatch" in str(result.attempts[0][1])
     assert view_of(settings, "licensed-c", "VAL.tar").read_bytes() == body
     assert (folder / "VAL.tar").read_bytes() == decoy
     assert len(blob_files(settings.cache_dir)) == 1

@@ -24,7 +24,15 @@ from provision.fsutil import temp_name
 from provision.manifest.checksum import Checksum
 from provision.manifest.model import FileSpec
 from provision.progress import NullProgress
-from provision.sources.base import AttemptFailed, SourceContext
+from provision.sources.base import (
+    AccessFailure,
+    AttemptFailed,
+    ConnectionFailure,
+    IntegrityFailure,
+    OfflineFailure,
+    SourceContext,
+    StatusFailure,
+)
 from provision.sources.hf import fetch_hf, hub_sha256, list_hf, parse_hf_url
 from provision.sources.partial import Sink
 from provision.sources.schemes import fetch_url, list_url
@@ -197,7 +205,7 @@ def test_gated_repo_without_token_says_how_to_get_access(hs: Settings, hub: Fake
     assert "gated" in answer and "HTTP 401" in answer and "HF_TOKEN is not set" in answer
     assert f"accept the licence on {hub.endpoint}/meta-llama/Gated while logged in" in answer
     assert f"{hub.endpoint}/settings/tokens" in answer and "export HF_TOKEN" in answer
-    assert "\n" not in answer and not failed.integrity
+    assert "\n" not in answer and isinstance(failed, AccessFailure)
     assert all(_auth(h) is None for _, _, h in hub.requests)
 
 
@@ -271,12 +279,15 @@ def test_server_errors_end_as_attempt_failed(fault: str, hs: Settings, hub: Fake
         with pytest.raises(Exception) as info:
             call()
         exc = info.value
-        assert type(exc) is AttemptFailed, repr(exc)  # not a huggingface_hub / httpx exception
-        assert exc.__cause__ is None and not exc.integrity
+        # Not a huggingface_hub / httpx exception: ours, of the kind that happened.
+        kind = StatusFailure if fault == "500" else ConnectionFailure
+        assert type(exc) is kind, repr(exc)
+        assert exc.__cause__ is None and not isinstance(exc, IntegrityFailure)
         expected = "HTTP 500" if fault == "500" else "cannot reach the Hub"
         assert expected in exc.answer and "gave up after 3 tries" in exc.answer, exc.answer
         assert TOKEN not in exc.answer and "\n" not in exc.answer
         assert len(hub.requests) == 3  # retries = 2
+        assert fault != "500" or exc.status == 500
 
 
 def test_transient_error_then_success(hs: Settings, hub: FakeHub, tmp_path: Path) -> None:
@@ -304,7 +315,7 @@ def test_lfs_sha256_mismatch_is_an_integrity_failure(hs: Settings, hub: FakeHub,
     wrong = hashlib.sha256(b"something else").hexdigest()
     hub.repo("org/model").lie_sha256["model.safetensors"] = wrong
     failed = _failure("hf://org/model@main/model.safetensors", hs, tmp_path)
-    assert failed.integrity and "checksum mismatch" in failed.answer
+    assert isinstance(failed, IntegrityFailure) and "checksum mismatch" in failed.answer
     assert f"sha256:{wrong}" in failed.answer and hashlib.sha256(WEIGHTS).hexdigest() in failed.answer
 
 
@@ -319,7 +330,7 @@ def test_published_manifest_checksum_is_left_to_the_caller(hs: Settings, hub: Fa
 def test_size_mismatch_fails_before_downloading(hs: Settings, hub: FakeHub, tmp_path: Path) -> None:
     _model(hub)
     failed = _failure("hf://org/model@main/model.safetensors", hs, tmp_path, size=len(WEIGHTS) + 1)
-    assert failed.integrity and "size mismatch" in failed.answer
+    assert isinstance(failed, IntegrityFailure) and "size mismatch" in failed.answer
     assert not _paths(hub, "GET")
 
 
@@ -333,7 +344,7 @@ def test_offline_touches_nothing(hs: Settings, hub: FakeHub, tmp_path: Path) -> 
     ):
         with pytest.raises(AttemptFailed) as info:
             call()
-        assert info.value.offline and info.value.answer == "not tried: PROVISION_OFFLINE=1"
+        assert isinstance(info.value, OfflineFailure) and info.value.answer == "not tried: PROVISION_OFFLINE=1"
     assert not hub.requests
 
 

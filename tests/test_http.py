@@ -23,6 +23,7 @@ from httpserver import TestServer
 from provision import api
 from provision.config import Settings
 from provision.errors import EXIT_INTEGRITY, EXIT_SOURCE
+from provision.sources.base import IntegrityFailure, StatusFailure
 from provision.store.cache import Store
 
 FAST = {"backoff": 0.01, "read_timeout": 2.0, "connect_timeout": 2.0}
@@ -170,7 +171,8 @@ def test_persistent_500_gives_up_and_moves_to_next_mirror(
     report = api.fetch(["r500b"], settings.with_(retries=2, **FAST))
     assert report.ok, report.failures
     assert server.hits["/h/500forever.bin"] == 3  # 1 try + 2 retries
-    assert report.files[0].attempts[0][0] == bad and "500" in report.files[0].attempts[0][1]
+    url, failed = report.files[0].attempts[0]
+    assert url == bad and isinstance(failed, StatusFailure) and failed.status == 500 and "500" in str(failed)
 
 
 def test_404_is_final_for_that_url(server: TestServer, write_manifest: ManifestWriter, settings: Settings) -> None:
@@ -281,7 +283,7 @@ def test_wrong_mirror_cannot_poison_the_cache(
     report = api.fetch(["poison"], settings.with_(mirrors=(server.url("/evil"),), **FAST))
     assert report.ok
     assert _view(settings, "poison", "f.bin").read_bytes() == body
-    assert "mismatch" in report.files[0].attempts[0][1]
+    assert isinstance(report.files[0].attempts[0][1], IntegrityFailure)
 
 
 def test_token_sent_to_its_host_only_and_never_printed(

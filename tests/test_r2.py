@@ -25,7 +25,7 @@ from provision.config import Settings
 from provision.manifest.checksum import Checksum
 from provision.manifest.model import FileSpec
 from provision.progress import NullProgress
-from provision.sources.base import AttemptFailed, SourceContext
+from provision.sources.base import AttemptFailed, OfflineFailure, SourceContext
 from provision.sources.http import fetch_http
 from provision.sources.partial import Sink
 from provision.sources.r2 import list_r2, parse_base, parse_md5_list, r2_metadata_urls
@@ -393,5 +393,5 @@ def test_offline_makes_no_request(server: TestServer) -> None:
     bucket = folder.split("/inference/")[0]
     with pytest.raises(AttemptFailed) as info:
         list_r2(url, _ctx(_settings(offline=True)))
-    assert info.value.offline and "PROVISION_OFFLINE=1" in info.value.answer
+    assert isinstance(info.value, OfflineFailure) and "PROVISION_OFFLINE=1" in info.value.answer
     assert _requests_to(server, bucket) == []

@@ -32,7 +32,7 @@ from provision.errors import EXIT_INTEGRITY, EXIT_SOURCE
 from provision.manifest.checksum import Checksum
 from provision.manifest.model import FileSpec
 from provision.progress import NullProgress
-from provision.sources.base import AttemptFailed, SourceContext
+from provision.sources.base import AttemptFailed, OfflineFailure, SourceContext
 from provision.sources.partial import Sink
 from provision.sources.s3 import NEEDS_BOTO3
 from provision.sources.schemes import fetch_url, list_url
@@ -263,11 +263,11 @@ def test_offline_makes_no_request(
     offline = settings.with_(offline=True)
     with pytest.raises(AttemptFailed) as info:
         _fetch_direct("s3://off/f.bin", tmp_path, offline, b"data")
-    assert info.value.offline and "PROVISION_OFFLINE" in info.value.answer
+    assert isinstance(info.value, OfflineFailure) and "PROVISION_OFFLINE" in info.value.answer
     with pytest.raises(AttemptFailed) as info:
         list_url("s3://off/", SourceContext(settings=offline))
-    assert info.value.offline
-    assert not any(p.startswith("/off") for _m, p, _h in server.requests)
+    assert isinstance(info.value, OfflineFailure)
+    assert not any(p.startswith("/off/") for _m, p, _h in server.requests)  # not /offline/ of test_fetch
 
 
 def test_anonymous_without_credentials_signed_with_them(

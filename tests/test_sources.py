@@ -15,7 +15,13 @@ from provision.fsutil import link_or_copy, temp_name
 from provision.manifest.checksum import Checksum
 from provision.manifest.model import FileSpec
 from provision.progress import NullProgress
-from provision.sources.base import AttemptFailed, SourceContext, looks_like_html
+from provision.sources.base import (
+    AttemptFailed,
+    IntegrityFailure,
+    OfflineFailure,
+    SourceContext,
+    looks_like_html,
+)
 from provision.sources.file import fetch_file, url_to_path
 from provision.sources.http import USER_AGENT, fetch_http
 from provision.sources.manual import candidates
@@ -64,13 +70,13 @@ def test_sink_refuses_overflow(tmp_path: Path) -> None:
     sink = _sink(tmp_path, _spec(b"0123456789"))
     with pytest.raises(AttemptFailed) as announced:
         sink.begin(11)
-    assert announced.value.integrity
+    assert isinstance(announced.value, IntegrityFailure)
     assert "10" in announced.value.answer and "11" in announced.value.answer
     sink.begin(None)
     sink.write(b"012345")
     with pytest.raises(AttemptFailed) as info:
         sink.write(b"67890")
-    assert info.value.integrity
+    assert isinstance(info.value, IntegrityFailure)
     assert "more than the 10 bytes" in info.value.answer
     assert sink.written == 6  # the overflowing chunk was not taken
     sink.reset()
@@ -83,7 +89,7 @@ def test_sink_refuses_html(tmp_path: Path) -> None:
     sink.begin(None)
     with pytest.raises(AttemptFailed) as info:
         sink.write(page)
-    assert not info.value.integrity
+    assert not isinstance(info.value, IntegrityFailure)
     assert "HTML" in info.value.answer
     assert sink.written == 0
     sink.reset()
@@ -223,7 +229,7 @@ def test_fetch_file_failures(tmp_path: Path, settings: Settings) -> None:
     wrong.write_bytes(b"abcd")
     with pytest.raises(AttemptFailed) as info:
         fetch_file(str(wrong), sink, _ctx(settings))
-    assert info.value.integrity
+    assert isinstance(info.value, IntegrityFailure)
     with pytest.raises(AttemptFailed, match="no source handles 'ftp'"):
         fetch_url("ftp://h/x", sink, _ctx(settings))
     sink.reset()
@@ -305,7 +311,7 @@ def test_fetch_http_404(server: TestServer, tmp_path: Path, settings: Settings) 
     with pytest.raises(AttemptFailed) as info:
         fetch_http(server.url("/src-404/nothing-here"), sink, _ctx(settings))
     assert info.value.answer.startswith("HTTP 404")
-    assert not info.value.integrity
+    assert not isinstance(info.value, IntegrityFailure)
     assert not sink.dest.exists()
 
 
@@ -327,7 +333,7 @@ def test_fetch_http_offline_sends_nothing(server: TestServer, tmp_path: Path, se
     sink = _sink(tmp_path, _spec(b"abc"))
     with pytest.raises(AttemptFailed) as info:
         fetch_http(url, sink, _ctx(settings.with_(offline=True)))
-    assert info.value.offline
+    assert isinstance(info.value, OfflineFailure)
     assert "PROVISION_OFFLINE" in info.value.answer
     assert server.hits.get("/src-offline/f.bin", 0) == 0
 

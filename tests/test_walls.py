@@ -307,3 +307,40 @@ def test_no_module_shadows_a_public_name() -> None:
     children = {p.stem if p.is_file() else p.name for p in (REPO / "provision").iterdir() if not p.name.startswith("_")}
     clash = sorted(children & set(EXPORTED))
     assert not clash, clash
+
+
+def _decides_by_text(node: ast.AST) -> bool:
+    """``"x" in exc.answer``, ``exc.answer.startswith(...)``, ``re.match(p, exc.answer)`` and the same on
+    ``str(exc)`` inside an ``except`` block: a decision taken on an exception's message text."""
+
+    def is_text(expr: ast.AST, caught: set[str]) -> bool:
+        if isinstance(expr, ast.Attribute) and expr.attr == "answer":
+            return True
+        return (
+            isinstance(expr, ast.Call)
+            and isinstance(expr.func, ast.Name)
+            and expr.func.id == "str"
+            and len(expr.args) == 1
+            and isinstance(expr.args[0], ast.Name)
+            and expr.args[0].id in caught
+        )
+
+    caught = {h.name for h in ast.walk(node) if isinstance(h, ast.ExceptHandler) and h.name}
+    for sub in ast.walk(node):
+        in_text = isinstance(sub, ast.Compare) and any(isinstance(op, (ast.In, ast.NotIn)) for op in sub.ops)
+        if in_text and any(is_text(c, caught) for c in sub.comparators):  # type: ignore[attr-defined]
+            return True
+        if isinstance(sub, ast.Call) and isinstance(sub.func, ast.Attribute):
+            if sub.func.attr in ("startswith", "endswith") and is_text(sub.func.value, caught):
+                return True
+            if sub.func.attr in ("match", "search", "fullmatch") and any(is_text(a, caught) for a in sub.args):
+                return True
+    return False
+
+
+def test_failures_are_sorted_by_type_not_text() -> None:
+    """No module of the package decides what a failure was by reading its message."""
+    bad = [m.name for m in MODULES.values() if _decides_by_text(m.tree)]
+    assert not bad, bad
+    assert _decides_by_text(ast.parse("try:\n    f()\nexcept E as exc:\n    if 'x' in str(exc):\n        pass\n"))
+    assert _decides_by_text(ast.parse("ok = all('OFFLINE' in a.answer for a in xs)"))

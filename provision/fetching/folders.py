@@ -20,15 +20,15 @@ __all__ = ["list_folders"]
 
 
 def _listing(art: Artifact, spec: FileSpec, ctx: SourceContext) -> tuple[str, list[dict[str, Any]]]:
-    attempts: list[tuple[str, str]] = []
+    attempts: list[tuple[str, AttemptFailed]] = []
     for url in spec.urls:
         try:
             listed = list_url(url, ctx)
         except AttemptFailed as exc:
-            attempts.append((url, exc.answer))
+            attempts.append((url, exc))
             continue
         if not listed:
-            attempts.append((url, "listed no files"))
+            attempts.append((url, AttemptFailed("listed no files")))
             continue
         items: list[dict[str, Any]] = [
             {"path": i.path, "url": i.url, "checksum": str(i.checksum), "size": i.size}

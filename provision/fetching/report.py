@@ -1,24 +1,32 @@
-"""What a fetch did, file by file: the report the CLI renders and ``raise_for_errors`` raises."""
+"""What a fetch did, file by file, and the failure a file's attempts add up to.
+
+Every source tried for a file leaves ``(url, AttemptFailed)`` in its result: the exception
+itself, whose kind (:mod:`provision.sources.base`) decides the file's failure — all offline
+refusals make an :class:`~provision.errors.OfflineError`, any wrong bytes an
+:class:`~provision.errors.IntegrityError`, anything else a :class:`~provision.errors.SourceError`.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-from provision.errors import (
-    EXIT_INTEGRITY,
-    EXIT_SOURCE,
-    IntegrityError,
-    ProvisionError,
-    SourceError,
-)
+from provision.errors import IntegrityError, OfflineError, ProvisionError, SourceError
+from provision.manifest.model import Artifact, FileSpec
+from provision.sources.base import AttemptFailed, IntegrityFailure, OfflineFailure
+from provision.sources.manual import manual_instructions
 
-__all__ = ["FetchReport", "FileResult"]
+__all__ = ["Attempt", "FetchReport", "FileResult", "file_failure"]
+
+#: One source tried for a file: where, and how it failed.
+Attempt = tuple[str, AttemptFailed]
 
 
 @dataclass
 class FileResult:
-    """What happened to one file."""
+    """What happened to one file; ``failure`` is set exactly when ``state`` is ``failed``."""
 
     artifact: str
     name: str
@@ -26,15 +34,28 @@ class FileResult:
     path: str
     bytes: int = 0
     source: str = ""
-    error: str = ""
-    exit_code: int = 0
-    attempts: list[tuple[str, str]] = field(default_factory=list)
+    attempts: list[Attempt] = field(default_factory=list)
     extracted: str = ""  # the folder (or file) an archive was extracted to
+    failure: ProvisionError | None = None
 
     @property
     def ok(self) -> bool:
         """True unless the file failed."""
         return self.state != "failed"
+
+    @property
+    def error(self) -> str:
+        """The one-line message of the failure ("" when the file is fine)."""
+        return str(self.failure) if self.failure is not None else ""
+
+    @property
+    def exit_code(self) -> int:
+        """The exit code of the failure (0 when the file is fine)."""
+        return self.failure.exit_code if self.failure is not None else 0
+
+    def fail(self, failure: ProvisionError) -> None:
+        """Mark the file failed with ``failure``."""
+        self.state, self.failure = "failed", failure
 
     def to_json(self) -> dict[str, Any]:
         """JSON-ready: the fields of ``provision fetch --json``, each attempt as ``{"url", "answer"}``."""
@@ -77,15 +98,58 @@ class FetchReport:
         }
 
     def raise_for_errors(self) -> None:
-        """Raise the first failure as its :class:`ProvisionError`."""
+        """Raise the first failure (its own type and fields), saying how many more failed."""
         bad = self.failures
-        if not bad:
+        if not bad or bad[0].failure is None:
             return
-        first = bad[0]
-        more = f" (and {len(bad) - 1} more failed)" if len(bad) > 1 else ""
-        msg = first.error + more
-        if first.exit_code == EXIT_INTEGRITY:
-            raise IntegrityError(msg, path=first.path)
-        if first.exit_code == EXIT_SOURCE:
-            raise SourceError(msg, attempts=first.attempts)
-        raise ProvisionError(msg)
+        first = bad[0].failure
+        if len(bad) > 1:
+            more = type(first).__new__(type(first))
+            more.__dict__.update(first.__dict__)  # the error's own fields (path, attempts)
+            more.args = (f"{bad[0].error} (and {len(bad) - 1} more failed)",)
+            first = more
+        raise first
+
+
+def file_failure(
+    art: Artifact,
+    spec: FileSpec,
+    attempts: Sequence[Attempt],
+    *,
+    manual_url: str,
+    from_paths: Sequence[Path],
+    path: str,
+) -> ProvisionError:
+    """The error of a file no source delivered, from the kinds of its attempts (never their text).
+
+    ``manual_url``: the file's ``manual:`` URL, when it has one (a licensed file a person brings);
+    ``path``: where the file belongs in the cache.
+    """
+    where = f"{art.name}/{spec.name}"
+    tried = "; ".join(f"{u} -> {a}" for u, a in attempts)
+    if manual_url and not attempts:
+        if from_paths:
+            size = f"{spec.size} bytes" if spec.size is not None else "any size"
+            return SourceError(
+                f"{where}: not found under {', '.join(map(str, from_paths))} "
+                f"(looked for {spec.name!r} or a file of {size} with {spec.checksum}); "
+                f"{manual_instructions(spec, manual_url, art.name)}"
+            )
+        return SourceError(manual_instructions(spec, manual_url, art.name))
+    if attempts and all(isinstance(a, OfflineFailure) for _, a in attempts):
+        return OfflineError(
+            f"{where}: needed but PROVISION_OFFLINE=1 forbids the network (would try "
+            f"{', '.join(u for u, _ in attempts)}); fetch it where there is a network "
+            "and share the cache, or pass --from PATH",
+            attempts=attempts,
+        )
+    hint = f"; or download it by hand: {manual_instructions(spec, manual_url, art.name)}" if manual_url else ""
+    if any(isinstance(a, IntegrityFailure) for _, a in attempts):
+        return IntegrityError(
+            f"{where}: no source delivered the expected data ({tried}); the file may have "
+            f"been corrupted or replaced upstream, or the manifest checksum is outdated{hint}",
+            path=path,
+        )
+    return SourceError(
+        f"{where}: every source failed ({tried}); check the network or add a mirror{hint}", attempts=attempts
+    )

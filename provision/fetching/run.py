@@ -18,7 +18,6 @@ import requests
 
 from provision.config import Settings
 from provision.errors import (
-    EXIT_INTEGRITY,
     SourceError,
 )
 from provision.extract.archive import ExtractError
@@ -30,7 +29,7 @@ from provision.fetching.transfer import FileFetcher
 from provision.manifest.lockfile import LockFile
 from provision.manifest.model import Artifact, Catalog, FileSpec
 from provision.progress import NullProgress, Progress
-from provision.sources.base import SourceContext
+from provision.sources.base import AttemptFailed, SourceContext
 from provision.sources.http import HttpClient, new_session
 from provision.store.cache import Store
 from provision.store.records import DROPPED, FileRecord
@@ -59,7 +58,7 @@ def _extract_all(
         try:
             extract_file(store, art, spec, progress)
         except ExtractError as exc:
-            result.state, result.error, result.exit_code = "failed", str(exc), EXIT_INTEGRITY
+            result.fail(exc)
             continue
         result.extracted = str(store.artifact_dir(art.name) / spec.extract.to)
         if not spec.extract.keep_archive:
@@ -110,9 +109,8 @@ def fetch(
                     folder.name,
                     "failed",
                     path,
-                    error=str(exc),
-                    exit_code=exc.exit_code,
-                    attempts=exc.attempts,
+                    attempts=[(u, a) for u, a in exc.attempts if isinstance(a, AttemptFailed)],
+                    failure=exc,
                 )
             )
     report = FetchReport(artifacts={a.name: str(store.artifact_dir(a.name)) for a in artifacts})

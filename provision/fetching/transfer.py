@@ -14,39 +14,31 @@ import threading
 from dataclasses import replace
 from pathlib import Path
 
-from provision.errors import (
-    EXIT_FAILURE,
-    EXIT_INTEGRITY,
-    EXIT_SOURCE,
-    OfflineError,
-)
-from provision.fetching.report import FileResult
+from provision.errors import ProvisionError
+from provision.fetching.report import FileResult, file_failure
 from provision.fsutil import is_reclaimable, temp_name
 from provision.manifest.checksum import Checksum
 from provision.manifest.lockfile import LockFile
 from provision.manifest.model import Artifact, FileSpec
-from provision.sources.base import AttemptFailed, SourceContext
-from provision.sources.manual import candidates, manual_instructions
+from provision.sources.base import AttemptFailed, IntegrityFailure, OfflineFailure, SourceContext
+from provision.sources.manual import candidates
 from provision.sources.partial import Sink, state_path
 from provision.sources.schemes import fetch_url, scheme_of
 from provision.store.cache import Store
 from provision.store.hashing import FAST_ALG, hash_file
 from provision.store.records import FileRecord
 
-__all__: list[str] = []
+__all__ = ["FileFetcher"]
 
 
 def _verify_sink(sink: Sink) -> dict[str, str]:
     spec = sink.spec
     if spec.size is not None and sink.written != spec.size:
-        raise AttemptFailed(f"size mismatch: expected {spec.size} bytes, got {sink.written}", integrity=True)
+        raise IntegrityFailure(f"size mismatch: expected {spec.size} bytes, got {sink.written}")
     digests = sink.hasher.hexdigests()
     got = digests[spec.checksum.alg]
     if spec.checksum.known and got != spec.checksum.hex:
-        raise AttemptFailed(
-            f"checksum mismatch: expected {spec.checksum}, got {spec.checksum.alg}:{got}",
-            integrity=True,
-        )
+        raise IntegrityFailure(f"checksum mismatch: expected {spec.checksum}, got {spec.checksum.alg}:{got}")
     return digests
 
 
@@ -80,14 +72,11 @@ class FileFetcher:
             digests, source = self._existing_blob(blob, spec) or self._acquire(art, spec, blob, result)
             if not spec.checksum.known:
                 blob, spec = self._trust_on_first_use(art, spec, blob, digests, source)
-        except _Failed as failed:
-            result.state = "failed"
-            result.error, result.exit_code = failed.message, failed.exit_code
+        except _Undelivered as undelivered:
+            result.fail(undelivered.failure)
             return result, None
         except OSError as exc:
-            result.state = "failed"
-            result.error = f"{art.name}/{spec.name}: {exc.strerror or exc} ({exc.filename or blob})"
-            result.exit_code = EXIT_FAILURE
+            result.fail(ProvisionError(f"{art.name}/{spec.name}: {exc.strerror or exc} ({exc.filename or blob})"))
             return result, None
         if source == "cache" and result.state == "fetched":
             result.state = "linked"
@@ -204,7 +193,7 @@ class FileFetcher:
                     digests = _verify_sink(sink)
                 except AttemptFailed as exc:
                     sink.reset()
-                    attempts.append((str(cand), exc.answer))
+                    attempts.append((str(cand), exc))
                     continue
                 self.store.commit_blob(tmp, blob, read_only=how not in ("hardlink",))
                 progress.finish(key, True)
@@ -219,13 +208,13 @@ class FileFetcher:
                     sink.close()
                     digests = _verify_sink(sink)
                 except AttemptFailed as exc:
-                    keep = not exc.integrity and sink.written > 0 and bool(sink.meta.get("ranges"))
+                    keep = not isinstance(exc, IntegrityFailure) and sink.written > 0 and bool(sink.meta.get("ranges"))
                     if keep:
                         sink.suspend()
                     else:
                         sink.reset()
-                    attempts.append((url, exc.answer))
-                    if not exc.offline:
+                    attempts.append((url, exc))
+                    if not isinstance(exc, OfflineFailure):
                         progress.note(f"{key}: {url} failed: {exc.answer}")
                     continue
                 self.store.commit_blob(tmp, blob)
@@ -234,7 +223,10 @@ class FileFetcher:
                 progress.finish(key, True)
                 return digests, url
             progress.finish(key, False)
-            raise _Failed.build(art, spec, attempts, manual_url, self.ctx.from_paths)
+            failure = file_failure(
+                art, spec, attempts, manual_url=manual_url, from_paths=self.ctx.from_paths, path=result.path
+            )
+            raise _Undelivered(failure)
         except BaseException as exc:
             keep = keep or (isinstance(exc, KeyboardInterrupt) and sink.written > 0)
             raise
@@ -245,50 +237,9 @@ class FileFetcher:
                 sink.reset()
 
 
-class _Failed(Exception):
-    def __init__(self, message: str, exit_code: int) -> None:
-        super().__init__(message)
-        self.message = message
-        self.exit_code = exit_code
+class _Undelivered(Exception):
+    """No source delivered the file: ``failure`` says why (raised by ``_acquire`` for ``_run`` only)."""
 
-    @classmethod
-    def build(
-        cls,
-        art: Artifact,
-        spec: FileSpec,
-        attempts: list[tuple[str, str]],
-        manual_url: str,
-        from_paths: tuple[Path, ...],
-    ) -> _Failed:
-        where = f"{art.name}/{spec.name}"
-        tried = "; ".join(f"{u} -> {a}" for u, a in attempts)
-        if manual_url and not attempts:
-            if from_paths:
-                size = f"{spec.size} bytes" if spec.size is not None else "any size"
-                return cls(
-                    f"{where}: not found under {', '.join(map(str, from_paths))} "
-                    f"(looked for {spec.name!r} or a file of {size} with {spec.checksum}); "
-                    f"{manual_instructions(spec, manual_url, art.name)}",
-                    EXIT_SOURCE,
-                )
-            return cls(manual_instructions(spec, manual_url, art.name), EXIT_SOURCE)
-        if attempts and all("PROVISION_OFFLINE" in a for _, a in attempts):
-            return cls(
-                f"{where}: needed but PROVISION_OFFLINE=1 forbids the network (would try "
-                f"{', '.join(u for u, _ in attempts)}); fetch it where there is a network "
-                "and share the cache, or pass --from PATH",
-                OfflineError.exit_code,
-            )
-        hint = ""
-        if manual_url:
-            hint = f"; or download it by hand: {manual_instructions(spec, manual_url, art.name)}"
-        if any("mismatch" in a for _, a in attempts):
-            return cls(
-                f"{where}: no source delivered the expected data ({tried}); the file may have "
-                f"been corrupted or replaced upstream, or the manifest checksum is outdated{hint}",
-                EXIT_INTEGRITY,
-            )
-        return cls(
-            f"{where}: every source failed ({tried}); check the network or add a mirror{hint}",
-            EXIT_SOURCE,
-        )
+    def __init__(self, failure: ProvisionError) -> None:
+        super().__init__(str(failure))
+        self.failure = failure

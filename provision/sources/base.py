@@ -6,6 +6,7 @@ temp file that hashes and checks them on the way.
 
 from __future__ import annotations
 
+import random
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,24 +18,114 @@ from provision.config import Settings
 from provision.manifest.model import FileSpec
 from provision.progress import NullProgress, Progress
 
-__all__ = ["AttemptFailed", "SourceContext", "looks_like_html"]
+__all__ = [
+    "AccessFailure",
+    "AttemptFailed",
+    "ConnectionFailure",
+    "IntegrityFailure",
+    "OfflineFailure",
+    "Restart",
+    "Retry",
+    "SourceContext",
+    "StatusFailure",
+    "backoff",
+    "expects_html",
+    "looks_like_html",
+]
 
 _HTML_PREFIXES = (b"<!doctype html", b"<html", b"<head", b"<body", b"<!--")
 _HTML_NAMES = (".html", ".htm", ".xhtml")
 
 
 class AttemptFailed(Exception):
-    """One URL failed; the fetcher moves to the next. ``answer`` is what it said.
+    """One source could not deliver one file (or list one folder); the fetcher moves to the next.
 
-    ``integrity`` marks data that arrived but was wrong (size/checksum), as opposed to
-    a source that could not deliver.
+    ``str(exc)`` is what the source answered, in one line. The subclass says what kind of
+    failure it was, and that is what the fetcher decides by (never the message text)::
+
+        AttemptFailed            the source could not deliver (no such file, HTML page, bad URL, ...)
+        ├── IntegrityFailure     bytes arrived but are not the file: wrong size or checksum
+        ├── OfflineFailure       not tried: PROVISION_OFFLINE=1 forbids the network
+        ├── StatusFailure        the server's answer ends this URL (``status``: HTTP 404, 500 after retries, ...)
+        ├── ConnectionFailure    no answer: refused, timed out, dropped, TLS, until the retries ran out
+        └── AccessFailure        credentials needed, missing or refused (Cloudflare Access, a gated repo, S3 403)
     """
 
-    def __init__(self, answer: str, *, integrity: bool = False, offline: bool = False) -> None:
+    @property
+    def answer(self) -> str:
+        """What the source answered (the message)."""
+        return str(self)
+
+    def retold(self, message: str) -> AttemptFailed:
+        """The same failure (same kind and fields) with another message, e.g. with the URL in front."""
+        other = type(self).__new__(type(self))
+        other.__dict__.update(self.__dict__)  # the kind's own fields (``status``)
+        other.args = (message,)
+        return other
+
+
+class IntegrityFailure(AttemptFailed):
+    """Bytes arrived but are not the file the manifest describes (size or checksum)."""
+
+
+class OfflineFailure(AttemptFailed):
+    """Not tried: ``PROVISION_OFFLINE=1`` forbids network access."""
+
+    def __init__(self, message: str = "not tried: PROVISION_OFFLINE=1") -> None:
+        super().__init__(message)
+
+
+class StatusFailure(AttemptFailed):
+    """The server answered, and its answer ends this URL: ``status`` is the HTTP (or S3) status."""
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class ConnectionFailure(AttemptFailed):
+    """The server could not be reached or kept dropping (after the retries), or TLS failed."""
+
+
+class AccessFailure(AttemptFailed):
+    """The source needs credentials it did not get, or refused the ones sent."""
+
+
+class Retry(Exception):
+    """A transient failure inside a source: wait ``delay`` (None = the backoff) and try again.
+
+    ``status`` is the status that said so (HTTP 429, 503, S3 SlowDown...), None for a connection
+    problem; :meth:`give_up` is the failure it becomes when the retries run out. Never leaves a source.
+    """
+
+    def __init__(self, answer: str, delay: float | None = None, status: int | None = None) -> None:
         super().__init__(answer)
         self.answer = answer
-        self.integrity = integrity
-        self.offline = offline
+        self.delay = delay
+        self.status = status
+
+    def give_up(self, message: str) -> AttemptFailed:
+        """The final failure after too many of these: a :class:`StatusFailure` or :class:`ConnectionFailure`."""
+        if self.status is not None:
+            return StatusFailure(message, self.status)
+        return ConnectionFailure(message)
+
+
+class Restart(Exception):
+    """The partial data cannot be continued (the file changed, a range was ignored): start at byte 0.
+
+    Never leaves a source."""
+
+    @property
+    def answer(self) -> str:
+        """Why (the message)."""
+        return str(self)
+
+
+def backoff(settings: Settings, failures: int) -> float:
+    """Seconds to wait before retry number ``failures``: doubling from ``settings.backoff``, capped, with jitter."""
+    base = float(settings.backoff) * (2 ** max(0, failures - 1))
+    return float(min(float(settings.backoff_max), base) * random.uniform(0.5, 1.0))
 
 
 @dataclass

@@ -30,7 +30,16 @@ from urllib.parse import unquote
 
 from provision.fsutil import temp_name
 from provision.manifest.checksum import Checksum
-from provision.sources.base import AttemptFailed, SourceContext
+from provision.sources.base import (
+    AccessFailure,
+    AttemptFailed,
+    ConnectionFailure,
+    IntegrityFailure,
+    OfflineFailure,
+    SourceContext,
+    StatusFailure,
+    backoff,
+)
 from provision.sources.listing import Listed
 from provision.sources.partial import Sink
 from provision.version import __version__
@@ -164,6 +173,11 @@ def _failure(exc: Exception, ref: HubRef, ctx: SourceContext) -> AttemptFailed:
     if isinstance(exc, errors.LocalEntryNotFoundError) and isinstance(exc.__cause__, Exception):
         exc = exc.__cause__
     status = _status(exc)
+    kind: type[AttemptFailed] = AttemptFailed
+    if isinstance(exc, errors.GatedRepoError) or (isinstance(exc, errors.HfHubHTTPError) and status in (401, 403)):
+        kind = AccessFailure
+    elif isinstance(exc, (httpx2.TimeoutException, httpx2.HTTPError)) and not isinstance(exc, errors.HfHubHTTPError):
+        kind = ConnectionFailure
     if isinstance(exc, errors.GatedRepoError):
         answer = _access_help(ref, ctx, status, gated=True)
     elif isinstance(exc, errors.RepositoryNotFoundError):
@@ -197,7 +211,10 @@ def _failure(exc: Exception, ref: HubRef, ctx: SourceContext) -> AttemptFailed:
         answer = f"download from the Hub failed: {_one_line(exc.strerror or str(exc))}"
     else:
         answer = f"download from the Hub failed: {type(exc).__name__}: {_one_line(str(exc))}"
-    return AttemptFailed(_scrub(answer, ctx))
+    answer = _scrub(answer, ctx)
+    if kind is AttemptFailed and isinstance(exc, errors.HfHubHTTPError) and status is not None:
+        return StatusFailure(answer, status)
+    return kind(answer)
 
 
 def _transient(exc: Exception) -> bool:
@@ -227,16 +244,16 @@ def _call(ref: HubRef, ctx: SourceContext, what: str, fn: Any, *args: Any, **kwa
             tries += 1
             if not _transient(exc) or tries > settings.retries:
                 if tries > 1:
-                    failed = AttemptFailed(f"{failed.answer} (gave up after {tries} tries)")
+                    failed = failed.retold(f"{failed.answer} (gave up after {tries} tries)")
                 raise failed from None
-            wait = min(settings.backoff_max, settings.backoff * 2 ** (tries - 1))
+            wait = backoff(settings, tries)
             ctx.progress.note(f"{ref.url()}: {what}: {failed.answer}; retry in {wait:.1f}s")
             time.sleep(wait)
 
 
 def _offline(ctx: SourceContext) -> None:
     if ctx.settings.offline:
-        raise AttemptFailed("not tried: PROVISION_OFFLINE=1", offline=True)
+        raise OfflineFailure()
 
 
 # -- metadata -------------------------------------------------------------------------------
@@ -336,9 +353,8 @@ def fetch_hf(url: str, sink: Sink, ctx: SourceContext) -> None:
     meta = _metadata(ref, ctx)
     spec = sink.spec
     if spec.size is not None and meta.size is not None and meta.size != spec.size:
-        raise AttemptFailed(
-            f"size mismatch: manifest says {spec.size} bytes, the Hub announces {meta.size} for {ref.url()}",
-            integrity=True,
+        raise IntegrityFailure(
+            f"size mismatch: manifest says {spec.size} bytes, the Hub announces {meta.size} for {ref.url()}"
         )
     published = _lfs_sha256(meta)
     settings = ctx.settings
@@ -372,9 +388,8 @@ def fetch_hf(url: str, sink: Sink, ctx: SourceContext) -> None:
     if published and not spec.checksum.known:
         got = sink.hasher.hexdigests().get("sha256")
         if got is not None and got != published:
-            raise AttemptFailed(
-                f"checksum mismatch: the Hub publishes sha256:{published} for {ref.url()}, got sha256:{got}",
-                integrity=True,
+            raise IntegrityFailure(
+                f"checksum mismatch: the Hub publishes sha256:{published} for {ref.url()}, got sha256:{got}"
             )
 
 

@@ -20,7 +20,6 @@
 from __future__ import annotations
 
 import email.utils
-import random
 import re
 import threading
 import time
@@ -32,11 +31,21 @@ from urllib.parse import urljoin, urlsplit
 import requests
 import urllib3
 
-from provision.sources.base import AttemptFailed, SourceContext
+from provision.sources.base import (
+    AccessFailure,
+    AttemptFailed,
+    ConnectionFailure,
+    OfflineFailure,
+    Restart,
+    Retry,
+    SourceContext,
+    StatusFailure,
+    backoff,
+)
 from provision.sources.partial import RangeSet, Sink
 from provision.version import __version__
 
-__all__ = ["USER_AGENT", "HttpClient", "Retry", "cloudflare_access_failure", "fetch_http", "new_session", "short_error"]
+__all__ = ["USER_AGENT", "HttpClient", "cloudflare_access_failure", "fetch_http", "new_session", "short_error"]
 
 USER_AGENT = f"provision/{__version__} python-requests/{requests.__version__}"
 
@@ -89,7 +98,7 @@ def cloudflare_access_failure(url: str, sent: dict[str, str]) -> AttemptFailed:
         if refused or host.endswith(".mlcommons-storage.org")
         else f"; list {host} in PROVISION_R2_HOSTS so it gets them"
     )
-    return AttemptFailed(
+    return AccessFailure(
         f"{host or shown} needs a Cloudflare Access login: this MLCommons R2 bucket is for MLCommons members "
         "(request access from MLCommons and accept the licence). Set CF_ACCESS_CLIENT_ID + "
         f"CF_ACCESS_CLIENT_SECRET (a service token), or PROVISION_R2_TOKEN (run 'cloudflared access login {shown}' "
@@ -102,19 +111,6 @@ def new_session() -> requests.Session:
     session = requests.Session()
     session.headers["User-Agent"] = USER_AGENT
     return session
-
-
-class Retry(Exception):
-    """A transient failure: wait ``delay`` (None = backoff) and try again."""
-
-    def __init__(self, answer: str, delay: float | None = None) -> None:
-        super().__init__(answer)
-        self.answer = answer
-        self.delay = delay
-
-
-class _Restart(Exception):
-    """The partial data cannot be continued (validator changed, range ignored)."""
 
 
 def _retry_after(value: str | None) -> float | None:
@@ -160,8 +156,7 @@ class HttpClient:
         """Seconds to wait before retry number ``failures`` (``delay`` = Retry-After)."""
         if delay is not None:
             return min(delay, RETRY_AFTER_MAX)
-        base = float(self.settings.backoff) * (2 ** max(0, failures - 1))
-        return float(min(float(self.settings.backoff_max), base) * random.uniform(0.5, 1.0))
+        return backoff(self.settings, failures)
 
     def open(self, url: str, headers: dict[str, str]) -> requests.Response:
         """GET ``url`` (streaming), following redirects; :class:`Retry`/:class:`AttemptFailed`."""
@@ -173,7 +168,7 @@ class HttpClient:
             try:
                 resp = self.session.get(current, headers=hdrs, stream=True, timeout=timeout, allow_redirects=False)
             except requests.exceptions.SSLError as exc:
-                raise AttemptFailed(
+                raise ConnectionFailure(
                     f"TLS verification failed ({exc.__class__.__name__}); set REQUESTS_CA_BUNDLE "
                     "to your CA bundle if a proxy re-signs TLS"
                 ) from exc
@@ -182,7 +177,7 @@ class HttpClient:
             except requests.exceptions.ConnectionError as exc:
                 raise Retry(f"connection failed ({short_error(exc)})") from exc
             except requests.exceptions.RequestException as exc:
-                raise AttemptFailed(f"request failed ({short_error(exc)})") from exc
+                raise ConnectionFailure(f"request failed ({short_error(exc)})") from exc
             denied = resp.status_code in (401, 403)
             if (resp.is_redirect or denied) and (_cloudflare_access(resp) or (denied and _sends_r2_credentials(hdrs))):
                 resp.close()
@@ -200,12 +195,12 @@ class HttpClient:
                 answer = f"HTTP {resp.status_code} {resp.reason or ''}".strip()
                 resp.close()
                 if delay is not None and delay > RETRY_AFTER_MAX:
-                    raise AttemptFailed(f"{answer} with Retry-After {delay:.0f}s (too long)")
-                raise Retry(answer, delay)
+                    raise StatusFailure(f"{answer} with Retry-After {delay:.0f}s (too long)", resp.status_code)
+                raise Retry(answer, delay, resp.status_code)
             if resp.status_code not in (200, 206):
                 answer = f"HTTP {resp.status_code} {resp.reason or ''}".strip()
                 resp.close()
-                raise AttemptFailed(answer)
+                raise StatusFailure(answer, resp.status_code)
             return resp
         raise AttemptFailed(f"more than {_MAX_REDIRECTS} redirects")
 
@@ -292,7 +287,7 @@ def _stream(resp: requests.Response, write: Any) -> None:
 def fetch_http(url: str, sink: Sink, ctx: SourceContext) -> None:
     """Download ``url`` into ``sink`` (resuming what ``sink`` holds for this URL)."""
     if ctx.settings.offline:
-        raise AttemptFailed("not tried: PROVISION_OFFLINE=1", offline=True)
+        raise OfflineFailure()
     client = ctx.http if isinstance(ctx.http, HttpClient) else HttpClient(ctx)
     if ctx.http is None:
         ctx.http = client
@@ -320,7 +315,7 @@ class _Download:
             try:
                 self._attempt(state)
                 return
-            except _Restart as exc:
+            except Restart as exc:
                 restarts += 1
                 if restarts > _MAX_RESTARTS:
                     cause = f"{self.last_answer}; then " if self.last_answer else ""
@@ -338,7 +333,7 @@ class _Download:
         self.last_answer = exc.answer
         self.sink.save_state(force=True)
         if self.failures > self.client.settings.retries:
-            raise AttemptFailed(f"{exc.answer} (gave up after {self.failures} tries)")
+            raise exc.give_up(f"{exc.answer} (gave up after {self.failures} tries)")
         wait = self.client.sleep_for(self.failures, exc.delay)
         self.client.ctx.progress.note(f"{self.sink.key}: {exc.answer}; retry {self.failures} in {wait:.1f}s")
         time.sleep(wait)
@@ -372,13 +367,13 @@ class _Download:
             meta = _meta(self.url, resp)
             if resp.status_code == 200 and offset:
                 resp.close()
-                raise _Restart("the server ignored the Range request (HTTP 200)")
+                raise Restart("the server ignored the Range request (HTTP 200)")
             if resp.status_code == 206 and _range_start(resp) != offset:
                 resp.close()
-                raise _Restart(f"the server answered another range ({resp.headers.get('Content-Range')})")
+                raise Restart(f"the server answered another range ({resp.headers.get('Content-Range')})")
             if offset and self._changed(old, meta):
                 resp.close()
-                raise _Restart("the file changed on the server (ETag/Last-Modified/size)")
+                raise Restart("the file changed on the server (ETag/Last-Modified/size)")
             big = meta.size is not None and meta.size >= self.client.settings.segment_threshold
             if offset == 0 and resp.status_code == 206 and big and self.client.settings.jobs > 1:
                 resp.close()
@@ -420,7 +415,7 @@ class _Download:
     def _segmented_resume(self, state: dict[str, Any], done: RangeSet) -> None:
         size = state.get("size")
         if not isinstance(size, int):
-            raise _Restart("the saved state has no size")
+            raise Restart("the saved state has no size")
         meta = _Meta(self.url, state.get("etag"), state.get("last_modified"), size, True)
         self._segmented(meta, done)
 
@@ -455,14 +450,14 @@ class _Download:
                         resp = self.client.open(self.url, headers)
                         if resp.status_code != 206:
                             resp.close()
-                            raise _Restart("the server ignored a Range request (HTTP 200)")
+                            raise Restart("the server ignored a Range request (HTTP 200)")
                         if _range_start(resp) != a:
                             resp.close()
-                            raise _Restart("the server answered a different range")
+                            raise Restart("the server answered a different range")
                         new = _meta(self.url, resp)
                         if self._changed(meta.as_dict() | {"size": size}, new):
                             resp.close()
-                            raise _Restart("the file changed on the server (ETag/Last-Modified/size)")
+                            raise Restart("the file changed on the server (ETag/Last-Modified/size)")
 
                         def put(chunk: bytes, b: int = b) -> None:
                             nonlocal pos
@@ -487,7 +482,7 @@ class _Download:
                         n = failures[0]
                         self.last_answer = exc.answer
                         if n > self.client.settings.retries:
-                            fatal.append(AttemptFailed(f"{exc.answer} (gave up after {n} tries)"))
+                            fatal.append(exc.give_up(f"{exc.answer} (gave up after {n} tries)"))
                             return
                     wait = self.client.sleep_for(n, exc.delay)
                     self.client.ctx.progress.note(f"{sink.key}: {exc.answer}; retry in {wait:.1f}s")

@@ -22,7 +22,7 @@ from typing import Any
 from provision.fsutil import CHUNK_SIZE, link_or_copy
 from provision.manifest.model import FileSpec
 from provision.progress import Progress
-from provision.sources.base import AttemptFailed, expects_html, looks_like_html
+from provision.sources.base import AttemptFailed, IntegrityFailure, expects_html, looks_like_html
 from provision.store.hashing import FAST_ALG, MultiHasher
 
 __all__ = ["RangeSet", "Sink", "state_path"]
@@ -179,7 +179,7 @@ class Sink:
     def _check_total(self, total: int | None) -> None:
         size = self.spec.size
         if size is not None and total is not None and total != size:
-            raise AttemptFailed(f"size mismatch: manifest says {size} bytes, source announces {total}", integrity=True)
+            raise IntegrityFailure(f"size mismatch: manifest says {size} bytes, source announces {total}")
 
     def _open(self, truncate: bool) -> None:
         self._close_fd()
@@ -280,7 +280,7 @@ class Sink:
             raise AttemptFailed("got an HTML page where data was expected (a login or error page?)")
         limit = self.spec.size if self.spec.size is not None else self.size
         if limit is not None and offset + len(data) > limit:
-            raise AttemptFailed(f"size mismatch: more than the {limit} bytes expected", integrity=True)
+            raise IntegrityFailure(f"size mismatch: more than the {limit} bytes expected")
 
     def adopt(self, src: Path) -> str:
         """Take a local file in by reflink/hard link (or copy), hashing it in one read."""

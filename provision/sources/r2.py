@@ -31,8 +31,16 @@ import requests
 import urllib3
 
 from provision.manifest.checksum import Checksum
-from provision.sources.base import AttemptFailed, SourceContext, looks_like_html
-from provision.sources.http import HttpClient, Retry, cloudflare_access_failure
+from provision.sources.base import (
+    AccessFailure,
+    AttemptFailed,
+    OfflineFailure,
+    Retry,
+    SourceContext,
+    StatusFailure,
+    looks_like_html,
+)
+from provision.sources.http import HttpClient, cloudflare_access_failure
 from provision.sources.listing import Listed
 
 __all__ = ["list_r2", "parse_md5_list", "r2_metadata_urls"]
@@ -105,18 +113,20 @@ def _get(client: HttpClient, url: str, limit: int) -> bytes:
         except Retry as exc:
             failures += 1
             if failures > client.settings.retries:
-                raise AttemptFailed(f"{url}: {exc.answer} (gave up after {failures} tries)") from None
+                raise exc.give_up(f"{url}: {exc.answer} (gave up after {failures} tries)") from None
             time.sleep(client.sleep_for(failures, exc.delay))
-        except AttemptFailed as exc:
-            if re.match(r"HTTP 40[13]\b", exc.answer):
+        except StatusFailure as exc:
+            if exc.status in (401, 403):
                 raise cloudflare_access_failure(
                     url, client.settings.headers_for(urlsplit(url).hostname or "")
                 ) from None
-            if exc.answer.startswith("HTTP 404"):
-                raise AttemptFailed(f"{url}: {exc.answer} (no such R2 metadata file; check the name)") from None
-            if url in exc.answer:
-                raise
-            raise AttemptFailed(f"{url}: {exc.answer}") from None
+            if exc.status == 404:
+                raise exc.retold(f"{url}: {exc} (no such R2 metadata file; check the name)") from None
+            raise exc.retold(f"{url}: {exc}") from None
+        except AccessFailure:
+            raise  # names the host and what to set already
+        except AttemptFailed as exc:
+            raise exc.retold(f"{url}: {exc}") from None
 
 
 def _text(data: bytes, url: str, what: str) -> str:
@@ -219,7 +229,7 @@ def list_r2(url: str, ctx: SourceContext) -> list[Listed]:
     """Resolve the ``.uri`` and ``.md5`` metadata into the files to download."""
     uri_url, md5_url = r2_metadata_urls(url)
     if ctx.settings.offline:
-        raise AttemptFailed("not tried: PROVISION_OFFLINE=1", offline=True)
+        raise OfflineFailure()
     client = ctx.http if isinstance(ctx.http, HttpClient) else HttpClient(ctx)
     if ctx.http is None:
         ctx.http = client

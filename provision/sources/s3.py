@@ -26,7 +26,6 @@
 from __future__ import annotations
 
 import contextlib
-import random
 import re
 import threading
 import weakref
@@ -38,7 +37,17 @@ import urllib3
 
 from provision.config import Settings
 from provision.manifest.checksum import Checksum
-from provision.sources.base import AttemptFailed, SourceContext
+from provision.sources.base import (
+    AccessFailure,
+    AttemptFailed,
+    ConnectionFailure,
+    OfflineFailure,
+    Restart,
+    Retry,
+    SourceContext,
+    StatusFailure,
+    backoff,
+)
 from provision.sources.listing import Listed
 from provision.sources.partial import RangeSet, Sink
 from provision.version import __version__
@@ -66,22 +75,6 @@ _TRANSIENT_CODES = frozenset(
 )
 
 T = TypeVar("T")
-
-
-class _Retry(Exception):
-    """A transient failure: back off and try again."""
-
-    def __init__(self, answer: str) -> None:
-        super().__init__(answer)
-        self.answer = answer
-
-
-class _Restart(Exception):
-    """The partial data cannot be continued (the object changed, the range was refused)."""
-
-    def __init__(self, answer: str) -> None:
-        super().__init__(answer)
-        self.answer = answer
 
 
 @dataclass(frozen=True)
@@ -146,7 +139,7 @@ def _short(exc: BaseException) -> str:
     return (text.splitlines()[0] if text else exc.__class__.__name__)[:200]
 
 
-def _classify(exc: Exception, s3: _S3, bucket: str, key: str) -> AttemptFailed | _Retry | _Restart:
+def _classify(exc: Exception, s3: _S3, bucket: str, key: str) -> AttemptFailed | Retry | Restart:
     """What a boto3/botocore/transport exception means for this URL, in one line."""
     from botocore import exceptions as bx
 
@@ -161,11 +154,11 @@ def _classify(exc: Exception, s3: _S3, bucket: str, key: str) -> AttemptFailed |
         else:
             label = f"S3 HTTP {status}" if status else f"S3 {code or 'error'}"
         if code == "NoSuchBucket":
-            return AttemptFailed(f"{label}: bucket {bucket!r} does not exist ({where})")
+            return StatusFailure(f"{label}: bucket {bucket!r} does not exist ({where})", status or 404)
         if code in ("NoSuchKey", "404") or (status == 404 and not code.startswith("NoSuch")):
-            return AttemptFailed(f"{label}: no object {key!r} in bucket {bucket!r} ({where})")
+            return StatusFailure(f"{label}: no object {key!r} in bucket {bucket!r} ({where})", status or 404)
         if code in _CREDENTIAL_CODES:
-            return AttemptFailed(
+            return AccessFailure(
                 f"{label}: the AWS credentials were refused for {where}; check AWS_PROFILE or "
                 "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY"
             )
@@ -176,29 +169,30 @@ def _classify(exc: Exception, s3: _S3, bucket: str, key: str) -> AttemptFailed |
                 if s3.anonymous
                 else "the AWS credentials in use may not read it"
             )
-            return AttemptFailed(
+            return AccessFailure(
                 f"{label}: access denied to {where} ({hint}; S3 also says this for a missing object "
                 "when listing is not allowed)"
             )
         if code in ("PreconditionFailed", "InvalidRange") or status in (412, 416):
-            return _Restart(f"{label}: the object changed or the range was refused")
+            return Restart(f"{label}: the object changed or the range was refused")
         if code in _TRANSIENT_CODES or status >= 500 or status in (408, 429):
-            return _Retry(label)
-        return AttemptFailed(f"{label}: {message or _short(exc)} ({where})")
+            return Retry(label, status=status or None)
+        failure = f"{label}: {message or _short(exc)} ({where})"
+        return StatusFailure(failure, status) if status else AttemptFailed(failure)
     if isinstance(exc, bx.SSLError):
-        return AttemptFailed(
+        return ConnectionFailure(
             f"TLS verification failed ({_short(exc)}); set AWS_CA_BUNDLE to your CA bundle if a proxy re-signs TLS"
         )
     if isinstance(exc, (bx.NoCredentialsError, bx.PartialCredentialsError, bx.CredentialRetrievalError)):
-        return AttemptFailed(f"S3 credentials: {_short(exc)} (check AWS_PROFILE or AWS_ACCESS_KEY_ID)")
-    if exc.__class__.__name__ == "FlexibleChecksumError":
-        return _Restart(f"the object's checksum did not match in transit ({_short(exc)})")
+        return AccessFailure(f"S3 credentials: {_short(exc)} (check AWS_PROFILE or AWS_ACCESS_KEY_ID)")
+    if isinstance(exc, getattr(bx, "FlexibleChecksumError", ())):  # botocore >= 1.36
+        return Restart(f"the object's checksum did not match in transit ({_short(exc)})")
     if isinstance(exc, (bx.ConnectionError, bx.HTTPClientError, bx.IncompleteReadError)):
-        return _Retry(f"connection failed ({exc.__class__.__name__}: {_short(exc)})")
+        return Retry(f"connection failed ({exc.__class__.__name__}: {_short(exc)})")
     if isinstance(exc, bx.BotoCoreError):
         return AttemptFailed(f"S3 request failed ({exc.__class__.__name__}: {_short(exc)})")
     if isinstance(exc, (OSError, urllib3.exceptions.HTTPError)):
-        return _Retry(f"connection failed ({exc.__class__.__name__}: {_short(exc)})")
+        return Retry(f"connection failed ({exc.__class__.__name__}: {_short(exc)})")
     return AttemptFailed(f"S3 request failed ({exc.__class__.__name__}: {_short(exc)})")
 
 
@@ -210,11 +204,6 @@ def _call(s3: _S3, bucket: str, key: str, op: Callable[[], T]) -> T:
         raise _classify(exc, s3, bucket, key) from None
 
 
-def _backoff(settings: Settings, failures: int) -> float:
-    base = float(settings.backoff) * (2 ** max(0, failures - 1))
-    return float(min(float(settings.backoff_max), base) * random.uniform(0.5, 1.0))
-
-
 def _pause(ctx: SourceContext, seconds: float) -> None:
     if ctx.cancel.wait(seconds):
         raise KeyboardInterrupt
@@ -223,7 +212,7 @@ def _pause(ctx: SourceContext, seconds: float) -> None:
 def fetch_s3(url: str, sink: Sink, ctx: SourceContext) -> None:
     """Download the object ``s3://bucket/key`` into ``sink`` (resuming what ``sink`` holds for it)."""
     if ctx.settings.offline:
-        raise AttemptFailed("not tried: PROVISION_OFFLINE=1", offline=True)
+        raise OfflineFailure()
     bucket, key = _parse(url)
     if not key or key.endswith("/"):
         raise AttemptFailed(f'{url} names a folder, not an object (a folder entry is name = "<dir>/")')
@@ -250,18 +239,18 @@ class _Download:
             try:
                 self._attempt(resume)
                 return
-            except _Restart as exc:
+            except Restart as exc:
                 restarts += 1
                 if restarts > _MAX_RESTARTS:
                     raise AttemptFailed(f"{exc.answer} (restarted {restarts - 1} times)") from None
                 self.ctx.progress.note(f"{sink.key}: {exc.answer}; restarting from byte 0")
                 sink.reset()
-            except _Retry as exc:
+            except Retry as exc:
                 failures = 1 if sink.written > before else failures + 1
                 sink.save_state(force=True)
                 if failures > self.ctx.settings.retries:
-                    raise AttemptFailed(f"{exc.answer} (gave up after {failures} tries)") from None
-                wait = _backoff(self.ctx.settings, failures)
+                    raise exc.give_up(f"{exc.answer} (gave up after {failures} tries)") from None
+                wait = backoff(self.ctx.settings, failures)
                 self.ctx.progress.note(f"{sink.key}: {exc.answer}; retry {failures} in {wait:.1f}s")
                 _pause(self.ctx, wait)
             resume = None  # from now on the sink in memory says where we are
@@ -295,7 +284,7 @@ class _Download:
             total = self._total(resp, offset)
             new_etag = resp.get("ETag")
             if offset and etag and new_etag and new_etag != etag:
-                raise _Restart("the object changed (ETag)")
+                raise Restart("the object changed (ETag)")
             meta = {"url": self.url, "etag": new_etag, "ranges": True}
             if offset and resume is not None:
                 sink.resume(offset, total, meta)
@@ -316,7 +305,7 @@ class _Download:
                 body.close()
         want = sink.spec.size if sink.spec.size is not None else total
         if want is not None and sink.written < want:
-            raise _Retry(f"body ended early at {sink.written} of {want} bytes")
+            raise Retry(f"body ended early at {sink.written} of {want} bytes")
 
     @staticmethod
     def _total(resp: dict[str, Any], offset: int) -> int | None:
@@ -324,7 +313,7 @@ class _Download:
         m = _CONTENT_RANGE.match(str(resp.get("ContentRange") or ""))
         if offset:
             if not m or int(m.group(1)) != offset:
-                raise _Restart("the store did not answer the Range request")
+                raise Restart("the store did not answer the Range request")
             return int(m.group(3)) if m.group(3) != "*" else None
         length = resp.get("ContentLength")
         return int(length) if isinstance(length, int) else None
@@ -338,7 +327,7 @@ def _safe_relative(path: str) -> bool:
 def list_s3(url: str, ctx: SourceContext) -> list[Listed]:
     """The objects under an ``s3://bucket/prefix/`` folder entry (directory markers skipped)."""
     if ctx.settings.offline:
-        raise AttemptFailed("not tried: PROVISION_OFFLINE=1", offline=True)
+        raise OfflineFailure()
     bucket, prefix = _parse(url)
     if prefix and not prefix.endswith("/"):
         raise AttemptFailed(f"{url}: an S3 folder URL ends in '/' (s3://<bucket>/<prefix>/)")
@@ -377,12 +366,12 @@ def _list_page(s3: _S3, ctx: SourceContext, bucket: str, prefix: str, args: dict
         try:
             page: dict[str, Any] = _call(s3, bucket, prefix, lambda: s3.client.list_objects_v2(**args))
             return page
-        except _Restart as exc:
+        except Restart as exc:
             raise AttemptFailed(exc.answer) from None
-        except _Retry as exc:
+        except Retry as exc:
             failures += 1
             if failures > ctx.settings.retries:
-                raise AttemptFailed(f"{exc.answer} (gave up after {failures} tries)") from None
-            wait = _backoff(ctx.settings, failures)
+                raise exc.give_up(f"{exc.answer} (gave up after {failures} tries)") from None
+            wait = backoff(ctx.settings, failures)
             ctx.progress.note(f"listing s3://{bucket}/{prefix}: {exc.answer}; retry {failures} in {wait:.1f}s")
             _pause(ctx, wait)

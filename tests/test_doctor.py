@@ -307,6 +307,17 @@ def test_reachability_ok_dead_host_and_offline(
     assert (skipped.status, skipped.detail) == ("skip", "not checked (--no-network)")
 
 
+def test_an_unknown_host_name_is_named_as_such(write_manifest: ManifestWriter, settings: Settings) -> None:
+    """Why a HEAD failed comes from the exception types under requests' (a socket.gaierror here), not its text."""
+    write_manifest(
+        'schema = 1\n[[dataset]]\nname = "nodns"\n[[dataset.files]]\nname = "a.bin"\n'
+        f'urls = ["http://provision-test.invalid/a.bin"]\nchecksum = "{md5(b"a")}"\n'
+    )
+    checks = _by_name(check_network(_arts(settings, "nodns"), settings, timeout=2))
+    bad = checks["reach provision-test.invalid"]
+    assert bad.status == "fail" and "cannot resolve the host name" in bad.detail, bad
+
+
 def test_a_dead_host_with_another_reachable_source_only_warns(
     server: TestServer, write_manifest: ManifestWriter, settings: Settings
 ) -> None:

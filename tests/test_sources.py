@@ -19,6 +19,7 @@ from provision.sources.base import (
     AttemptFailed,
     IntegrityFailure,
     OfflineFailure,
+    Probe,
     SourceContext,
     looks_like_html,
 )
@@ -347,3 +348,38 @@ def test_fetch_http_connection_refused(tmp_path: Path, settings: Settings) -> No
     sink = _sink(tmp_path, _spec(b"abc"))
     with pytest.raises(AttemptFailed, match="connection failed"):
         fetch_http(f"http://127.0.0.1:{port}/x", sink, _ctx(settings.with_(connect_timeout=2.0)))
+
+
+def test_the_scheme_table_covers_every_manifest_scheme() -> None:
+    """One table knows the schemes (fetch, list, probe); the manifest's list and it never drift apart."""
+    from provision.manifest.model import URL_SCHEMES
+    from provision.sources.schemes import SCHEMES
+
+    assert set(SCHEMES) == {*URL_SCHEMES, "path"}
+    assert all(SCHEMES[s].fetch is not None for s in ("http", "https", "file", "path", "hf", "hf-dataset", "s3"))
+    assert all(SCHEMES[s].list is not None for s in ("mlc-r2", "hf", "hf-dataset", "s3"))
+
+
+def test_probes_say_what_doctor_checks(settings: Settings) -> None:
+    """Each scheme's probe: the host to reach and the gate's credentials, from the URL alone (no request)."""
+    from provision.sources.schemes import probe_url
+
+    assert probe_url("https://h.example/x.bin", "public", settings) == Probe(reach="https://h.example/x.bin")
+    assert probe_url("/data/x.bin", "public", settings) == Probe()
+    assert probe_url("manual:https://image-net.org/download", "registration", settings).manual == (
+        "https://image-net.org/download"
+    )
+    s3 = probe_url("s3://bucket/key", "public", settings)
+    assert s3.reach is None and s3.skip is not None and s3.skip[0] == "s3" and s3.credential is not None
+    assert s3.credential.present is None
+    gated = probe_url("hf://meta-llama/Llama-3.1-8B@main/config.json", "gated", settings)
+    assert gated.reach == "https://huggingface.co/" and gated.credential is not None
+    assert gated.credential.present is False
+    assert "https://huggingface.co/meta-llama/Llama-3.1-8B" in gated.credential.fix
+    with_token = probe_url("hf://meta-llama/Llama-3.1-8B@main/config.json", "gated", settings.with_(hf_token="hf_x"))
+    assert with_token.credential is not None and with_token.credential.present is True
+    assert "hf_x" not in with_token.credential.detail
+    r2 = probe_url("mlc-r2://inference.mlcommons-storage.org/metadata/llama.uri", "members", settings)
+    assert r2.reach == "https://inference.mlcommons-storage.org/metadata/llama.uri"
+    assert r2.credential is not None and r2.credential.present is False and "CF_ACCESS_CLIENT_ID" in r2.credential.fix
+    assert probe_url("mlc-r2://inference.mlcommons-storage.org/metadata/x.uri", "public", settings).credential is None

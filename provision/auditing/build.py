@@ -60,7 +60,7 @@ from provision.auditing.document import SCHEMA
 from provision.config import Settings, environment_snapshot
 from provision.errors import IntegrityError, NotFetchedError, UsageError
 from provision.manifest.checksum import Checksum
-from provision.manifest.folders import expand
+from provision.manifest.folders import as_fetched
 from provision.manifest.lockfile import LockFile
 from provision.manifest.model import Artifact, Benchmark, Catalog
 from provision.preprocessing.plan import RUN_FILE, load_json, make_plan, tree_of
@@ -527,7 +527,7 @@ def build_audit(
     names = list(dict.fromkeys(names))
     store = Store(settings.cache_dir)
     lock = LockFile(settings.lock_path)
-    resolved = [lock.apply(expand(catalog.artifacts[n], lock)) for n in names]
+    resolved = [as_fetched(catalog.artifacts[n], lock) for n in names]
     sub = f" --subset {subset}" if subset else ""
     for art in resolved:
         usage = store.usage(art)

@@ -22,6 +22,7 @@ from provision.manifest.lockfile import LockFile
 from provision.manifest.model import Artifact, FileSpec
 from provision.sources.base import AttemptFailed, IntegrityFailure, OfflineFailure, SourceContext
 from provision.sources.manual import candidates
+from provision.sources.mirrors import mirror_urls
 from provision.sources.partial import Sink, state_path
 from provision.sources.schemes import fetch_url, scheme_of
 from provision.store.cache import Store
@@ -169,9 +170,7 @@ class FileFetcher:
         return [blob.parent / n for n in names if n.startswith(prefix)]
 
     def _urls(self, spec: FileSpec, first: str | None) -> list[str]:
-        mirrors = [
-            f"{m}/{spec.checksum.alg}/{spec.checksum.hex}" for m in self.ctx.settings.mirrors if spec.checksum.known
-        ]
+        mirrors = mirror_urls(spec.checksum, self.ctx.settings.mirrors)
         urls = [*mirrors, *spec.urls]
         if first in urls:
             urls.remove(first)

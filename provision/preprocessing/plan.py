@@ -22,7 +22,7 @@ from preprocess.recipe import Recipe
 from provision.config import Settings
 from provision.errors import IntegrityError, ManifestError, NotFetchedError, ProvisionError, UsageError
 from provision.fsutil import temp_name
-from provision.manifest.folders import expand
+from provision.manifest.folders import as_fetched
 from provision.manifest.lockfile import LockFile
 from provision.manifest.model import Artifact, Benchmark, Catalog
 from provision.progress import NullProgress, Progress
@@ -196,11 +196,6 @@ class Plan:
         }
 
 
-def _resolved(art: Artifact, settings: Settings) -> Artifact:
-    lock = LockFile(settings.lock_path)
-    return lock.apply(expand(art, lock))
-
-
 def _artifact_digest(store: Store, art: Artifact, bench: str, settings: Settings, progress: Progress) -> str:
     """xxh3_128 of the artifact's checksums and tree digests, checked by the stat fast path."""
     usage = store.usage(art)
@@ -296,7 +291,7 @@ def make_plan(
 
     def digest(art_name: str) -> str:
         if art_name not in cache:
-            art = _resolved(catalog.artifacts[art_name], settings)
+            art = as_fetched(catalog.artifacts[art_name], LockFile(settings.lock_path))
             cache[art_name] = _artifact_digest(store, art, name, settings, progress)
         return cache[art_name]
 
@@ -312,7 +307,7 @@ def make_plan(
     if "model" in recipe.uses:
         if chosen is None:
             raise UsageError(f"{bench.name}: recipe {recipe.name} reads a model, and the benchmark names none")
-        if store.usage(_resolved(catalog.artifacts[chosen], settings))["state"] != "present":
+        if store.usage(as_fetched(catalog.artifacts[chosen], LockFile(settings.lock_path)))["state"] != "present":
             raise NotFetchedError(
                 f"model {chosen} is not fetched; run 'provision fetch {chosen}'", path=str(store.artifact_dir(chosen))
             )

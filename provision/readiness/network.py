@@ -3,15 +3,18 @@ need are set (never shown)."""
 
 from __future__ import annotations
 
-import contextlib
+import errno
+import http.client
 import re
+import socket
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 import requests
+import urllib3
 
 from provision.config import Settings
 from provision.manifest.folders import as_fetched
@@ -22,10 +25,9 @@ from provision.readiness.machine import (
     Status,
 )
 from provision.readiness.needs import file_in_cache
-from provision.sources.base import AttemptFailed
 from provision.sources.http import new_session
-from provision.sources.r2 import r2_metadata_urls
-from provision.sources.schemes import scheme_of
+from provision.sources.mirrors import mirror_urls
+from provision.sources.schemes import probe_url
 from provision.store.cache import Store
 
 __all__ = ["check_credentials", "check_network"]
@@ -51,11 +53,27 @@ def _origin(url: str) -> str:
 _NET_FIX = "check DNS, routes and proxy settings (HTTPS_PROXY, NO_PROXY)"
 
 
+def _causes(exc: BaseException) -> Iterator[BaseException]:
+    """``exc`` and everything under it: requests wraps urllib3's errors (``args[0]``, ``.reason``), which
+    wrap the socket's (``__cause__``/``__context__``)."""
+    seen: set[int] = set()
+    todo = [exc]
+    while todo:
+        e = todo.pop()
+        if id(e) in seen:
+            continue
+        seen.add(id(e))
+        yield e
+        inner = [e.__cause__, e.__context__, getattr(e, "reason", None), *e.args]
+        todo.extend(x for x in inner if isinstance(x, BaseException))
+
+
 def _reason(exc: requests.RequestException, timeout: float) -> tuple[str, str]:
-    """A short description of why a HEAD failed, and the fix (never the URL's credentials)."""
-    text = re.sub(r"//[^/@\s]+@", "//", str(exc))
+    """A short description of why a HEAD failed, and the fix (never the URL's credentials), by the
+    exception types under it."""
     if isinstance(exc, requests.exceptions.SSLError):
-        short = re.search(r"certificate verify failed: ([^(\"')]+)", text)
+        text = re.sub(r"//[^/@\s]+@", "//", str(exc))
+        short = re.search(r"certificate verify failed: ([^(\"')]+)", text)  # the detail shown, not the decision
         return (
             f"TLS verification failed ({short.group(1).strip() if short else 'SSL error'})",
             "if a proxy intercepts TLS, point REQUESTS_CA_BUNDLE at its CA certificate (verification stays on)",
@@ -64,17 +82,15 @@ def _reason(exc: requests.RequestException, timeout: float) -> tuple[str, str]:
         return "the proxy failed or refused the connection", "check HTTPS_PROXY / HTTP_PROXY and NO_PROXY"
     if isinstance(exc, requests.exceptions.Timeout):
         return f"no answer within {timeout:g} s", _NET_FIX
-    for pattern, answer in (
-        (
-            r"NameResolution|Name or service not known|Temporary failure in name resolution|nodename nor servname",
-            "cannot resolve the host name (no DNS or no network)",
-        ),
-        (r"Connection refused|Errno 111", "connection refused"),
-        (r"Network is unreachable|No route to host", "network unreachable"),
-        (r"Connection reset|RemoteDisconnected", "connection reset"),
-    ):
-        if re.search(pattern, text):
-            return answer, _NET_FIX
+    for cause in _causes(exc):
+        if isinstance(cause, (socket.gaierror, urllib3.exceptions.NameResolutionError)):
+            return "cannot resolve the host name (no DNS or no network)", _NET_FIX
+        if isinstance(cause, ConnectionRefusedError):
+            return "connection refused", _NET_FIX
+        if isinstance(cause, OSError) and cause.errno in (errno.ENETUNREACH, errno.EHOSTUNREACH):
+            return "network unreachable", _NET_FIX
+        if isinstance(cause, (ConnectionResetError, http.client.RemoteDisconnected)):
+            return "connection reset", _NET_FIX
     return f"{type(exc).__name__}", _NET_FIX
 
 
@@ -102,37 +118,25 @@ def check_network(
     hosts: dict[str, _Host] = {}
     checks: list[Check] = []
     needed: set[str] = set()
-    s3 = False
+    skipped: dict[str, str] = {}  # a scheme whose reachability provision does not check -> why
     for art in arts:
         for spec in art.files:
             key = f"{art.name}/{spec.name}"
             here = file_in_cache(store, art, spec)
             if not here:
                 needed.add(key)
-            urls = [f"{m}/{spec.checksum.alg}/{spec.checksum.hex}" for m in settings.mirrors if spec.checksum.known]
+            urls = mirror_urls(spec.checksum, settings.mirrors)
             for url in [*urls, *spec.urls]:
-                scheme = scheme_of(url)
-                if scheme == "manual":
+                probe = probe_url(url, art.access, settings)
+                if probe.manual is not None:
                     status: Status = "ok" if here else "skip"
                     detail = "in the cache" if here else "licensed: bring the file with --from"
-                    where = url.removeprefix("manual:")
-                    checks.append(Check(f"manual {art.name}", status, f"{spec.name}: {detail} ({where})"))
-                    continue
-                if scheme == "s3":
-                    s3 = True
-                    continue
-                if scheme in ("hf", "hf-dataset"):
-                    url = settings.hf_endpoint.rstrip("/") + "/"
-                elif scheme == "mlc-r2":
-                    try:
-                        url = r2_metadata_urls(url)[0]
-                    except AttemptFailed:
-                        continue
-                elif scheme not in ("http", "https"):
-                    continue  # file:// and plain paths need no network
-                hosts.setdefault(_origin(url), _Host(url)).files.add(key)
-    if s3:
-        checks.append(Check("reach s3", "skip", "s3:// endpoints and credentials come from boto3's own configuration"))
+                    checks.append(Check(f"manual {art.name}", status, f"{spec.name}: {detail} ({probe.manual})"))
+                if probe.skip is not None:
+                    skipped.setdefault(*probe.skip)
+                if probe.reach is not None:
+                    hosts.setdefault(_origin(probe.reach), _Host(probe.reach)).files.add(key)
+    checks += [Check(f"reach {name}", "skip", why) for name, why in skipped.items()]
     if not hosts:
         return checks
     if settings.offline or not network:
@@ -188,67 +192,13 @@ def check_network(
     return checks
 
 
-_R2_FIX = (
-    "export CF_ACCESS_CLIENT_ID and CF_ACCESS_CLIENT_SECRET (an MLCommons service token), or "
-    "PROVISION_R2_TOKEN=$(cloudflared access token --app={url}); request access from MLCommons first"
-)
-
-
-def _hf_page(url: str, endpoint: str) -> str:
-    from provision.sources.hf import parse_hf_url
-
-    try:
-        ref = parse_hf_url(url, listing=True)
-    except AttemptFailed:
-        return endpoint
-    return f"{endpoint}/{'datasets/' if ref.repo_type == 'dataset' else ''}{ref.repo_id}"
-
-
 def _credential(art: Artifact, settings: Settings) -> Check | None:
-    """The credential check of one artifact (None when it needs none)."""
-    name = f"credentials {art.name}"
-    endpoint = settings.hf_endpoint.rstrip("/")
-    hf_hosts = {"huggingface.co", (urlsplit(endpoint).hostname or "").lower()}
+    """The credential check of one artifact: what the first of its sources that has a gate says (None: no gate)."""
     for url in (u for f in art.files for u in f.urls):
-        scheme = scheme_of(url)
-        host = (urlsplit(url).hostname or "").lower()
-        if scheme == "s3":
-            return Check(name, "skip", "s3: boto3's own credential chain (AWS_PROFILE, AWS_ACCESS_KEY_ID, roles)")
-        if art.access == "gated" and (scheme in ("hf", "hf-dataset") or host in hf_hosts):
-            present = bool(settings.hf_token or settings.headers_for(host or "huggingface.co").get("Authorization"))
-            if present:
-                return Check(name, "ok", "gated Hub repository: HF_TOKEN present (not shown)")
-            page = _hf_page(url, endpoint) if scheme != "https" else url.split("/resolve/")[0]
-            return Check(
-                name,
-                "fail",
-                "gated Hub repository and HF_TOKEN is not set",
-                f"accept the licence on {page}, then export HF_TOKEN=<a read token from {endpoint}/settings/tokens>",
-            )
-        if art.access == "members" and (scheme == "mlc-r2" or host.endswith("mlcommons-storage.org")):
-            r2_host = host
-            if scheme == "mlc-r2":
-                with contextlib.suppress(AttemptFailed):
-                    r2_host = urlsplit(r2_metadata_urls(url)[0]).hostname or host
-            keys = {k.lower() for k in settings.headers_for(r2_host)}
-            if {"cf-access-client-id", "cf-access-client-secret"} <= keys or "cf-access-token" in keys:
-                return Check(name, "ok", f"MLCommons R2 ({r2_host}): Cloudflare Access credentials present (not shown)")
-            return Check(
-                name,
-                "fail",
-                f"MLCommons Members only ({r2_host}) and no R2 credentials are set",
-                _R2_FIX.format(url=f"https://{r2_host}"),
-            )
-        if art.access in ("gated", "members") and scheme in ("http", "https"):
-            if settings.headers_for(host):
-                return Check(name, "ok", f"{art.access}: credentials for {host} present (not shown)")
-            return Check(
-                name,
-                "fail",
-                f"{art.access} and no token is configured for {host}",
-                f'add [hosts."{host}"] with a token to the auth file (PROVISION_AUTH_FILE, default '
-                "~/.config/provision/auth.toml)",
-            )
+        credential = probe_url(url, art.access, settings).credential
+        if credential is not None:
+            status: Status = "skip" if credential.present is None else ("ok" if credential.present else "fail")
+            return Check(f"credentials {art.name}", status, credential.detail, credential.fix)
     return None
 
 

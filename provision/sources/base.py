@@ -22,8 +22,10 @@ __all__ = [
     "AccessFailure",
     "AttemptFailed",
     "ConnectionFailure",
+    "Credential",
     "IntegrityFailure",
     "OfflineFailure",
+    "Probe",
     "Restart",
     "Retry",
     "SourceContext",
@@ -126,6 +128,32 @@ def backoff(settings: Settings, failures: int) -> float:
     """Seconds to wait before retry number ``failures``: doubling from ``settings.backoff``, capped, with jitter."""
     base = float(settings.backoff) * (2 ** max(0, failures - 1))
     return float(min(float(settings.backoff_max), base) * random.uniform(0.5, 1.0))
+
+
+@dataclass(frozen=True)
+class Credential:
+    """Whether the credentials a gated source needs are set here (``present``; None: provision does not
+    check them), said in one line (never their values), with the fix when they are missing."""
+
+    present: bool | None
+    detail: str
+    fix: str = ""
+
+
+@dataclass(frozen=True)
+class Probe:
+    """What ``provision doctor`` needs to know about one source URL, without using it.
+
+    ``reach``: a URL whose origin answering a HEAD means the source can be reached (None: nothing to
+    reach, e.g. a local path); ``skip``: ``(name, why)`` when reachability is not checked by provision;
+    ``manual``: the registration page of a licensed file a person brings; ``credential``: what the
+    artifact's access gate needs from this source (None: nothing).
+    """
+
+    reach: str | None = None
+    skip: tuple[str, str] | None = None
+    manual: str | None = None
+    credential: Credential | None = None
 
 
 @dataclass

@@ -26,16 +26,19 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import unquote
+from urllib.parse import unquote, urlsplit
 
+from provision.config import Settings
 from provision.fsutil import temp_name
 from provision.manifest.checksum import Checksum
 from provision.sources.base import (
     AccessFailure,
     AttemptFailed,
     ConnectionFailure,
+    Credential,
     IntegrityFailure,
     OfflineFailure,
+    Probe,
     SourceContext,
     StatusFailure,
     backoff,
@@ -503,3 +506,36 @@ def list_hf(url: str, ctx: SourceContext) -> list[Listed]:
     if not out:
         raise AttemptFailed(f"no file of {ref.repo_type} repository {ref.repo_id}@{ref.revision} matches {pattern!r}")
     return sorted(out, key=lambda item: item.path)
+
+
+# -- doctor ---------------------------------------------------------------------------------
+
+
+def hub_hosts(settings: Settings) -> set[str]:
+    """The hosts that are the Hub: huggingface.co and the configured ``HF_ENDPOINT``'s."""
+    return {"huggingface.co", (urlsplit(settings.hf_endpoint).hostname or "").lower()}
+
+
+def hub_credential(page: str, host: str, settings: Settings) -> Credential:
+    """Whether a token for a gated Hub repository (licence page ``page``) is set; never shows it."""
+    if settings.hf_token or settings.headers_for(host or "huggingface.co").get("Authorization"):
+        return Credential(True, "gated Hub repository: HF_TOKEN present (not shown)")
+    endpoint = settings.hf_endpoint.rstrip("/")
+    return Credential(
+        False,
+        "gated Hub repository and HF_TOKEN is not set",
+        f"accept the licence on {page}, then export HF_TOKEN=<a read token from {endpoint}/settings/tokens>",
+    )
+
+
+def probe_hf(url: str, access: str, settings: Settings) -> Probe:
+    """Doctor's view of an ``hf://`` URL: the Hub endpoint to reach, and a gated repository's token."""
+    endpoint = settings.hf_endpoint.rstrip("/")
+    if access != "gated":
+        return Probe(reach=endpoint + "/")
+    try:
+        ref = parse_hf_url(url, listing=True)
+        page = f"{endpoint}/{'datasets/' if ref.repo_type == 'dataset' else ''}{ref.repo_id}"
+    except AttemptFailed:
+        page = endpoint
+    return Probe(reach=endpoint + "/", credential=hub_credential(page, urlsplit(endpoint).hostname or "", settings))

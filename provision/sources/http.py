@@ -31,21 +31,30 @@ from urllib.parse import urljoin, urlsplit
 import requests
 import urllib3
 
+from provision.config import Settings
 from provision.sources.base import (
-    AccessFailure,
     AttemptFailed,
     ConnectionFailure,
+    Credential,
     OfflineFailure,
+    Probe,
     Restart,
     Retry,
     SourceContext,
     StatusFailure,
     backoff,
 )
+from provision.sources.cloudflare import (
+    access_credential,
+    cloudflare_access_failure,
+    cloudflare_login_wanted,
+    sends_access_credentials,
+)
+from provision.sources.hf import hub_credential, hub_hosts
 from provision.sources.partial import RangeSet, Sink
 from provision.version import __version__
 
-__all__ = ["USER_AGENT", "HttpClient", "cloudflare_access_failure", "fetch_http", "new_session", "short_error"]
+__all__ = ["USER_AGENT", "HttpClient", "fetch_http", "new_session", "probe_http", "short_error"]
 
 USER_AGENT = f"provision/{__version__} python-requests/{requests.__version__}"
 
@@ -57,55 +66,6 @@ _RETRY_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
 _CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
 #: Longest Retry-After we honour before treating the URL as failed for now.
 RETRY_AFTER_MAX = 600.0
-#: Where Cloudflare Access sends a request that needs a login.
-_CF_LOGIN = re.compile(r"/cdn-cgi/access/login|^[a-z][a-z0-9+.-]*://[^/?#]*\.cloudflareaccess\.com(?:[:/?#]|$)", re.I)
-
-
-def _cloudflare_access(resp: requests.Response) -> bool:
-    """Whether ``resp`` says Cloudflare Access wants a login (the rules of MLCommons' downloader)."""
-    h = resp.headers
-    return bool(
-        _CF_LOGIN.search(h.get("Location", ""))
-        or "cf_authorization" in h.get("WWW-Authenticate", "").lower()
-        or "cf-access-required" in h
-        or "cf_appsession" in h.get("Set-Cookie", "").lower()
-    )
-
-
-def cloudflare_access_failure(url: str, sent: dict[str, str]) -> AttemptFailed:
-    """The one message for a Cloudflare Access refusal of ``url``; ``sent`` = the request's headers.
-
-    Names the variables to set and, when credentials were sent, that they were refused;
-    never their values.
-    """
-    parts = urlsplit(url)
-    shown = f"{parts.scheme}://{parts.netloc}{parts.path}"
-    names = {k.lower() for k in sent}
-    refused = ""
-    if "cf-access-client-id" in names:
-        refused = (
-            " The service token (CF_ACCESS_CLIENT_ID/CF_ACCESS_CLIENT_SECRET) was sent and refused: check it "
-            "is current and that the bucket's Access policy admits it."
-        )
-    if "cf-access-token" in names:
-        refused += (
-            " The PROVISION_R2_TOKEN was sent and refused (expired? log in again with cloudflared, "
-            "then take a new token)."
-        )
-    host = (parts.hostname or "").lower()
-    hosts = (
-        ""
-        if refused or host.endswith(".mlcommons-storage.org")
-        else f"; list {host} in PROVISION_R2_HOSTS so it gets them"
-    )
-    return AccessFailure(
-        f"{host or shown} needs a Cloudflare Access login: this MLCommons R2 bucket is for MLCommons members "
-        "(request access from MLCommons and accept the licence). Set CF_ACCESS_CLIENT_ID + "
-        f"CF_ACCESS_CLIENT_SECRET (a service token), or PROVISION_R2_TOKEN (run 'cloudflared access login {shown}' "
-        f"then 'cloudflared access token --app={shown}'){hosts}.{refused}"
-    )
-
-
 def new_session() -> requests.Session:
     """A ``requests.Session`` with provision's User-Agent; verification stays on."""
     session = requests.Session()
@@ -179,7 +139,8 @@ class HttpClient:
             except requests.exceptions.RequestException as exc:
                 raise ConnectionFailure(f"request failed ({short_error(exc)})") from exc
             denied = resp.status_code in (401, 403)
-            if (resp.is_redirect or denied) and (_cloudflare_access(resp) or (denied and _sends_r2_credentials(hdrs))):
+            gated = cloudflare_login_wanted(resp.headers) or (denied and sends_access_credentials(hdrs))
+            if (resp.is_redirect or denied) and gated:
                 resp.close()
                 raise cloudflare_access_failure(current, hdrs)
             if resp.is_redirect:
@@ -203,10 +164,6 @@ class HttpClient:
                 raise StatusFailure(answer, resp.status_code)
             return resp
         raise AttemptFailed(f"more than {_MAX_REDIRECTS} redirects")
-
-
-def _sends_r2_credentials(headers: dict[str, str]) -> bool:
-    return any(k.lower() in ("cf-access-client-id", "cf-access-token") for k in headers)
 
 
 def short_error(exc: BaseException) -> str:
@@ -507,3 +464,27 @@ class _Download:
             raise fatal[0]
         if sink.done.total() < size:
             raise Retry(f"segments incomplete ({sink.done.total()} of {size} bytes)")
+
+
+def probe_http(url: str, access: str, settings: Settings) -> Probe:
+    """Doctor's view of an http(s) URL: its host to reach, and the credentials a gated artifact needs there."""
+    parts = urlsplit(url)
+    host = (parts.hostname or "").lower()
+    credential = None
+    if access == "gated" and host in hub_hosts(settings):
+        page = url.split("/resolve/")[0] if parts.scheme == "https" else settings.hf_endpoint.rstrip("/")
+        credential = hub_credential(page, host, settings)
+    elif access == "members" and host.endswith("mlcommons-storage.org"):
+        credential = access_credential(host, settings)
+    elif access in ("gated", "members"):
+        credential = (
+            Credential(True, f"{access}: credentials for {host} present (not shown)")
+            if settings.headers_for(host)
+            else Credential(
+                False,
+                f"{access} and no token is configured for {host}",
+                f'add [hosts."{host}"] with a token to the auth file (PROVISION_AUTH_FILE, default '
+                "~/.config/provision/auth.toml)",
+            )
+        )
+    return Probe(reach=url, credential=credential)

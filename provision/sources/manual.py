@@ -11,7 +11,9 @@ import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+from provision.config import Settings
 from provision.manifest.model import FileSpec
+from provision.sources.base import Probe
 
 __all__ = ["candidates", "manual_instructions"]
 
@@ -57,3 +59,8 @@ def candidates(spec: FileSpec, roots: Iterable[Path]) -> Iterator[Path]:
                 elif spec.size is not None:
                     by_size.append(path)
         yield from by_size
+
+
+def probe_manual(url: str, access: str, settings: Settings) -> Probe:
+    """Doctor's view of a ``manual:`` URL: the page where a person registers and downloads the file."""
+    return Probe(manual=url.removeprefix("manual:"))

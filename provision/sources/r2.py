@@ -30,17 +30,20 @@ from urllib.parse import quote, urlsplit
 import requests
 import urllib3
 
+from provision.config import Settings
 from provision.manifest.checksum import Checksum
 from provision.sources.base import (
     AccessFailure,
     AttemptFailed,
     OfflineFailure,
+    Probe,
     Retry,
     SourceContext,
     StatusFailure,
     looks_like_html,
 )
-from provision.sources.http import HttpClient, cloudflare_access_failure
+from provision.sources.cloudflare import access_credential, cloudflare_access_failure
+from provision.sources.http import HttpClient
 from provision.sources.listing import Listed
 
 __all__ = ["list_r2", "parse_md5_list", "r2_metadata_urls"]
@@ -238,3 +241,14 @@ def list_r2(url: str, ctx: SourceContext) -> list[Listed]:
     if not entries:
         raise AttemptFailed(f"the R2 listing {md5_url} names no files; refusing to fetch an empty folder")
     return [Listed(path=path, url=f"{base}/{quote(path)}", checksum=checksum, size=None) for path, checksum in entries]
+
+
+def probe_r2(url: str, access: str, settings: Settings) -> Probe:
+    """Doctor's view of an ``mlc-r2://`` URL: the metadata host to reach, and the Access credentials of a
+    members-only bucket."""
+    try:
+        metadata: str | None = r2_metadata_urls(url)[0]
+    except AttemptFailed:
+        metadata = None  # malformed: lint and fetch say so
+    host = urlsplit(metadata or url).hostname or ""
+    return Probe(reach=metadata, credential=access_credential(host, settings) if access == "members" else None)

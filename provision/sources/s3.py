@@ -41,7 +41,9 @@ from provision.sources.base import (
     AccessFailure,
     AttemptFailed,
     ConnectionFailure,
+    Credential,
     OfflineFailure,
+    Probe,
     Restart,
     Retry,
     SourceContext,
@@ -375,3 +377,11 @@ def _list_page(s3: _S3, ctx: SourceContext, bucket: str, prefix: str, args: dict
             wait = backoff(ctx.settings, failures)
             ctx.progress.note(f"listing s3://{bucket}/{prefix}: {exc.answer}; retry {failures} in {wait:.1f}s")
             _pause(ctx, wait)
+
+
+def probe_s3(url: str, access: str, settings: Settings) -> Probe:
+    """Doctor's view of an ``s3://`` URL: endpoints and credentials are boto3's own configuration."""
+    return Probe(
+        skip=("s3", "s3:// endpoints and credentials come from boto3's own configuration"),
+        credential=Credential(None, "s3: boto3's own credential chain (AWS_PROFILE, AWS_ACCESS_KEY_ID, roles)"),
+    )

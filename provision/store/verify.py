@@ -15,7 +15,7 @@ from pathlib import Path
 from provision.config import Settings
 from provision.errors import IntegrityError
 from provision.manifest.checksum import Checksum
-from provision.manifest.folders import expand
+from provision.manifest.folders import as_fetched
 from provision.manifest.lockfile import LockFile
 from provision.manifest.model import Artifact, Catalog, FileSpec
 from provision.progress import NullProgress, Progress
@@ -167,7 +167,7 @@ def verify(
     names = list(names)
     lock = LockFile(settings.lock_path)
     chosen = catalog.resolve(names) if names else cached_artifacts(store, catalog)
-    artifacts = [lock.apply(expand(a, lock)) for a in chosen]
+    artifacts = [as_fetched(a, lock) for a in chosen]
     report = VerifyReport()
     for art in artifacts:
         if not Path(store.root).exists():

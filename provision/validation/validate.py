@@ -39,7 +39,7 @@ import numpy as np
 from provision.config import Settings
 from provision.errors import IntegrityError, NotFetchedError, UsageError
 from provision.fsutil import atomic_write_text
-from provision.manifest.folders import expand
+from provision.manifest.folders import as_fetched
 from provision.manifest.lockfile import LockFile
 from provision.manifest.model import AccuracySpec, Artifact, Benchmark, Catalog, RuntimeSpec
 from provision.preprocessing.plan import Plan, load_json, make_plan
@@ -174,7 +174,7 @@ def prepare(
         )
     runtime_spec = art.runtime or RuntimeSpec()
     lock = LockFile(settings.lock_path)
-    resolved = lock.apply(expand(art, lock))
+    resolved = as_fetched(art, lock)
     store = Store(settings.cache_dir)
     model_path, digest = _verified_digest(store, resolved, _model_file(resolved, runtime_spec))
     version = runtime_version(runtime)

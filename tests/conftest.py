@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -94,3 +95,14 @@ def dataset_toml(
             out.append(f"size = {len(body)}")
         out.append(f'checksum = "{checksum or md5(body or b"")}"')
     return "\n".join(out) + "\n"
+
+
+def sigint_at_default() -> None:
+    """``preexec_fn`` for a child process that a test interrupts with SIGINT.
+
+    A launcher that ignores SIGINT (``nohup``, a background job of a non-interactive shell)
+    passes SIG_IGN on to every process it starts, through exec. Python then installs no
+    KeyboardInterrupt handler and the test's SIGINT does nothing. This puts SIGINT back to
+    its default in the child before exec, so the child behaves as after a Ctrl-C at a terminal.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

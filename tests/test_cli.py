@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 import typer.main
 import xxhash
-from conftest import ManifestWriter, dataset_toml
+from conftest import ManifestWriter, dataset_toml, sigint_at_default
 from httpserver import TestServer, md5
 from typer.testing import CliRunner
 
@@ -829,6 +829,7 @@ def test_ctrl_c_stops_a_fetch_promptly(server: TestServer, write_manifest: Manif
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=sigint_at_default,
     )
     try:
         deadline = time.monotonic() + 20

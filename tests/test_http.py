@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import ManifestWriter, dataset_toml
+from conftest import ManifestWriter, dataset_toml, sigint_at_default
 from httpserver import TestServer
 
 from provision import api
@@ -340,6 +340,7 @@ def test_killed_fetch_resumes_on_rerun(
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
+        preexec_fn=sigint_at_default,
     )
     try:
         _wait_for_partial(settings.cache_dir, 400_000)

@@ -18,7 +18,7 @@ from provision.errors import UsageError
 from provision.fetching.report import FetchReport
 from provision.fetching.run import fetch as _fetch
 from provision.manifest.model import Benchmark, Catalog
-from provision.preprocessing.plan import make_plan
+from provision.preprocessing.plan import Plan, make_plan
 from provision.preprocessing.runner import PreprocessReport
 from provision.preprocessing.runner import run as _run_preprocess
 from provision.progress import Progress
@@ -109,74 +109,81 @@ def run(
     target = bench.with_subset(subset) if subset is not None and subset in bench.subsets else bench
     # The dataset (or its subset), the labels and the one model this run uses.
     names = [target.dataset] + ([target.labels.artifact] if target.labels else []) + ([chosen] if chosen else [])
-    clock = time.perf_counter()
-    fetched = _fetch(
-        catalog,
-        names,
-        settings.with_(jobs=jobs) if jobs else settings,
-        session=session,
-        from_paths=from_paths,
-        progress=progress,
-    )
-    report = RunReport(bench.name, chosen, fetched)
-    fetched_now = sum(1 for f in fetched.files if f.ok and f.state != "cached")
-    report.stages.append(
-        Stage(
-            "fetch",
-            ("done" if fetched_now else "cached") if fetched.ok else "failed",
-            time.perf_counter() - clock,
-            f"{len(fetched.files)} files, {fetched_now} fetched now"
-            if fetched.ok
-            else f"{len(fetched.failures)} failed",
-        )
-    )
-    if not fetched.ok:
-        return report
-    clock = time.perf_counter()
-    report.verify = _verify(catalog, names, settings, progress=progress)
-    report.stages.append(
-        Stage(
-            "verify",
-            "done" if report.verify.ok else "failed",
-            time.perf_counter() - clock,
-            f"{len(report.verify.files)} files, {report.verify.files_hashed} hashed",
-        )
-    )
-    if not report.verify.ok:
-        return report
-    clock = time.perf_counter()
-    plan = make_plan(catalog, bench.name, settings, subset=subset, progress=progress, model=chosen)
-    report.preprocess = _run_preprocess(plan, settings, jobs=jobs, progress=progress)
-    report.stages.append(
-        Stage(
-            "preprocess",
-            "cached" if report.preprocess.state == "cached" else "done",
-            time.perf_counter() - clock,
-            f"{report.preprocess.items} items, key {report.preprocess.key[:16]}",
-        )
-    )
-    why = _no_validation(catalog, bench, chosen)
-    if why:
-        report.stages.append(Stage("validate", "skipped", 0.0, why))
-        return report
-    clock = time.perf_counter()
-    prepared = _prepare_validation(
-        catalog, bench.name, settings, model=chosen, subset=subset, options=options, progress=progress, plan=plan
-    )
-    cached = None if revalidate else _cached_validation(prepared)
-    report.validation = cached or _validate(
-        catalog, bench.name, settings, subset=subset, progress=progress, prepared=prepared
-    )
-    v = report.validation
-    report.stages.append(
-        Stage(
-            "validate",
-            "cached" if cached else ("done" if v.passed else "failed"),
-            time.perf_counter() - clock,
-            f"{v.metric} {v.value:.4f}{v.unit} ({'PASS' if v.passed else 'FAIL'}), {v.samples} samples",
-        )
-    )
+    steps = _Steps(catalog, bench, chosen, settings, subset, progress)
+    report = steps.fetch(names, jobs, from_paths, session)
+    if report.fetch.ok and steps.verify(report, names):
+        steps.preprocess(report, jobs)
+        steps.validate(report, options, revalidate)
     return report
+
+
+class _Steps:
+    """The four stages of one ``run``, each adding its :class:`Stage` to the report."""
+
+    def __init__(
+        self,
+        catalog: Catalog,
+        bench: Benchmark,
+        model: str | None,
+        settings: Settings,
+        subset: str | None,
+        progress: Progress | None,
+    ) -> None:
+        self.catalog, self.bench, self.model, self.settings = catalog, bench, model, settings
+        self.subset, self.progress = subset, progress
+        self.plan: Plan | None = None
+
+    def fetch(
+        self, names: list[str], jobs: int | None, from_paths: Iterable[Path], session: requests.Session | None
+    ) -> RunReport:
+        """Fetch (and verify on arrival) the dataset, labels and model; the report starts here."""
+        clock = time.perf_counter()
+        settings = self.settings.with_(jobs=jobs) if jobs else self.settings
+        fetched = _fetch(self.catalog, names, settings, session=session, from_paths=from_paths, progress=self.progress)
+        report = RunReport(self.bench.name, self.model, fetched)
+        now = sum(1 for f in fetched.files if f.ok and f.state != "cached")
+        state = ("done" if now else "cached") if fetched.ok else "failed"
+        detail = f"{len(fetched.files)} files, {now} fetched now" if fetched.ok else f"{len(fetched.failures)} failed"
+        report.stages.append(Stage("fetch", state, time.perf_counter() - clock, detail))
+        return report
+
+    def verify(self, report: RunReport, names: list[str]) -> bool:
+        """Check what the run uses (stat fast path); False when something is missing or changed."""
+        clock = time.perf_counter()
+        checked = report.verify = _verify(self.catalog, names, self.settings, progress=self.progress)
+        detail = f"{len(checked.files)} files, {checked.files_hashed} hashed"
+        report.stages.append(Stage("verify", "done" if checked.ok else "failed", time.perf_counter() - clock, detail))
+        return checked.ok
+
+    def preprocess(self, report: RunReport, jobs: int | None) -> None:
+        """Run (or reuse) the model's preprocessing recipe."""
+        clock = time.perf_counter()
+        self.plan = make_plan(
+            self.catalog, self.bench.name, self.settings, subset=self.subset, progress=self.progress, model=self.model
+        )
+        made = report.preprocess = _run_preprocess(self.plan, self.settings, jobs=jobs, progress=self.progress)
+        state = "cached" if made.state == "cached" else "done"
+        detail = f"{made.items} items, key {made.key[:16]}"
+        report.stages.append(Stage("preprocess", state, time.perf_counter() - clock, detail))
+
+    def validate(self, report: RunReport, options: ValidateOptions | None, revalidate: bool) -> None:
+        """Validate here, reusing a stored result of the same key unless ``revalidate``; or say why not."""
+        why = _no_validation(self.catalog, self.bench, self.model)
+        if why:
+            report.stages.append(Stage("validate", "skipped", 0.0, why))
+            return
+        clock = time.perf_counter()
+        prepared = _prepare_validation(
+            self.catalog, self.bench.name, self.settings, model=self.model, subset=self.subset, options=options,
+            progress=self.progress, plan=self.plan,
+        )  # fmt: skip
+        cached = None if revalidate else _cached_validation(prepared)
+        v = report.validation = cached or _validate(
+            self.catalog, self.bench.name, self.settings, subset=self.subset, progress=self.progress, prepared=prepared
+        )
+        state = "cached" if cached else ("done" if v.passed else "failed")
+        detail = f"{v.metric} {v.value:.4f}{v.unit} ({'PASS' if v.passed else 'FAIL'}), {v.samples} samples"
+        report.stages.append(Stage("validate", state, time.perf_counter() - clock, detail))
 
 
 def _no_validation(catalog: Catalog, bench: Benchmark, model: str | None) -> str:

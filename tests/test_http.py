@@ -375,3 +375,25 @@ def test_connection_errors_are_reported_by_their_cause() -> None:
     except requests.ConnectionError as exc:
         text = short_error(exc)
     assert "Connection refused" in text and "HTTPConnection" not in text and "Max retries" not in text
+
+
+def test_segment_queue_gives_back_ranges_and_gives_up() -> None:
+    """The work list of a segmented download: pieces in order, unfinished parts first, failures in a row."""
+    from provision.sources.base import ConnectionFailure, Retry
+    from provision.sources.http import SegmentQueue
+
+    queue = SegmentQueue([(0, 10), (20, 25)], piece=4, retries=1)
+    assert len(queue) == 5  # (0,4) (4,8) (8,10) (20,24) (24,25)
+    assert queue.take() == (0, 4)
+    assert queue.retry((2, 4), progressed=True, exc=Retry("dropped")) == 0  # it moved: not a failure in a row
+    assert queue.take() == (2, 4)  # the unfinished part comes back first
+    assert queue.retry((2, 4), progressed=False, exc=Retry("dropped")) == 1
+    assert queue.take() == (2, 4)
+    assert queue.retry((2, 4), progressed=False, exc=Retry("dropped")) is None  # past retries=1
+    assert isinstance(queue.fatal, ConnectionFailure) and "gave up after 2 tries" in str(queue.fatal)
+    assert queue.take() is None  # every worker stops
+    other = SegmentQueue([(0, 8)], piece=4, retries=5)
+    other.take()
+    other.fail((0, 4), KeyboardInterrupt())
+    other.fail((4, 8), ValueError("later"))
+    assert isinstance(other.fatal, KeyboardInterrupt) and other.take() is None  # the first error wins

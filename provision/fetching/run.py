@@ -73,6 +73,115 @@ def _present(store: Store, art: Artifact, spec: FileSpec, entry: FileRecord | No
     return check.state, record
 
 
+#: A file to fetch, and whether a corrupt copy of it is to be replaced (``repaired``).
+Todo = tuple[Artifact, FileSpec, bool]
+
+
+class _Fetch:
+    """One ``fetch`` call: the cache, the sources, and what happened to each file so far."""
+
+    def __init__(self, settings: Settings, ctx: SourceContext) -> None:
+        self.settings = settings
+        self.ctx = ctx
+        self.progress = ctx.progress
+        self.lock = LockFile(settings.lock_path)
+        self.store = Store(settings.cache_dir)
+        self.results: dict[tuple[str, str], FileResult] = {}
+        self.records: dict[str, dict[str, FileRecord]] = {}
+
+    def resolve(
+        self, catalog: Catalog, names: Iterable[str], subset: str | None
+    ) -> tuple[list[Artifact], list[FileResult]]:
+        """The artifacts ``names`` stand for, as fetched (folder entries listed and pinned), and a failed
+        result for each folder entry whose source could not list it."""
+        artifacts: list[Artifact] = []
+        unlisted: list[FileResult] = []
+        for art in catalog.resolve(names, subset):
+            try:
+                artifacts.append(list_folders(art, self.lock, self.ctx))
+            except SourceError as exc:
+                folder = next(f for f in art.files if f.is_folder and self.lock.listing(art.name, f.name) is None)
+                attempts = [(u, a) for u, a in exc.attempts if isinstance(a, AttemptFailed)]
+                path = str(self.store.artifact_dir(art.name) / folder.name)
+                unlisted.append(FileResult(art.name, folder.name, "failed", path, attempts=attempts, failure=exc))
+        return artifacts, unlisted
+
+    def inventory(self, artifacts: list[Artifact]) -> list[Todo]:
+        """What is cached and verified already (a result each), and what is still to fetch."""
+        store = self.store
+        todo: list[Todo] = []
+        for art in artifacts:
+            records = self.records[art.name] = store.load_record(art.name)
+            for spec in art.files:
+                path = str(store.artifact_dir(art.name) / spec.name)
+                old = records.get(spec.name)
+                if spec.extract is not None and not spec.extract.keep_archive and tree_ok(store, art, spec):
+                    # The archive was dropped after a verified extraction: its tree stands for it.
+                    records[spec.name] = old or FileRecord(str(spec.checksum), "", spec.size or 0, 0, 0, link=DROPPED)
+                    self.results[(art.name, spec.name)] = FileResult(art.name, spec.name, "cached", path)
+                    continue
+                state, entry = _present(store, art, spec, old)
+                if state == "ok" and entry is not None:
+                    records[spec.name] = entry
+                    self.results[(art.name, spec.name)] = FileResult(
+                        art.name, spec.name, "cached", path, entry.size, entry.source
+                    )
+                else:
+                    records.pop(spec.name, None)
+                    todo.append((art, spec, state == "corrupt"))
+        return todo
+
+    def transfer(self, artifacts: list[Artifact], todo: list[Todo]) -> None:
+        """Fetch every file of ``todo`` on ``settings.jobs`` threads; records are checkpointed as files
+        land, and on an interruption every transfer stops and keeps its partial for a resume."""
+        fetcher = FileFetcher(self.store, self.ctx, self.lock)
+        by_name = {a.name: a for a in artifacts}
+        dirty: set[str] = set()
+        last_save = time.monotonic()
+
+        def save_dirty() -> None:
+            for name in dirty:
+                self.store.save_record(by_name[name], self.records[name])
+            dirty.clear()
+
+        pool = ThreadPoolExecutor(max_workers=max(1, self.settings.jobs))
+        try:
+            futures = {pool.submit(fetcher.run, art, spec, repair): (art, spec) for art, spec, repair in todo}
+            for fut in as_completed(futures):
+                art, spec = futures[fut]
+                result, record = fut.result()
+                self.results[(art.name, spec.name)] = result
+                if record is not None:
+                    self.records[art.name][spec.name] = record
+                    dirty.add(art.name)
+                if dirty and time.monotonic() - last_save > _CHECKPOINT_SECONDS:
+                    save_dirty()
+                    last_save = time.monotonic()
+        except BaseException:
+            self.ctx.cancel.set()  # every transfer stops at its next chunk and keeps its partial
+            pool.shutdown(wait=True, cancel_futures=True)
+            save_dirty()
+            raise
+        pool.shutdown(wait=True)
+
+    def extract(self, artifacts: list[Artifact]) -> list[Artifact]:
+        """Record what was fetched, extract the archives not extracted yet, record again; returns the
+        artifacts with this run's first-use pins applied."""
+        store = self.store
+        artifacts = [self.lock.apply(a) for a in artifacts]  # files pinned on first use in this run
+        unpack = [(a, f) for a in artifacts for f in a.archives if f.checksum.known and not tree_ok(store, a, f)]
+        for art in artifacts:
+            store.save_record(art, self.records[art.name])
+        _extract_all(store, unpack, self.results, self.records, self.progress)
+        for art in artifacts:
+            store.save_record(art, self.records[art.name])
+            for spec in art.archives:
+                result = self.results[(art.name, spec.name)]
+                if result.ok and spec.extract is not None:
+                    result.extracted = str(store.artifact_dir(art.name) / spec.extract.to)
+        return artifacts
+
+
 def fetch(
     catalog: Catalog,
     names: Iterable[str],
@@ -85,101 +194,27 @@ def fetch(
 ) -> FetchReport:
     """Make every artifact ``names`` stands for present and verified in the cache.
 
-    Returns a report of every file; call :meth:`FetchReport.raise_for_errors` to turn a
-    failure into its exception. Raises before downloading when the disk is too small.
+    resolve (folder listings) -> lock -> inventory (what is cached) -> disk-space check ->
+    transfer -> extract -> report. Returns a report of every file; call
+    :meth:`FetchReport.raise_for_errors` to turn a failure into its exception. Raises before
+    downloading when the disk is too small.
     """
-    progress = progress or NullProgress()
-    lock = LockFile(settings.lock_path)
-    store = Store(settings.cache_dir)
-    store.ensure()
-    ctx = SourceContext(settings, session or new_session(), tuple(Path(p) for p in from_paths), progress)
+    local = tuple(Path(p) for p in from_paths)
+    ctx = SourceContext(settings, session or new_session(), local, progress or NullProgress())
     ctx.http = HttpClient(ctx)
-    fetcher = FileFetcher(store, ctx, lock)
-    artifacts: list[Artifact] = []
-    unlisted: list[FileResult] = []  # folder entries whose source could not list them
-    for art in catalog.resolve(names, subset):
-        try:
-            artifacts.append(list_folders(art, lock, ctx))
-        except SourceError as exc:
-            folder = next(f for f in art.files if f.is_folder and lock.listing(art.name, f.name) is None)
-            path = str(store.artifact_dir(art.name) / folder.name)
-            unlisted.append(
-                FileResult(
-                    art.name,
-                    folder.name,
-                    "failed",
-                    path,
-                    attempts=[(u, a) for u, a in exc.attempts if isinstance(a, AttemptFailed)],
-                    failure=exc,
-                )
-            )
-    report = FetchReport(artifacts={a.name: str(store.artifact_dir(a.name)) for a in artifacts})
-    results: dict[tuple[str, str], FileResult] = {}
+    run = _Fetch(settings, ctx)
+    run.store.ensure()
+    artifacts, unlisted = run.resolve(catalog, names, subset)
+    report = FetchReport(artifacts={a.name: str(run.store.artifact_dir(a.name)) for a in artifacts})
     with contextlib.ExitStack() as stack:
         for art in sorted(artifacts, key=lambda a: a.name):
-            stack.enter_context(store.lock(art.name, settings.lock_timeout, progress.note))
-        records = {a.name: store.load_record(a.name) for a in artifacts}
-        todo: list[tuple[Artifact, FileSpec, bool]] = []
-        for art in artifacts:
-            for spec in art.files:
-                old = records[art.name].get(spec.name)
-                if spec.extract is not None and not spec.extract.keep_archive and tree_ok(store, art, spec):
-                    records[art.name][spec.name] = old or FileRecord(
-                        str(spec.checksum), "", spec.size or 0, 0, 0, link=DROPPED
-                    )
-                    results[(art.name, spec.name)] = FileResult(
-                        art.name, spec.name, "cached", str(store.artifact_dir(art.name) / spec.name)
-                    )
-                    continue
-                state, entry = _present(store, art, spec, old)
-                if state == "ok" and entry is not None:
-                    records[art.name][spec.name] = entry
-                    path = str(store.artifact_dir(art.name) / spec.name)
-                    results[(art.name, spec.name)] = FileResult(
-                        art.name, spec.name, "cached", path, entry.size, entry.source
-                    )
-                else:
-                    records[art.name].pop(spec.name, None)
-                    todo.append((art, spec, state == "corrupt"))
-        unpack = [(a, f) for a in artifacts for f in a.archives if not (f.checksum.known and tree_ok(store, a, f))]
-        check_disk_space(store, [(a, s) for a, s, _ in todo], unpack)
-        by_name = {a.name: a for a in artifacts}
-        dirty: set[str] = set()
-        last_save = time.monotonic()
-        pool = ThreadPoolExecutor(max_workers=max(1, settings.jobs))
-        try:
-            futures = {pool.submit(fetcher.run, art, spec, repair): (art, spec) for art, spec, repair in todo}
-            for fut in as_completed(futures):
-                art, spec = futures[fut]
-                result, record = fut.result()
-                results[(art.name, spec.name)] = result
-                if record is not None:
-                    records[art.name][spec.name] = record
-                    dirty.add(art.name)
-                if dirty and time.monotonic() - last_save > _CHECKPOINT_SECONDS:
-                    for name in dirty:
-                        store.save_record(by_name[name], records[name])
-                    dirty.clear()
-                    last_save = time.monotonic()
-        except BaseException:
-            ctx.cancel.set()  # every transfer stops at its next chunk and keeps its partial
-            pool.shutdown(wait=True, cancel_futures=True)
-            for name in dirty:
-                store.save_record(by_name[name], records[name])
-            raise
-        pool.shutdown(wait=True)
-        artifacts = [lock.apply(a) for a in artifacts]  # files pinned on first use in this run
-        unpack = [(a, f) for a in artifacts for f in a.archives if f.checksum.known and not tree_ok(store, a, f)]
-        for art in artifacts:
-            store.save_record(art, records[art.name])
-        _extract_all(store, unpack, results, records, progress)
-        for art in artifacts:
-            store.save_record(art, records[art.name])
-            for spec in art.archives:
-                result = results[(art.name, spec.name)]
-                if result.ok and spec.extract is not None:
-                    result.extracted = str(store.artifact_dir(art.name) / spec.extract.to)
+            stack.enter_context(run.store.lock(art.name, settings.lock_timeout, ctx.progress.note))
+        todo = run.inventory(artifacts)
+        unpack = [(a, f) for a in artifacts for f in a.archives if not (f.checksum.known and tree_ok(run.store, a, f))]
+        check_disk_space(run.store, [(a, s) for a, s, _ in todo], unpack)
+        run.transfer(artifacts, todo)
+        artifacts = run.extract(artifacts)
     for art in artifacts:
-        report.files.extend(results[(art.name, spec.name)] for spec in art.files)
+        report.files.extend(run.results[(art.name, spec.name)] for spec in art.files)
     report.files.extend(unlisted)
     return report

@@ -296,22 +296,107 @@ def run(
     merge: bool = False,
     progress: Progress | None = None,
 ) -> PreprocessReport:
-    """Produce (or find) ``plan``'s outputs: a full run, one shard, or the merge of the shards."""
-    started = time.monotonic()
-    progress = progress or NullProgress()
+    """Produce (or find) ``plan``'s outputs: a full run, one shard, or the merge of the shards.
+
+    A valid run of the same key is reused (``cached``); a shard runs its slice and, when it is the
+    last one done, merges all of them (``shard``, then ``merged``); ``merge`` assembles finished
+    shards; otherwise every item is processed (``computed``). Each commit checks the pins.
+    """
     jobs = jobs or default_jobs()
     if jobs < 1:
         raise UsageError(f"--jobs must be at least 1, got {jobs}")
     if shard is not None and merge:
         raise UsageError("--merge assembles finished shards; give it without --shard")
-    store = Store(settings.cache_dir)
-    store.ensure()
-    report = PreprocessReport(
-        plan.benchmark.name, plan.recipe.name, plan.recipe.version, plan.key, plan.path, "cached",
-        libraries=dict(plan.libraries), signature=plan.signature, shard=shard, jobs=jobs, notes=list(plan.notes),
-    )  # fmt: skip
+    runner = _Runner(plan, settings, jobs, shard, progress or NullProgress())
+    done = runner.cached()
+    if done is not None:
+        return runner.finish(done, "cached")
+    _clean_stale(plan.root, plan.shards_dir)
+    if shard is not None:
+        runner.run_shard(*shard)
+        if runner.report.missing_shards:
+            return runner.shard_done(*shard)
+        merge = True
+    with runner.store.lock(plan.lock_name, settings.lock_timeout, runner.progress.note):
+        done = valid_run(plan, runner.progress)  # another process may have finished it meanwhile
+        if done is not None:
+            return runner.finish(done, "cached")
+        if merge:
+            return runner.finish(runner.merge(), "merged")
+        return runner.finish(runner.compute(), "computed")
 
-    def finish(record: Mapping[str, Any], state: str) -> PreprocessReport:
+
+class _Runner:
+    """One ``preprocess`` call: the plan, where it runs, and the report it fills in."""
+
+    def __init__(
+        self, plan: Plan, settings: Settings, jobs: int, shard: tuple[int, int] | None, progress: Progress
+    ) -> None:
+        self.started = time.monotonic()
+        self.plan, self.settings, self.jobs, self.shard, self.progress = plan, settings, jobs, shard, progress
+        self.store = Store(settings.cache_dir)
+        self.store.ensure()
+        self.report = PreprocessReport(
+            plan.benchmark.name, plan.recipe.name, plan.recipe.version, plan.key, plan.path, "cached",
+            libraries=dict(plan.libraries), signature=plan.signature, shard=shard, jobs=jobs, notes=list(plan.notes),
+        )  # fmt: skip
+
+    def cached(self) -> dict[str, Any] | None:
+        """The record of a valid run of this key, when one is in the cache."""
+        with self.store.lock(self.plan.lock_name, self.settings.lock_timeout, self.progress.note):
+            return valid_run(self.plan, self.progress)
+
+    def run_shard(self, i: int, n: int) -> None:
+        """Process shard ``i`` of ``n`` into its part folder (unless a valid part is there already)."""
+        plan = self.plan
+        part = plan.shards_dir / f"{i}-of-{n}"
+        with self.store.lock(f"{plan.lock_name}--{i}-of-{n}", self.settings.lock_timeout, self.progress.note):
+            if valid_shard(plan, part, i, n) is None:
+                items = plan.items()
+                lo, hi = shard_slice(len(items), i, n)
+                mine = items[lo:hi]
+                with _temp_dir(part) as tmp:
+                    _process(plan, mine, tmp, self.jobs, self.progress)
+                    doc = {"key": plan.key, "shard": [i, n], "items": len(mine), "first": mine[0] if mine else None}
+                    atomic_write_text(tmp / SHARD_FILE, json.dumps(doc) + "\n")
+                    discard(part)
+                    os.rename(tmp, part)
+                self.report.processed = len(mine)
+            self.report.items = int((load_json(part / SHARD_FILE) or {}).get("items", 0))
+        self.report.missing_shards = _shard_status(plan, n)
+
+    def shard_done(self, i: int, n: int) -> PreprocessReport:
+        """The report of shard ``i`` of ``n`` while its siblings are not all done."""
+        self.report.state, self.report.path = "shard", self.plan.shards_dir / f"{i}-of-{n}"
+        self.report.seconds = round(time.monotonic() - self.started, 3)
+        return self.report
+
+    def merge(self) -> dict[str, Any]:
+        """Assemble a complete set of shard parts (this call's N, else the one found) and commit it."""
+        plan = self.plan
+        n_done, missing = (self.shard[1], []) if self.shard is not None else _complete_shard_count(plan)
+        if n_done is None:
+            what = f"missing {', '.join(missing)}" if missing else "no finished shard parts"
+            raise ProvisionError(
+                f"cannot merge {plan.benchmark.name}: {what} in {plan.shards_dir}; run "
+                f"'provision preprocess {plan.benchmark.name} --shard I/N' for each missing shard first"
+            )
+        return _merge(plan, n_done, self.progress)
+
+    def compute(self) -> dict[str, Any]:
+        """Process every item, finalize and commit."""
+        plan = self.plan
+        items = plan.items()
+        with _temp_dir(plan.path) as tmp:
+            _process(plan, items, tmp, self.jobs, self.progress)
+            _finalize(plan, items, tmp)
+            record = _commit(plan, tmp, len(items), {"jobs": self.jobs, "shards": None}, self.progress)
+        self.report.processed = len(items)
+        return record
+
+    def finish(self, record: Mapping[str, Any], state: str) -> PreprocessReport:
+        """The report of a committed (or reused) run: its digest and whether it matches the pins."""
+        plan, report = self.plan, self.report
         report.state, report.digest = state, str(record["output"]["digest"])
         report.items = int(record.get("items", 0))
         tree = tree_of(record)
@@ -325,57 +410,8 @@ def run(
             report.pin = "skipped"
         else:
             report.pin = "match"
-        report.seconds = round(time.monotonic() - started, 3)
+        report.seconds = round(time.monotonic() - self.started, 3)
         return report
-
-    with store.lock(plan.lock_name, settings.lock_timeout, progress.note):
-        done = valid_run(plan, progress)
-    if done is not None:
-        return finish(done, "cached")
-    _clean_stale(plan.root, plan.shards_dir)
-    if shard is not None:
-        i, n = shard
-        part = plan.shards_dir / f"{i}-of-{n}"
-        with store.lock(f"{plan.lock_name}--{i}-of-{n}", settings.lock_timeout, progress.note):
-            if valid_shard(plan, part, i, n) is None:
-                items = plan.items()
-                lo, hi = shard_slice(len(items), i, n)
-                mine = items[lo:hi]
-                with _temp_dir(part) as tmp:
-                    _process(plan, mine, tmp, jobs, progress)
-                    doc = {"key": plan.key, "shard": [i, n], "items": len(mine), "first": mine[0] if mine else None}
-                    atomic_write_text(tmp / SHARD_FILE, json.dumps(doc) + "\n")
-                    discard(part)
-                    os.rename(tmp, part)
-                report.processed = len(mine)
-            report.items = int((load_json(part / SHARD_FILE) or {}).get("items", 0))
-        report.missing_shards = _shard_status(plan, n)
-        if report.missing_shards:
-            report.state, report.path = "shard", part
-            report.seconds = round(time.monotonic() - started, 3)
-            return report
-        merge = True
-    with store.lock(plan.lock_name, settings.lock_timeout, progress.note):
-        done = valid_run(plan, progress)
-        if done is not None:
-            return finish(done, "cached")
-        if merge:
-            n_done, missing = (shard[1], []) if shard is not None else _complete_shard_count(plan)
-            if n_done is None:
-                what = f"missing {', '.join(missing)}" if missing else "no finished shard parts"
-                raise ProvisionError(
-                    f"cannot merge {plan.benchmark.name}: {what} in {plan.shards_dir}; run "
-                    f"'provision preprocess {plan.benchmark.name} --shard I/N' for each missing shard first"
-                )
-            record = _merge(plan, n_done, progress)
-            return finish(record, "merged")
-        items = plan.items()
-        with _temp_dir(plan.path) as tmp:
-            _process(plan, items, tmp, jobs, progress)
-            _finalize(plan, items, tmp)
-            record = _commit(plan, tmp, len(items), {"jobs": jobs, "shards": None}, progress)
-        report.processed = len(items)
-        return finish(record, "computed")
 
 
 def preprocessed_path(plan: Plan, progress: Progress | None = None) -> Path:

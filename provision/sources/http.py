@@ -54,7 +54,7 @@ from provision.sources.hf import hub_credential, hub_hosts
 from provision.sources.partial import RangeSet, Sink
 from provision.version import __version__
 
-__all__ = ["USER_AGENT", "HttpClient", "fetch_http", "new_session", "probe_http", "short_error"]
+__all__ = ["USER_AGENT", "HttpClient", "SegmentQueue", "fetch_http", "new_session", "probe_http", "short_error"]
 
 USER_AGENT = f"provision/{__version__} python-requests/{requests.__version__}"
 
@@ -377,93 +377,153 @@ class _Download:
         self._segmented(meta, done)
 
     def _segmented(self, meta: _Meta, done: RangeSet) -> None:
+        """Fetch what ``done`` lacks of the file in ranges, over up to ``jobs`` connections at once."""
         sink = self.sink
         size = meta.size
-        assert size is not None
+        if size is None:
+            raise Restart("a segmented download needs the file's size")
         sink.begin_segmented(size, meta.as_dict(), done)
         jobs = self.client.settings.jobs
         piece = max(_PIECE_MIN, -(-size // (jobs * 4)))
-        queue: deque[tuple[int, int]] = deque()
-        for a, b in sink.done.missing(size):
-            for s in range(a, b, piece):
-                queue.append((s, min(b, s + piece)))
-        lock = threading.Lock()
-        fatal: list[BaseException] = []
-        failures = [0]
-        validator = meta.validator()
-
-        def worker() -> None:
-            while True:
-                with lock:
-                    if fatal or not queue:
-                        return
-                    a, b = queue.popleft()
-                pos = a
-                try:
-                    headers = {"Range": f"bytes={a}-{b - 1}"}
-                    if validator:
-                        headers["If-Range"] = validator
-                    with self.client.slots:
-                        resp = self.client.open(self.url, headers)
-                        if resp.status_code != 206:
-                            resp.close()
-                            raise Restart("the server ignored a Range request (HTTP 200)")
-                        if _range_start(resp) != a:
-                            resp.close()
-                            raise Restart("the server answered a different range")
-                        new = _meta(self.url, resp)
-                        if self._changed(meta.as_dict() | {"size": size}, new):
-                            resp.close()
-                            raise Restart("the file changed on the server (ETag/Last-Modified/size)")
-
-                        def put(chunk: bytes, b: int = b) -> None:
-                            nonlocal pos
-                            if self.client.ctx.cancel.is_set():
-                                raise KeyboardInterrupt
-                            if pos + len(chunk) > b:
-                                chunk = chunk[: b - pos]
-                            sink.write_at(pos, chunk)
-                            pos += len(chunk)
-                            sink.save_state()
-
-                        _stream(resp, put)
-                    if pos < b:
-                        raise Retry(f"range ended early at {pos} of {b}")
-                    with lock:
-                        failures[0] = 0
-                except Retry as exc:
-                    with lock:
-                        if pos < b:
-                            queue.appendleft((pos, b))
-                        failures[0] = 0 if pos > a else failures[0] + 1
-                        n = failures[0]
-                        self.last_answer = exc.answer
-                        if n > self.client.settings.retries:
-                            fatal.append(exc.give_up(f"{exc.answer} (gave up after {n} tries)"))
-                            return
-                    wait = self.client.sleep_for(n, exc.delay)
-                    self.client.ctx.progress.note(f"{sink.key}: {exc.answer}; retry in {wait:.1f}s")
-                    time.sleep(wait)
-                except BaseException as exc:
-                    with lock:
-                        if pos < b:
-                            queue.appendleft((pos, b))
-                        fatal.append(exc)
-                    return
-
+        queue = SegmentQueue(sink.done.missing(size), piece, self.client.settings.retries)
         threads = [
-            threading.Thread(target=worker, name=f"seg{i}:{sink.key}", daemon=True)
+            threading.Thread(
+                target=self._segment_worker, args=(queue, meta, size), name=f"seg{i}:{sink.key}", daemon=True
+            )
             for i in range(max(1, min(jobs, len(queue))))
         ]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        if fatal:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        if queue.fatal is not None:
             sink.save_state(force=True)
-            raise fatal[0]
+            raise queue.fatal
         if sink.done.total() < size:
             raise Retry(f"segments incomplete ({sink.done.total()} of {size} bytes)")
+
+    def _segment_worker(self, queue: SegmentQueue, meta: _Meta, size: int) -> None:
+        """Take ranges from ``queue`` until it is empty or failed; back off between transient failures."""
+        while (piece := queue.take()) is not None:
+            span = _Span(*piece)
+            try:
+                self._fetch_range(span, meta, size)
+                if span.pos < span.end:
+                    raise Retry(f"range ended early at {span.pos} of {span.end}")
+                queue.progressed()
+            except Retry as exc:
+                self.last_answer = exc.answer
+                failures = queue.retry(span.rest, progressed=span.pos > span.start, exc=exc)
+                if failures is None:
+                    return
+                wait = self.client.sleep_for(failures, exc.delay)
+                self.client.ctx.progress.note(f"{self.sink.key}: {exc.answer}; retry in {wait:.1f}s")
+                time.sleep(wait)
+            except BaseException as exc:
+                queue.fail(span.rest, exc)
+                return
+
+    def _fetch_range(self, span: _Span, meta: _Meta, size: int) -> None:
+        """GET ``span`` into the sink at its offset, moving ``span.pos`` as bytes land (kept on failure)."""
+        headers = {"Range": f"bytes={span.start}-{span.end - 1}"}
+        validator = meta.validator()
+        if validator:
+            headers["If-Range"] = validator
+        cancel = self.client.ctx.cancel
+
+        def put(chunk: bytes) -> None:
+            if cancel.is_set():
+                raise KeyboardInterrupt
+            chunk = chunk[: span.end - span.pos]
+            self.sink.write_at(span.pos, chunk)
+            span.pos += len(chunk)
+            self.sink.save_state()
+
+        with self.client.slots:
+            resp = self.client.open(self.url, headers)
+            if resp.status_code != 206:
+                resp.close()
+                raise Restart("the server ignored a Range request (HTTP 200)")
+            if _range_start(resp) != span.start:
+                resp.close()
+                raise Restart("the server answered a different range")
+            if self._changed(meta.as_dict() | {"size": size}, _meta(self.url, resp)):
+                resp.close()
+                raise Restart("the file changed on the server (ETag/Last-Modified/size)")
+            _stream(resp, put)
+
+
+@dataclass
+class _Span:
+    """One range of a segmented download, ``[start, end)``, and how far it got (``pos``)."""
+
+    start: int
+    end: int
+    pos: int = -1
+
+    def __post_init__(self) -> None:
+        if self.pos < 0:
+            self.pos = self.start
+
+    @property
+    def rest(self) -> tuple[int, int]:
+        """What is still to fetch of it."""
+        return self.pos, self.end
+
+
+class SegmentQueue:
+    """The byte ranges of a segmented download still to fetch, shared by its worker threads.
+
+    Each worker takes a range (:meth:`take`) and either finishes it (:meth:`progressed`), gives back what it
+    did not finish after a transient failure (:meth:`retry`, which counts failures in a row without
+    progress and gives up past ``retries``), or stops everything (:meth:`fail`): the first fatal error
+    is the download's, and every worker stops at its next :meth:`take`.
+    """
+
+    def __init__(self, gaps: list[tuple[int, int]], piece: int, retries: int) -> None:
+        self._ranges: deque[tuple[int, int]] = deque(
+            (s, min(b, s + piece)) for a, b in gaps for s in range(a, b, piece)
+        )
+        self._lock = threading.Lock()
+        self._retries = retries
+        self._failures = 0
+        self.fatal: BaseException | None = None
+
+    def __len__(self) -> int:
+        return len(self._ranges)
+
+    def take(self) -> tuple[int, int] | None:
+        """The next range to fetch; None when none is left or the download failed."""
+        with self._lock:
+            if self.fatal is not None or not self._ranges:
+                return None
+            return self._ranges.popleft()
+
+    def progressed(self) -> None:
+        """A range was completed: the count of failures in a row starts again."""
+        with self._lock:
+            self._failures = 0
+
+    def retry(self, rest: tuple[int, int], *, progressed: bool, exc: Retry) -> int | None:
+        """Give back ``rest`` (the unfinished part) after ``exc``; the failures in a row so far, or None
+        when that is more than the retries allow (the download then fails with ``exc``'s final form)."""
+        with self._lock:
+            if rest[0] < rest[1]:
+                self._ranges.appendleft(rest)
+            self._failures = 0 if progressed else self._failures + 1
+            if self._failures > self._retries:
+                if self.fatal is None:
+                    self.fatal = exc.give_up(f"{exc.answer} (gave up after {self._failures} tries)")
+                return None
+            return self._failures
+
+    def fail(self, rest: tuple[int, int], exc: BaseException) -> None:
+        """Stop the download with ``exc`` (the first such error wins), keeping ``rest`` as not done."""
+        with self._lock:
+            if rest[0] < rest[1]:
+                self._ranges.appendleft(rest)
+            if self.fatal is None:
+                self.fatal = exc
 
 
 def probe_http(url: str, access: str, settings: Settings) -> Probe:

@@ -30,7 +30,7 @@ import json
 import math
 import platform
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -357,45 +357,20 @@ def validate(
     progress = progress or NullProgress()
     if prepared is None:
         prepared = prepare(catalog, name, settings, model=model, subset=subset, options=options, progress=progress)
-    spec = prepared.spec
-    task = make_task(spec.metric, prepared.folder, prepared.runtime_spec, prepared.options.count)
+    task = make_task(prepared.spec.metric, prepared.folder, prepared.runtime_spec, prepared.options.count)
     if task.count() == 0:
         raise UsageError(f"{prepared.folder}: no samples to validate")
     description, seconds, energy, n = _infer(task, prepared, progress)
     score = task.score()
-    unit, higher = _metric_info(spec.metric)
-    size = prepared.bench.dataset_size
-    # The full set: at least the benchmark's dataset size (when the manifest states it), else all samples.
-    full = score.samples >= size if size is not None else prepared.options.count is None and subset is None
-    notes: list[str] = []
-    interval, method = (None, None) if full else _interval(score, unit)
-    if full or interval is None:
-        # The full set: the point value against each target (also a subset without an interval).
-        targets = _targets(spec, score.value, higher)
-        if not full:
-            notes.append(f"{score.samples} samples: no interval for {spec.metric}; the point value was compared")
-    else:
-        # Part of the set: a target is met when the interval reaches it (consistent with the reference).
-        targets = _targets(spec, interval[1] if higher else interval[0], higher)
-        notes.append(
-            f"{score.samples} of {size or 'all'} samples: the full-set target does not apply; a target passes when "
-            f"the {int(CONFIDENCE * 100)}% interval reaches it"
-        )
-    primary = targets[0]["target"] if targets else None
-    passed = bool(targets[0]["passed"]) if targets else True
-    if spec.upper is not None and full and score.value > spec.upper:
-        passed = False
-    golden = _golden(prepared.runtime_spec, score)
-    if golden is not None and not golden["passed"]:
-        passed = False
+    verdict = _judge(prepared, score, subset)
     report = ValidationReport(
         benchmark=prepared.bench.name,
         model=prepared.model.name,
-        metric=spec.metric,
-        unit=unit,
+        metric=prepared.spec.metric,
+        unit=verdict.unit,
         value=score.value,
-        target=primary,
-        passed=passed,
+        target=verdict.targets[0]["target"] if verdict.targets else None,
+        passed=verdict.passed,
         samples=score.samples,
         device=str(description.get("device", prepared.device)),
         runtime={**description, "cpu": cpu_name()},
@@ -403,23 +378,75 @@ def validate(
         samples_per_second=n / seconds if seconds > 0 else math.inf,
         seconds=seconds,
         energy=energy,
-        full_set=full,
-        reference=spec.reference,
-        targets=targets,
-        upper=spec.upper,
-        interval=interval,
-        interval_method=method,
-        golden=golden,
+        full_set=verdict.full,
+        reference=prepared.spec.reference,
+        targets=verdict.targets,
+        upper=prepared.spec.upper,
+        interval=verdict.interval,
+        interval_method=verdict.method,
+        golden=verdict.golden,
         task=task.describe(),
         preprocess_key=prepared.plan.key,
         key=prepared.key,
         record=str(prepared.record_path),
         extra={**score.extra, "provision": __version__},
-        notes=notes,
+        notes=verdict.notes,
     )
-    atomic_write_text(prepared.record_path, json.dumps(report.to_json(), indent=1, sort_keys=True) + "\n")
-    _drop_superseded(prepared.record_path, report)
+    _store(prepared.record_path, report)
     return report
+
+
+@dataclass
+class _Verdict:
+    """How a score compares with the benchmark's targets (see the module docstring)."""
+
+    unit: str
+    full: bool
+    targets: list[dict[str, Any]]
+    passed: bool
+    interval: list[float] | None = None
+    method: str | None = None
+    golden: dict[str, Any] | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+def _judge(prepared: Prepared, score: Score, subset: str | None) -> _Verdict:
+    """The verdict on ``score``: on the full set, the point value against each target and the upper bound;
+    on part of it, the 99% interval against each target; golden predictions in both cases."""
+    spec = prepared.spec
+    unit, higher = _metric_info(spec.metric)
+    size = prepared.bench.dataset_size
+    # The full set: at least the benchmark's dataset size (when the manifest states it), else all samples.
+    full = score.samples >= size if size is not None else prepared.options.count is None and subset is None
+    verdict = _Verdict(unit, full, [], True)
+    verdict.interval, verdict.method = (None, None) if full else _interval(score, unit)
+    if full or verdict.interval is None:
+        # The full set: the point value against each target (also a subset without an interval).
+        verdict.targets = _targets(spec, score.value, higher)
+        if not full:
+            note = f"{score.samples} samples: no interval for {spec.metric}; the point value was compared"
+            verdict.notes.append(note)
+    else:
+        # Part of the set: a target is met when the interval reaches it (consistent with the reference).
+        lo, hi = verdict.interval
+        verdict.targets = _targets(spec, hi if higher else lo, higher)
+        verdict.notes.append(
+            f"{score.samples} of {size or 'all'} samples: the full-set target does not apply; a target passes when "
+            f"the {int(CONFIDENCE * 100)}% interval reaches it"
+        )
+    verdict.passed = bool(verdict.targets[0]["passed"]) if verdict.targets else True
+    if spec.upper is not None and full and score.value > spec.upper:
+        verdict.passed = False
+    verdict.golden = _golden(prepared.runtime_spec, score)
+    if verdict.golden is not None and not verdict.golden["passed"]:
+        verdict.passed = False
+    return verdict
+
+
+def _store(path: Path, report: ValidationReport) -> None:
+    """Write ``report`` beside its preprocessing run, replacing older results of the same kind."""
+    atomic_write_text(path, json.dumps(report.to_json(), indent=1, sort_keys=True) + "\n")
+    _drop_superseded(path, report)
 
 
 def _drop_superseded(kept: Path, report: ValidationReport) -> None:

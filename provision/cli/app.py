@@ -3,6 +3,11 @@
 Each command lives in the module of its group (:mod:`.catalog`, :mod:`.cache`, :mod:`.pipeline`,
 :mod:`.audit`, :mod:`.doctor`, :mod:`.demo`): it parses, calls one :mod:`provision.api` function
 and renders. This module only assembles them, so no command module imports it back.
+
+Start-up matters (``provision --help`` is typed often): the command modules import only typer
+and light provision modules at top level, and each command imports what it needs when it
+runs, so the help and the catalogue commands load no HTTP, numeric or runtime
+library (``tests/test_startup.py``, ``benchmarks/startup.py``).
 """
 
 from __future__ import annotations

@@ -16,7 +16,6 @@ from typing import Annotated, Any
 import typer
 
 from provision import api
-from provision.auditing.document import write_audit
 from provision.cli.common import CacheDir, Json, errors, print_json, settings
 from provision.errors import EXIT_FAILURE, EXIT_OK, UsageError
 
@@ -38,6 +37,8 @@ def summary(doc: dict[str, Any], size: int, seconds: float) -> str:
 
 
 def _report(name: str, output: Path | None, model: str | None, subset: str | None, cache_dir: Path | None) -> None:
+    from provision.auditing.document import write_audit
+
     started = time.perf_counter()
     doc = api.audit(name, settings(cache_dir), model=model, subset=subset)
     if output is None:

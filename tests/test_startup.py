@@ -1,4 +1,4 @@
-"""Start-up of the ``provision`` command: which libraries each command loads.
+"""Start-up of the ``provision`` command: which libraries each command loads, and ``--version``.
 
 Every test runs the real entry point (:func:`provision.cli.app.main`) in a fresh subprocess of
 this interpreter, with the isolated environment of ``conftest.py``. A small wrapper registers an
@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 from conftest import ManifestWriter, dataset_toml
+
+from provision.version import __version__
 
 #: Libraries no command below may load: each costs tens to hundreds of milliseconds to import.
 HEAVY = (
@@ -78,6 +80,7 @@ def small_file(tmp_path: Path) -> Path:
 
 COMMANDS: list[tuple[str, tuple[str, ...], int]] = [
     ("help", ("--help",), 0),
+    ("version", ("--version",), 0),
     ("list", ("list",), 0),
     ("show", ("show", "resnet50"), 0),
     ("path", ("path", "resnet50-onnx"), 3),  # not fetched: exit 3, after loading what the command needs
@@ -107,3 +110,24 @@ def test_fetch_of_a_local_file_loads_no_numeric_library(tmp_path: Path, write_ma
     assert sorted(loaded & set(HEAVY_FOR_FETCH)) == []
     # The probe sees what is imported while the command runs, not only at start-up.
     assert "provision.fetching.run" in loaded
+
+
+def test_version_prints_the_version_and_exits_0(tmp_path: Path) -> None:
+    proc, _ = run_cli(tmp_path, "--version")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == f"provision {__version__}\n"
+    assert proc.stderr == ""
+
+
+def test_version_is_listed_in_help(tmp_path: Path) -> None:
+    proc, _ = run_cli(tmp_path, "--help")
+    assert proc.returncode == 0, proc.stderr
+    assert "--version" in proc.stdout
+
+
+def test_no_arguments_still_shows_help(tmp_path: Path) -> None:
+    proc, _ = run_cli(tmp_path)
+    # no_args_is_help: the help, and the usage status 2, as before --version existed.
+    assert proc.returncode == 2
+    assert "Usage: provision" in proc.stdout + proc.stderr
+    assert "--version" in proc.stdout + proc.stderr

@@ -6,15 +6,18 @@ and renders. This module only assembles them, so no command module imports it ba
 
 Start-up matters (``provision --help`` is typed often): the command modules import only typer
 and light provision modules at top level, and each command imports what it needs when it
-runs, so the help and the catalogue commands load no HTTP, numeric or runtime
+runs, so the help, ``--version`` and the catalogue commands load no HTTP, numeric or runtime
 library (``tests/test_startup.py``, ``benchmarks/startup.py``).
 """
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
 
 from provision.cli import audit, cache, catalog, demo, doctor, pipeline
+from provision.version import __version__
 
 __all__ = ["app", "main"]
 
@@ -29,6 +32,23 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"provision {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: Annotated[
+        bool,
+        typer.Option("--version", is_eager=True, callback=_print_version, help="Print the version and exit."),
+    ] = False,
+) -> None:
+    # The options of 'provision' itself (before the command); the app's help above describes it.
+    pass
 
 
 for _name, _command in (

@@ -99,6 +99,27 @@ def test_command_loads_no_heavy_library(tmp_path: Path, args: tuple[str, ...], c
     assert sorted(loaded & set(HEAVY)) == []
 
 
+@pytest.mark.parametrize("flag", ["--help", "--version"])
+def test_help_and_version_load_no_rich(tmp_path: Path, flag: str) -> None:
+    """typer's rich help (rich + typer.rich_utils) alone takes longer to import than typer itself."""
+    proc, loaded = run_cli(tmp_path, flag)
+    assert proc.returncode == 0, proc.stderr
+    assert "rich" not in loaded and "typer.rich_utils" not in loaded
+
+
+def test_plain_help_keeps_each_command_summary_whole(tmp_path: Path) -> None:
+    """click alone would cut 'Download NAME... into the cache ...' after 'NAME...'."""
+    proc, _ = run_cli(tmp_path, "--help")
+    assert proc.returncode == 0, proc.stderr
+    assert "  fetch       Download NAME... into the cache and verify every file.\n" in proc.stdout
+    text = " ".join(proc.stdout.split())
+    summary = (
+        "validate Run NAME's reference model on its preprocessed data on this machine and score it with "
+        "MLPerf's metric; exit 5 below target."
+    )
+    assert summary in text
+
+
 def test_fetch_of_a_local_file_loads_no_numeric_library(tmp_path: Path, write_manifest: ManifestWriter) -> None:
     body = b"a tiny local file\n"
     src = tmp_path / "tiny.bin"

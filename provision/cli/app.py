@@ -7,11 +7,17 @@ and renders. This module only assembles them, so no command module imports it ba
 Start-up matters (``provision --help`` is typed often): the command modules import only typer
 and light provision modules at top level, and each command imports what it needs when it
 runs, so the help, ``--version`` and the catalogue commands load no HTTP, numeric or runtime
-library (``tests/test_startup.py``, ``benchmarks/startup.py``).
+library (``tests/test_startup.py``, ``benchmarks/startup.py``). For the same reason help and
+usage errors are click's plain text (``rich_markup_mode=None``): typer's rich rendering imports
+rich and ``typer.rich_utils``, which alone take longer than importing typer itself, so a
+``provision --help`` drawn with rich cannot start within twice the time of ``import typer``
+(benchmarks/README.md). Each command's summary in ``provision --help`` is the first paragraph of
+its docstring, in full (click would cut it at its first full stop or at the line's width).
 """
 
 from __future__ import annotations
 
+import inspect
 from typing import Annotated
 
 import typer
@@ -31,6 +37,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # plain help and errors: see the module docstring
 )
 
 
@@ -51,6 +58,11 @@ def _options(
     pass
 
 
+def _summary(command: object) -> str:
+    """The first paragraph of a command's docstring, on one line."""
+    return " ".join(inspect.cleandoc(getattr(command, "__doc__", None) or "").split("\n\n")[0].split())
+
+
 for _name, _command in (
     ("list", catalog.list_cmd),
     ("show", catalog.show),
@@ -68,7 +80,7 @@ for _name, _command in (
     ("demo", demo.demo),
     ("doctor", doctor.doctor),
 ):
-    app.command(_name)(_command)
+    app.command(_name, short_help=_summary(_command))(_command)
 
 
 def main() -> None:

@@ -15,14 +15,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import platformdirs
-
 from provision.errors import UsageError
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - exercised on 3.10 only
-    import tomli as tomllib
 
 __all__ = [
     "ENV_VARS",
@@ -82,6 +75,8 @@ def default_cache_dir() -> Path:
     root = _checkout_root()
     if root is not None and (root / "cache").is_dir():
         return root / "cache"
+    import platformdirs  # here, not at the top: `provision --help` never needs it
+
     return Path(platformdirs.user_cache_dir("provision", appauthor=False))
 
 
@@ -118,6 +113,10 @@ def _auth(env: Mapping[str, str]) -> dict[str, dict[str, str]]:
     path_text = env.get("PROVISION_AUTH_FILE")
     path = Path(path_text).expanduser() if path_text else Path.home() / ".config" / "provision" / "auth.toml"
     if path.is_file():
+        if sys.version_info >= (3, 11):
+            import tomllib
+        else:  # pragma: no cover - exercised on 3.10 only
+            import tomli as tomllib
         try:
             doc = tomllib.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:

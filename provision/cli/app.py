@@ -3,13 +3,27 @@
 Each command lives in the module of its group (:mod:`.catalog`, :mod:`.cache`, :mod:`.pipeline`,
 :mod:`.audit`, :mod:`.doctor`, :mod:`.demo`): it parses, calls one :mod:`provision.api` function
 and renders. This module only assembles them, so no command module imports it back.
+
+Start-up matters (``provision --help`` is typed often): the command modules import only typer
+and light provision modules at top level, and each command imports what it needs when it
+runs, so the help, ``--version`` and the catalogue commands load no HTTP, numeric or runtime
+library (``tests/test_startup.py``, ``benchmarks/startup.py``). For the same reason help and
+usage errors are click's plain text (``rich_markup_mode=None``): typer's rich rendering imports
+rich and ``typer.rich_utils``, which alone take longer than importing typer itself, so a
+``provision --help`` drawn with rich cannot start within twice the time of ``import typer``
+(benchmarks/README.md). Each command's summary in ``provision --help`` is the first paragraph of
+its docstring, in full (click would cut it at its first full stop or at the line's width).
 """
 
 from __future__ import annotations
 
+import inspect
+from typing import Annotated
+
 import typer
 
 from provision.cli import audit, cache, catalog, demo, doctor, pipeline
+from provision.version import __version__
 
 __all__ = ["app", "main"]
 
@@ -23,7 +37,30 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # plain help and errors: see the module docstring
 )
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"provision {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: Annotated[
+        bool,
+        typer.Option("--version", is_eager=True, callback=_print_version, help="Print the version and exit."),
+    ] = False,
+) -> None:
+    # The options of 'provision' itself (before the command); the app's help above describes it.
+    pass
+
+
+def _summary(command: object) -> str:
+    """The first paragraph of a command's docstring, on one line."""
+    return " ".join(inspect.cleandoc(getattr(command, "__doc__", None) or "").split("\n\n")[0].split())
 
 
 for _name, _command in (
@@ -43,7 +80,7 @@ for _name, _command in (
     ("demo", demo.demo),
     ("doctor", doctor.doctor),
 ):
-    app.command(_name)(_command)
+    app.command(_name, short_help=_summary(_command))(_command)
 
 
 def main() -> None:

@@ -16,14 +16,10 @@ from typing import Annotated, Any
 import typer
 
 from provision import api
-from provision.auditing.document import write_audit
 from provision.cli.common import CacheDir, Json, errors, print_json, settings
 from provision.errors import EXIT_FAILURE, EXIT_OK, UsageError
 
 __all__ = ["audit", "summary"]
-
-_REPORT = "Writing a report (provision audit NAME)"
-_DIFF = "Comparing two reports (provision audit diff A.json B.json)"
 
 
 def summary(doc: dict[str, Any], size: int, seconds: float) -> str:
@@ -38,6 +34,8 @@ def summary(doc: dict[str, Any], size: int, seconds: float) -> str:
 
 
 def _report(name: str, output: Path | None, model: str | None, subset: str | None, cache_dir: Path | None) -> None:
+    from provision.auditing.document import write_audit
+
     started = time.perf_counter()
     doc = api.audit(name, settings(cache_dir), model=model, subset=subset)
     if output is None:
@@ -61,27 +59,23 @@ def audit(
     ] = None,
     output: Annotated[
         Path | None,
-        typer.Option("--output", "-o", help="Write the report here (default: stdout).", rich_help_panel=_REPORT),
+        typer.Option("--output", "-o", help="With NAME: write the report here (default: stdout)."),
     ] = None,
     model: Annotated[
         str | None,
-        typer.Option("--model", help="One of the benchmark's models (default: as 'run').", rich_help_panel=_REPORT),
+        typer.Option("--model", help="With NAME: one of the benchmark's models (default: as 'run')."),
     ] = None,
-    subset: Annotated[
-        str | None, typer.Option("--subset", help="The subset that was run.", rich_help_panel=_REPORT)
-    ] = None,
+    subset: Annotated[str | None, typer.Option("--subset", help="With NAME: the subset that was run.")] = None,
     cache_dir: CacheDir = None,
     json_out: Json = False,
-    first: Annotated[
-        int, typer.Option("--first", min=1, help="File names listed per finding.", rich_help_panel=_DIFF)
-    ] = 10,
+    first: Annotated[int, typer.Option("--first", min=1, help="With 'diff': file names listed per finding.")] = 10,
     data_a: Annotated[
         Path | None,
-        typer.Option("--data-a", help="A's preprocessed folder, where it is here.", rich_help_panel=_DIFF),
+        typer.Option("--data-a", help="With 'diff': A's preprocessed folder, where it is here."),
     ] = None,
     data_b: Annotated[
         Path | None,
-        typer.Option("--data-b", help="B's preprocessed folder, where it is here.", rich_help_panel=_DIFF),
+        typer.Option("--data-b", help="With 'diff': B's preprocessed folder, where it is here."),
     ] = None,
 ) -> None:
     """Write what decided a benchmark's result here, or compare two such reports.

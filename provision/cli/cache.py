@@ -9,9 +9,8 @@ import typer
 
 from provision import api
 from provision.cli.common import CacheDir, Json, Quiet, errors, print_json, settings
-from provision.cli.render import render_fetch, transfer_bars
+from provision.cli.render import human_bytes, render_fetch, transfer_bars
 from provision.errors import EXIT_INTEGRITY
-from provision.fsutil import human_bytes
 
 __all__ = ["fetch", "gc", "hash_cmd", "path", "status", "verify"]
 

@@ -9,12 +9,8 @@ import typer
 
 from provision import api
 from provision.cli.common import CacheDir, Json, errors, print_json, settings
-from provision.cli.render import (
-    render_benchmark,
-    render_detail,
-)
+from provision.cli.render import human_bytes, render_benchmark, render_detail
 from provision.errors import EXIT_MANIFEST
-from provision.fsutil import human_bytes
 
 __all__ = ["lint", "list_cmd", "show"]
 

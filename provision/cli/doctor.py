@@ -4,14 +4,16 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from provision import api
 from provision.cli.common import CacheDir, Json, errors, print_json, settings
 from provision.errors import EXIT_FAILURE
-from provision.readiness.run import DoctorReport
+
+if TYPE_CHECKING:
+    from provision.readiness.run import DoctorReport
 
 __all__ = ["doctor", "render"]
 

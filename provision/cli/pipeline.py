@@ -18,7 +18,6 @@ from provision.cli.render import (
     render_validation,
 )
 from provision.errors import EXIT_ACCURACY
-from provision.preprocessing.plan import parse_shard
 
 __all__ = ["preprocess", "run", "validate"]
 
@@ -50,6 +49,8 @@ def preprocess(
     does not match the manifest's expected_tree exits 3.
     """
     with errors():
+        from provision.preprocessing.plan import parse_shard
+
         bar = ItemBar(enabled=sys.stderr.isatty() and not quiet and not json_out, quiet=quiet)
         report = api.preprocess(
             name,

@@ -15,6 +15,7 @@ __all__ = [
     "Bars",
     "ItemBar",
     "Stages",
+    "human_bytes",
     "render_benchmark",
     "render_detail",
     "render_fetch",
@@ -23,7 +24,13 @@ __all__ = [
     "transfer_bars",
 ]
 
-from provision.fsutil import human_bytes
+
+def human_bytes(n: float) -> str:
+    """:func:`provision.fsutil.human_bytes` (``1.5 GiB``), which is imported on the first call:
+    :mod:`provision.fsutil` loads modules (``socket``, ...) that ``provision --help`` does not need."""
+    from provision.fsutil import human_bytes as format_bytes
+
+    return format_bytes(n)
 
 
 class Bars:

@@ -297,10 +297,12 @@ def test_reachability_ok_dead_host_and_offline(
     assert bad.status == "fail" and "connection refused" in bad.detail
     assert "no reachable source for netdata/b.bin" in bad.detail
     manual = checks["manual netdata"]
-    assert manual.status == "skip" and "licensed: bring the file with --from" in manual.detail
+    # A licensed file that is not here: the machine is not ready, and the check says how to bring it.
+    assert manual.status == "fail" and "licensed, not in the cache" in manual.detail
+    assert "https://example.org/register" in manual.detail and "--from" in manual.fix
     offline = _by_name(check_network(arts, settings.with_(offline=True)))
-    # Offline with files still to fetch: a warning with the way out, not a silent skip.
-    assert offline[f"reach 127.0.0.1:{dead}"].status == "warn"
+    # Offline with files still to fetch: not ready, with the way out (never "ready" for what is not here).
+    assert offline[f"reach 127.0.0.1:{dead}"].status == "fail"
     assert offline[f"reach 127.0.0.1:{dead}"].detail.startswith("offline")
     assert "--from" in offline[f"reach 127.0.0.1:{dead}"].fix
     skipped = _by_name(check_network(arts, settings, network=False))[f"reach 127.0.0.1:{dead}"]
@@ -420,6 +422,21 @@ def test_cli_lines_and_exit_codes(server: TestServer, write_manifest: ManifestWr
     assert lines[-1].startswith("doccli: ready (")
     unknown = runner.invoke(app, ["doctor", "doccli-typo"])
     assert unknown.exit_code == 2 and "unknown name" in unknown.output
+
+
+def test_offline_on_an_empty_cache_is_not_ready(
+    server: TestServer, write_manifest: ManifestWriter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PROVISION_OFFLINE=1 with nothing cached: the machine cannot get the files, so it is not ready (exit 1),
+    and the output says what is missing and how to bring it."""
+    write_manifest(_bench(server, "docoff"))
+    monkeypatch.setenv("PROVISION_OFFLINE", "1")
+    result = runner.invoke(app, ["doctor", "docoff"])
+    assert result.exit_code == 1, result.output
+    lines = result.output.splitlines()
+    assert lines[-1].startswith("docoff: not ready (")
+    missing = [line for line in lines if line.startswith("FAIL  reach 127.0.0.1:")]
+    assert missing and "not cached come from here" in missing[0] and "--from" in missing[0], result.output
 
 
 def test_no_host_answers_but_everything_is_cached_is_only_a_warning(

@@ -129,9 +129,17 @@ def check_network(
             for url in [*urls, *spec.urls]:
                 probe = probe_url(url, art.access, settings)
                 if probe.manual is not None:
-                    status: Status = "ok" if here else "skip"
-                    detail = "in the cache" if here else "licensed: bring the file with --from"
-                    checks.append(Check(f"manual {art.name}", status, f"{spec.name}: {detail} ({probe.manual})"))
+                    # A licensed file no download can bring: until it is here the machine is not ready.
+                    checks.append(
+                        Check(f"manual {art.name}", "ok", f"{spec.name}: in the cache ({probe.manual})")
+                        if here
+                        else Check(
+                            f"manual {art.name}",
+                            "fail",
+                            f"{spec.name}: licensed, not in the cache: download it from {probe.manual}",
+                            f"provision fetch {art.name} --from <the downloaded file or its folder>",
+                        )
+                    )
                 if probe.skip is not None:
                     skipped.setdefault(*probe.skip)
                 if probe.reach is not None:
@@ -149,7 +157,7 @@ def check_network(
                 checks.append(
                     Check(
                         name,
-                        "warn",
+                        "fail",
                         f"{why}; {todo} file(s) not cached come from here",
                         "bring them with 'provision fetch NAME --from <file or folder>' or a PROVISION_MIRRORS mirror",
                     )

@@ -67,15 +67,19 @@ def load(settings: Settings | None = None) -> Catalog:
     return load_catalog(_settings(settings).all_manifest_dirs)
 
 
-def list_entries(settings: Settings | None = None) -> list[dict[str, Any]]:
-    """One summary dict per dataset, model and benchmark."""
+def list_entries(settings: Settings | None = None, *, kind: str | None = None) -> list[dict[str, Any]]:
+    """One summary dict per dataset, model and benchmark (only those of ``kind`` when given)."""
     from provision.manifest.lockfile import LockFile
     from provision.store.cache import Store
     from provision.store.usage import entry_summary
 
+    kinds = ("dataset", "model", "benchmark")
+    if kind is not None and kind not in kinds:
+        raise UsageError(f"--kind {kind!r}: expected one of {', '.join(kinds)}")
     settings = _settings(settings)
     catalog, store, lock = load(settings), Store(settings.cache_dir), LockFile(settings.lock_path)
-    return [entry_summary(e, catalog, store, lock) for e in catalog.entries()]
+    rows = [entry_summary(e, catalog, store, lock) for e in catalog.entries()]
+    return [r for r in rows if kind is None or r["kind"] == kind]
 
 
 def describe(name: str, settings: Settings | None = None) -> dict[str, Any]:

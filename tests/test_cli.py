@@ -109,11 +109,25 @@ def flip_byte(path: Path) -> None:
 def test_list_text_shows_builtin_entries() -> None:
     result = cli("list")
     assert result.exit_code == 0, result.stderr
-    rows = {line.split()[0]: line.split()[1] for line in result.stdout.splitlines()}
+    lines = result.stdout.splitlines()
+    assert lines[0].split() == ["NAME", "KIND", "SIZE", "STATE", "FORMAT/STATUS", "DESCRIPTION"]
+    assert lines[-1].startswith('size: "?" not published; "+" some files')  # the legend of the size column
+    rows = {line.split()[0]: line.split()[1] for line in lines[1:-1]}
     assert rows["resnet50"] == "benchmark"
     assert rows["squad-v1.1"] == "dataset"
     assert rows["resnet50-onnx"] == "model"
     assert result.stderr == ""
+
+
+def test_list_kind_filters() -> None:
+    benchmarks = cli("list", "--kind", "benchmark", "--json")
+    assert benchmarks.exit_code == 0, benchmarks.stderr
+    kinds = {e["kind"] for e in json.loads(benchmarks.stdout)["entries"]}
+    assert kinds == {"benchmark"}
+    text = cli("list", "--kind", "model").stdout.splitlines()
+    assert text[1:] and all(line.split()[1] == "model" for line in text[1:] if not line.startswith("size:"))
+    bad = cli("list", "--kind", "checkpoint")
+    assert bad.exit_code == 2 and "expected one of dataset, model, benchmark" in bad.stderr
 
 
 def test_list_json(server: TestServer, write_manifest: ManifestWriter, cache: Path) -> None:
@@ -691,10 +705,21 @@ def test_status_and_gc(server: TestServer, write_manifest: ManifestWriter, cache
     ],
 )
 def test_usage_errors_exit_2(args: list[str], message: str) -> None:
+    """A usage error is one line like every other error, with the help to read next (no usage box)."""
     result = cli(*args)
     assert result.exit_code == 2, (result.stdout, result.stderr)
-    assert message in result.stderr
-    assert "Traceback" not in result.stderr
+    [line] = result.stderr.splitlines()
+    command = "provision" if args[0] == "nonsense-command" else f"provision {args[0]}"
+    assert line.startswith("provision: error: ") and line.endswith(f"; try '{command} --help'"), line
+    assert message in line
+
+
+def test_a_usage_error_is_one_line_from_the_real_command() -> None:
+    proc = run_process("fetch", module=False)
+    assert proc.returncode == 2
+    assert proc.stderr == "provision: error: Missing argument 'NAME...'; try 'provision fetch --help'\n"
+    bare = run_process(module=False)
+    assert bare.returncode == 2 and bare.stderr.startswith("Usage: provision [OPTIONS] COMMAND")  # the help
 
 
 def test_bad_environment_value_is_a_usage_error() -> None:

@@ -23,6 +23,7 @@ from typing import Annotated
 import typer
 
 from provision.cli import audit, cache, catalog, demo, doctor, pipeline
+from provision.cli.common import PlainCommand, PlainGroup
 from provision.version import __version__
 
 __all__ = ["app", "main"]
@@ -38,6 +39,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,  # plain help and errors: see the module docstring
+    cls=PlainGroup,  # usage errors as one line
 )
 
 
@@ -80,7 +82,7 @@ for _name, _command in (
     ("demo", demo.demo),
     ("doctor", doctor.doctor),
 ):
-    app.command(_name, short_help=_summary(_command))(_command)
+    app.command(_name, short_help=_summary(_command), cls=PlainCommand)(_command)
 
 
 def main() -> None:

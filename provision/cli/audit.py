@@ -59,23 +59,27 @@ def audit(
     ] = None,
     output: Annotated[
         Path | None,
-        typer.Option("--output", "-o", help="With NAME: write the report here (default: stdout)."),
+        typer.Option("--output", "-o", metavar="FILE", help="With NAME: write the report here (default: stdout)."),
     ] = None,
     model: Annotated[
         str | None,
-        typer.Option("--model", help="With NAME: one of the benchmark's models (default: as 'run')."),
+        typer.Option("--model", metavar="MODEL", help="With NAME: one of the benchmark's models (default: as 'run')."),
     ] = None,
-    subset: Annotated[str | None, typer.Option("--subset", help="With NAME: the subset that was run.")] = None,
+    subset: Annotated[
+        str | None, typer.Option("--subset", metavar="K", help="With NAME: the subset that was run.")
+    ] = None,
     cache_dir: CacheDir = None,
     json_out: Json = False,
-    first: Annotated[int, typer.Option("--first", min=1, help="With 'diff': file names listed per finding.")] = 10,
+    first: Annotated[
+        int, typer.Option("--first", metavar="N", min=1, help="With 'diff': file names listed per finding.")
+    ] = 10,
     data_a: Annotated[
         Path | None,
-        typer.Option("--data-a", help="With 'diff': A's preprocessed folder, where it is here."),
+        typer.Option("--data-a", metavar="DIR", help="With 'diff': A's preprocessed folder, where it is here."),
     ] = None,
     data_b: Annotated[
         Path | None,
-        typer.Option("--data-b", help="With 'diff': B's preprocessed folder, where it is here."),
+        typer.Option("--data-b", metavar="DIR", help="With 'diff': B's preprocessed folder, where it is here."),
     ] = None,
 ) -> None:
     """Write what decided a benchmark's result here, or compare two such reports.
@@ -85,6 +89,12 @@ def audit(
     the library builds and the environment (secrets redacted); it reads no file that is
     unchanged since it was verified. 'provision audit diff A.json B.json' lists what differs,
     most likely cause first, and exits 0 when nothing that can change results differs, 1 otherwise.
+
+    Examples:
+
+    \b
+    provision audit resnet50 -o a.json
+    provision audit diff a.json b.json
     """
     with errors():
         if target != "diff":

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from provision import api
-from provision.cli.common import CacheDir, Json, Quiet, errors, print_json, settings
+from provision.cli.common import CacheDir, Json, Name, Quiet, errors, print_json, settings
 from provision.cli.render import human_bytes, render_fetch, transfer_bars
 from provision.errors import EXIT_INTEGRITY
 
@@ -16,12 +16,13 @@ __all__ = ["fetch", "gc", "hash_cmd", "path", "status", "verify"]
 
 
 def fetch(
-    names: Annotated[list[str], typer.Argument(help="Datasets, models or benchmarks.")],
+    names: Annotated[list[str], typer.Argument(metavar="NAME...", help="Datasets, models or benchmarks.")],
     from_: Annotated[
         list[Path] | None,
         typer.Option(
             "--from",
-            help="A file or folder to take files from first (licensed data, local copies).",
+            metavar="PATH",
+            help="A file or folder to take files from first (licensed data, local copies); repeatable.",
         ),
     ] = None,
     jobs: Annotated[
@@ -29,6 +30,7 @@ def fetch(
         typer.Option(
             "--jobs",
             "-j",
+            metavar="N",
             envvar="PROVISION_JOBS",
             show_envvar=True,
             min=1,
@@ -36,7 +38,8 @@ def fetch(
         ),
     ] = None,
     subset: Annotated[
-        str | None, typer.Option("--subset", help="Use the benchmark's subset dataset of this size (e.g. 500).")
+        str | None,
+        typer.Option("--subset", metavar="K", help="Use the benchmark's subset dataset of this size (e.g. 500)."),
     ] = None,
     cache_dir: CacheDir = None,
     json_out: Json = False,
@@ -46,6 +49,8 @@ def fetch(
 
     A benchmark brings its dataset, labels and models. Verified files are not downloaded
     again; a corrupted one is repaired. Offline: PROVISION_OFFLINE=1.
+
+    Example: provision fetch resnet50 --from ~/Downloads/ILSVRC2012_img_val.tar
     """
     with errors():
         bars = transfer_bars(quiet, json_out)
@@ -66,7 +71,9 @@ def fetch(
 
 
 def verify(
-    names: Annotated[list[str] | None, typer.Argument(help="Default: everything cached.")] = None,
+    names: Annotated[
+        list[str] | None, typer.Argument(metavar="[NAME]...", help="Default: everything fetched.", show_default=False)
+    ] = None,
     full: Annotated[
         bool,
         typer.Option(
@@ -78,7 +85,10 @@ def verify(
     json_out: Json = False,
     quiet: Quiet = False,
 ) -> None:
-    """Check cached files: fast (stat + xxh3 of changed files) or --full."""
+    """Check cached files: fast (stat + xxh3 of changed files) or --full.
+
+    Example: provision verify resnet50 --full
+    """
     with errors():
         bars = transfer_bars(quiet, json_out)
         try:
@@ -108,21 +118,27 @@ def verify(
 
 
 def path(
-    name: str,
+    name: Name,
     preprocessed: Annotated[
         bool,
         typer.Option("--preprocessed", help="Print the folder of NAME's preprocessed outputs (exit 3 if not made)."),
     ] = False,
     subset: Annotated[
-        str | None, typer.Option("--subset", help="With --preprocessed: the outputs of 'preprocess --subset K'.")
+        str | None,
+        typer.Option("--subset", metavar="K", help="With --preprocessed: the outputs of 'preprocess --subset K'."),
     ] = None,
     model: Annotated[
         str | None,
-        typer.Option("--model", help="The benchmark model whose recipe applies (default: its first model)."),
+        typer.Option(
+            "--model", metavar="MODEL", help="The benchmark model whose recipe applies (default: its first model)."
+        ),
     ] = None,
     cache_dir: CacheDir = None,
 ) -> None:
-    """Print the cache folder of NAME (for a benchmark, 'artifact<TAB>folder' lines)."""
+    """Print the cache folder of NAME (for a benchmark, 'artifact<TAB>folder' lines).
+
+    Example: provision path resnet50-onnx
+    """
     with errors():
         if preprocessed:
             typer.echo(str(api.preprocessed_path(name, settings(cache_dir), subset=subset, model=model)))
@@ -136,7 +152,10 @@ def path(
 
 
 def status(cache_dir: CacheDir = None, json_out: Json = False) -> None:
-    """Summarise disk use per artifact in the cache."""
+    """Summarise disk use per artifact in the cache.
+
+    Example: provision status --json
+    """
     with errors():
         doc = api.status(settings(cache_dir))
         if json_out:
@@ -160,6 +179,8 @@ def gc(
     Also preprocessing leftovers: outputs of benchmarks no manifest defines, outputs rejected by
     expected_tree, validation results of runs that are gone, interrupted runs. Preprocessed runs
     of defined benchmarks are kept whatever their key (another model, subset or machine may use them).
+
+    Example: provision gc --dry-run
     """
     with errors():
         report = api.gc(settings(cache_dir), dry_run=dry_run)
@@ -170,17 +191,20 @@ def gc(
 
 
 def hash_cmd(
-    files: Annotated[list[Path], typer.Argument(help="Files (or, with --tree, folders) to hash.")],
+    files: Annotated[list[Path], typer.Argument(metavar="FILE...", help="Files (or, with --tree, folders) to hash.")],
     alg: Annotated[
         list[str] | None,
-        typer.Option("--alg", help="md5, sha1, sha256, sha512, xxh3_128, xxh64 (repeatable)."),
+        typer.Option("--alg", metavar="ALG", help="md5, sha1, sha256, sha512, xxh3_128, xxh64 (repeatable)."),
     ] = None,
     tree: Annotated[
         bool,
         typer.Option("--tree", help="Print the tree digest of each folder (pin it as tree = ... in a manifest)."),
     ] = False,
 ) -> None:
-    """Print 'alg:hex  FILE' for each file (each file is read once)."""
+    """Print 'alg:hex  FILE' for each file (each file is read once).
+
+    Example: provision hash --alg md5 --alg sha256 resnet50_v1.onnx
+    """
     with errors():
         if tree:
             for row in api.hash_trees(files):

@@ -24,10 +24,13 @@ def demo(
     ] = False,
     workdir: Annotated[
         Path | None,
-        typer.Option("--dir", help="Work in this new or empty folder instead of a temp folder."),
+        typer.Option("--dir", metavar="DIR", help="Work in this new or empty folder instead of a temp folder."),
     ] = None,
 ) -> None:
-    """Walk through fetch, verify, preprocess, validate and audit on generated data (no network, < 1 min)."""
+    """Walk through fetch, verify, preprocess, validate and audit on generated data (no network, < 1 min).
+
+    Example: provision demo --keep
+    """
     with errors():
         report = api.demo(workdir, say=typer.echo, keep=keep)
     if not report.ok:

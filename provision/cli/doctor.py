@@ -1,6 +1,4 @@
-"""``provision doctor [NAME]``: one line per check (ok / warn / fail / skip, with the fix); exit 1 on any fail.
-
-"""
+"""``provision doctor [NAME]``: one line per check (ok / warn / fail / skip, with the fix); exit 1 on any fail."""
 
 from __future__ import annotations
 
@@ -37,13 +35,21 @@ def render(report: DoctorReport) -> list[str]:
 
 def doctor(
     name: Annotated[
-        str | None, typer.Argument(help="A benchmark, dataset or model (default: only the machine checks).")
+        str | None,
+        typer.Argument(
+            metavar="[NAME]",
+            help="A benchmark, dataset or model (default: only the machine checks).",
+            show_default=False,
+        ),
     ] = None,
     no_network: Annotated[
         bool, typer.Option("--no-network", help="Skip the reachability checks (no request leaves this machine).")
     ] = False,
     timeout: Annotated[
-        float, typer.Option("--timeout", min=0.1, help="Seconds each host may take to answer (connect and read).")
+        float,
+        typer.Option(
+            "--timeout", metavar="SECONDS", min=0.1, help="Seconds each host may take to answer (connect and read)."
+        ),
     ] = 3.0,
     cache_dir: CacheDir = None,
     json_out: Json = False,
@@ -52,6 +58,8 @@ def doctor(
     source hosts, credentials (never shown) and GPUs: one line per check with its fix.
 
     Exit 0 when no check fails (warnings and skips are fine), 1 otherwise.
+
+    Example: provision doctor resnet50 --no-network
     """
     with errors():
         report = api.doctor(name, settings(cache_dir), network=not no_network, timeout=timeout)

@@ -23,13 +23,15 @@ __all__ = ["preprocess", "run", "validate"]
 
 
 def preprocess(
-    name: Annotated[str, typer.Argument(help="A benchmark whose manifest names a recipe.")],
+    name: Annotated[str, typer.Argument(metavar="NAME", help="A benchmark whose manifest names a recipe.")],
     jobs: Annotated[
-        int | None, typer.Option("--jobs", "-j", min=1, help="Worker processes (default: every core).")
+        int | None, typer.Option("--jobs", "-j", metavar="N", min=1, help="Worker processes (default: every core).")
     ] = None,
     shard: Annotated[
         str | None,
-        typer.Option("--shard", help="I/N: do the I-th of N contiguous slices (machines sharing the cache)."),
+        typer.Option(
+            "--shard", metavar="I/N", help="I/N: do the I-th of N contiguous slices (machines sharing the cache)."
+        ),
     ] = None,
     merge: Annotated[
         bool, typer.Option("--merge", help="Assemble finished shards (automatic when the last shard finishes).")
@@ -37,7 +39,9 @@ def preprocess(
     subset: Subset = None,
     model: Annotated[
         str | None,
-        typer.Option("--model", help="The benchmark model whose recipe applies (default: its first model)."),
+        typer.Option(
+            "--model", metavar="MODEL", help="The benchmark model whose recipe applies (default: its first model)."
+        ),
     ] = None,
     cache_dir: CacheDir = None,
     json_out: Json = False,
@@ -47,6 +51,8 @@ def preprocess(
 
     Outputs go to <cache>/preprocessed/NAME/<key>/ with a run.json record; a digest that
     does not match the manifest's expected_tree exits 3.
+
+    Example: provision preprocess resnet50 --jobs 8 --shard 2/4
     """
     with errors():
         from provision.preprocessing.plan import parse_shard
@@ -82,15 +88,16 @@ def preprocess(
 
 
 Device = Annotated[
-    str, typer.Option("--device", help="auto (cuda when the runtime sees a GPU), cpu, cuda or cuda:N.")
+    str,
+    typer.Option("--device", metavar="DEVICE", help="auto (cuda when the runtime sees a GPU), cpu, cuda or cuda:N."),
 ]
 
 
-BatchSize = Annotated[int, typer.Option("--batch-size", "-b", min=1, help="Samples per model call.")]
+BatchSize = Annotated[int, typer.Option("--batch-size", "-b", metavar="B", min=1, help="Samples per model call.")]
 
 
 Threads = Annotated[
-    int | None, typer.Option("--threads", min=1, help="Runtime threads (default: every usable core).")
+    int | None, typer.Option("--threads", metavar="T", min=1, help="Runtime threads (default: every usable core).")
 ]
 
 
@@ -106,17 +113,24 @@ def _options(device: str, batch_size: int, threads: int | None, allow_tf32: bool
 
 
 def validate(
-    name: Annotated[str, typer.Argument(help="A benchmark (fetched and preprocessed).")],
+    name: Annotated[str, typer.Argument(metavar="NAME", help="A benchmark (fetched and preprocessed).")],
     model: Annotated[
-        str | None, typer.Option("--model", help="The model to run (default: the benchmark's first runnable one).")
+        str | None,
+        typer.Option(
+            "--model", metavar="MODEL", help="The model to run (default: the benchmark's first runnable one)."
+        ),
     ] = None,
     subset: Annotated[
         str | None,
-        typer.Option("--subset", help="Validate on the preprocessed subset of this size (see 'provision run')."),
+        typer.Option(
+            "--subset", metavar="K", help="Validate on the preprocessed subset of this size (see 'provision run')."
+        ),
     ] = None,
     count: Annotated[
         int | None,
-        typer.Option("--count", min=1, help="Only the first N samples: reports a 99% interval, not the full target."),
+        typer.Option(
+            "--count", metavar="N", min=1, help="Only the first N samples: reports a 99% interval, not the full target."
+        ),
     ] = None,
     device: Device = "auto",
     batch_size: BatchSize = 32,
@@ -131,6 +145,8 @@ def validate(
 
     The result (accuracy, target, pass/fail, samples/s, energy where counters exist, device,
     runtime settings, model digest) is stored beside the preprocessing run record.
+
+    Example: provision validate resnet50 --count 1000
     """
     with errors():
         bar = ItemBar(enabled=sys.stderr.isatty() and not quiet and not json_out, quiet=quiet)
@@ -151,15 +167,24 @@ def validate(
 
 
 def run(
-    name: Annotated[str, typer.Argument(help="A benchmark.")],
+    name: Annotated[str, typer.Argument(metavar="NAME", help="A benchmark.")],
     model: Annotated[
         str | None,
-        typer.Option("--model", help="The model to prepare and validate (default: the benchmark's first runnable)."),
+        typer.Option(
+            "--model",
+            metavar="MODEL",
+            help="The model to prepare and validate (default: the benchmark's first runnable).",
+        ),
     ] = None,
     subset: Subset = None,
-    jobs: Annotated[int | None, typer.Option("--jobs", "-j", min=1, help="Connections and worker processes.")] = None,
+    jobs: Annotated[
+        int | None, typer.Option("--jobs", "-j", metavar="N", min=1, help="Connections and worker processes.")
+    ] = None,
     from_: Annotated[
-        list[Path] | None, typer.Option("--from", help="A file or folder to take files from first (licensed data).")
+        list[Path] | None,
+        typer.Option(
+            "--from", metavar="PATH", help="A file or folder to take files from first (licensed data); repeatable."
+        ),
     ] = None,
     device: Device = "auto",
     batch_size: BatchSize = 32,
@@ -177,6 +202,8 @@ def run(
     Each stage is skipped when its cached result is still valid; a final table lists the
     stages. --model picks the model (and its preprocessing profile, e.g. resnet50-pytorch).
     Exit 5 when validation is below target, 3/4 when fetching or verification fails.
+
+    Example: provision run resnet50 --from /data/imagenet
     """
     with errors():
         stages = Stages(quiet, json_out)

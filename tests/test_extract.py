@@ -7,26 +7,33 @@ zstandard), extracts it with :func:`provision.extract.extract_archive` and looks
 from __future__ import annotations
 
 import bz2
+import contextlib
+import dataclasses
 import datetime
 import gzip
 import io
 import lzma
 import os
+import random
+import shutil
 import stat
+import subprocess
 import tarfile
 import tracemalloc
 import warnings
 import zipfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import IO, cast
 
 import pytest
 import xxhash
 import zstandard
 
 from provision.errors import EXIT_INTEGRITY
-from provision.extract.archive import DEFAULT_FLOOR, DEFAULT_RATIO, ExtractError, detect_format, extract_archive
-from provision.manifest.model import ExtractSpec
+from provision.extract.archive import DEFAULT_GRACE, DEFAULT_RATIO, ExtractError, detect_format, extract_archive
+from provision.fsutil import CHUNK_SIZE as CHUNK
+from provision.manifest.model import SINGLE_FILE_FORMATS, ExtractSpec
 from provision.store.trees import TreeFile, TreeRecord, hash_tree, tree_digest
 
 MTIME = 1_600_000_000
@@ -285,23 +292,23 @@ def _huge_header(name: str, size: int) -> bytes:
     return info.tobuf(tarfile.GNU_FORMAT) + bytes(512)
 
 
-def test_default_cap_is_the_floor_for_small_archives(tmp_path: Path) -> None:
+def test_default_cap_is_the_grace_for_small_archives(tmp_path: Path) -> None:
     archive = tmp_path / "huge.tar.gz"
     archive.write_bytes(gzip.compress(tar_bytes([f("small.txt", b"hi")])[:1024] + _huge_header("huge.bin", 2 << 30)))
     dest = tmp_path / "out" / "tree"
     with pytest.raises(ExtractError) as info:
         extract_archive(archive, ExtractSpec("tar.gz", "tree"), dest, label=LABEL)
     msg = str(info.value)
-    assert f"cap of {DEFAULT_FLOOR} bytes" in msg and "member 'huge.bin'" in msg, msg
+    assert f"cap of {DEFAULT_GRACE} bytes" in msg and "member 'huge.bin'" in msg, msg
     assert not dest.exists() and siblings(dest) == []
 
 
 def test_default_cap_is_the_ratio_for_big_archives(tmp_path: Path) -> None:
     archive = tmp_path / "big.tar"
-    body = os.urandom(11 << 20)  # 11 MiB * 100 > the 1 GiB floor
+    body = os.urandom(1 << 20)  # 1 MiB * 100 > the 64 MiB grace
     archive.write_bytes(tar_bytes([f("random.bin", body)])[: 512 + len(body)] + _huge_header("huge.bin", 2 << 30))
     size = archive.stat().st_size
-    assert size * DEFAULT_RATIO > DEFAULT_FLOOR
+    assert size * DEFAULT_RATIO > DEFAULT_GRACE
     dest = tmp_path / "out" / "tree"
     with pytest.raises(ExtractError) as info:
         extract_archive(archive, ExtractSpec("tar", "tree"), dest, label=LABEL)
@@ -798,3 +805,275 @@ def test_tree_pin_mismatch(tmp_path: Path) -> None:
     assert f"expected {wrong}, got {good}" in msg, msg
     assert f"{len(TREE)} files" in msg
     assert not dest.exists() and siblings(dest) == []
+
+
+# -- archive bombs: the ratio, without a declared extracted_size -----------------------------------
+
+ZEROS = bytes(CHUNK)
+
+
+def disk_use(root: Path) -> int:
+    """Bytes of disk (``st_blocks``) the files under ``root`` take, temp folders included."""
+    total = 0
+    for dirpath, _dirs, names in os.walk(root):
+        for name in names:
+            with contextlib.suppress(FileNotFoundError):
+                total += os.lstat(os.path.join(dirpath, name)).st_blocks * 512
+    return total
+
+
+class PeakDisk:
+    """An ``advance`` callback measuring the disk taken under ``root`` after every chunk written.
+
+    The extraction calls it after each chunk it wrote, and refuses a chunk before writing
+    it, so the largest figure seen is the peak of the extraction's own disk use.
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.peak = 0
+        self.calls = 0
+
+    def __call__(self, n: int) -> None:
+        self.calls += 1
+        self.peak = max(self.peak, disk_use(self.root))
+
+
+def _write_zeros(out: IO[bytes], size: int) -> None:
+    view = memoryview(ZEROS)
+    while size > 0:
+        n = min(size, len(ZEROS))
+        out.write(view[:n])
+        size -= n
+
+
+def _compressor(fh: IO[bytes], fmt: str) -> IO[bytes]:
+    """A streaming writer for ``gz``/``bz2``/``xz``/``zst`` over ``fh`` (left open)."""
+    if fmt == "gz":
+        return cast(IO[bytes], gzip.GzipFile(fileobj=fh, mode="wb", compresslevel=6, mtime=0))
+    if fmt == "bz2":
+        return cast(IO[bytes], bz2.BZ2File(fh, "wb"))
+    if fmt == "xz":
+        return cast(IO[bytes], lzma.LZMAFile(fh, "wb", preset=0))
+    return cast(IO[bytes], zstandard.ZstdCompressor().stream_writer(fh, closefd=False))
+
+
+Filler = Callable[[str, int], bytes]  # (member, chunk index) -> that MiB of the member
+
+
+def zeros_archive(path: Path, fmt: str, sizes: dict[str, int], filler: Filler | None = None) -> Path:
+    """An archive of members made of zeros (or of ``filler``'s MiBs), built by streaming.
+
+    Never holds a member in memory: 1 GiB of zeros costs a megabyte of archive and no RAM.
+    """
+
+    def chunks(name: str, size: int) -> Iterator[bytes]:
+        for i, at in enumerate(range(0, size, CHUNK)):
+            data = filler(name, i) if filler is not None else ZEROS
+            yield data[: size - at]
+
+    with contextlib.ExitStack() as stack:
+        fh = stack.enter_context(open(path, "wb"))
+        if fmt == "zip":
+            zf = stack.enter_context(zipfile.ZipFile(fh, "w", zipfile.ZIP_DEFLATED, compresslevel=6))
+            for name, size in sizes.items():
+                with zf.open(name, "w") as out:
+                    for data in chunks(name, size):
+                        out.write(data)
+            return path
+        if fmt in SINGLE_FILE_FORMATS:
+            out = stack.enter_context(_compressor(fh, fmt))
+            ((name, size),) = sizes.items()
+            for data in chunks(name, size):
+                out.write(data)
+            return path
+        stream = fh if fmt == "tar" else stack.enter_context(_compressor(fh, fmt.split(".", 1)[1]))
+        tf = stack.enter_context(tarfile.open(fileobj=stream, mode="w|", format=tarfile.GNU_FORMAT))
+        for name, size in sizes.items():
+            info = tarfile.TarInfo(name)
+            info.size, info.mtime = size, MTIME
+            tf.addfile(info, io.BufferedReader(_Chunks(chunks(name, size))))
+    return path
+
+
+class _Chunks(io.RawIOBase):
+    """A readable stream over an iterator of byte strings."""
+
+    def __init__(self, parts: Iterator[bytes]) -> None:
+        self.parts = parts
+        self.left = b""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buf: memoryview) -> int:  # type: ignore[override]
+        while not self.left:
+            part = next(self.parts, None)
+            if part is None:
+                return 0
+            self.left = part
+        n = min(len(buf), len(self.left))
+        buf[:n] = self.left[:n]
+        self.left = self.left[n:]
+        return n
+
+
+def gzip_of_zeros_tar(path: Path, size: int, noise: bytes = b"") -> Path:
+    """A real .tar.gz: ``zeros.bin``, ``size`` bytes of zeros (then ``noise.bin`` holding ``noise``).
+
+    A gzip file is a series of members (RFC 1952) that ``gzip -d`` and Python read as one
+    stream; repeating one compressed 4 MiB of zeros builds a 1 GiB bomb in milliseconds.
+    """
+    step = 4 * CHUNK
+    assert size % step == 0
+    info = tarfile.TarInfo("zeros.bin")
+    info.size, info.mtime = size, MTIME
+    zeros = gzip.compress(bytes(step), compresslevel=6, mtime=0)
+    with open(path, "wb") as out:
+        out.write(gzip.compress(info.tobuf(tarfile.GNU_FORMAT), mtime=0))
+        for _ in range(size // step):
+            out.write(zeros)
+        tail = b""
+        if noise:
+            info = tarfile.TarInfo("noise.bin")
+            info.size, info.mtime = len(noise), MTIME
+            tail = info.tobuf(tarfile.GNU_FORMAT) + noise + bytes(-len(noise) % tarfile.BLOCKSIZE)
+        out.write(gzip.compress(tail + bytes(2 * tarfile.BLOCKSIZE), mtime=0))
+    return path
+
+
+GIB = 1 << 30
+CAP_SEEN = 100 << 20  # the most disk a refused bomb may have taken ("under ~100 MiB")
+
+
+@pytest.mark.parametrize("case", ["zip", "tar.gz", "tar.gz-streamed"])
+def test_a_1gib_bomb_is_refused_with_little_disk(tmp_path: Path, case: str) -> None:
+    """1 GiB of zeros from about 1 MiB (1029:1), which the old 1 GiB floor let through.
+
+    ``streamed``: 11 MiB of noise follow, so 100x the archive (1.2 GB) is past the whole
+    tree (86:1 in all) and only the member's own ratio, measured as it streams, stops it.
+    """
+    fmt = case.split("-")[0]
+    archive = tmp_path / f"bomb.{fmt}"
+    if fmt == "zip":
+        zeros_archive(archive, "zip", {"zeros.bin": GIB})
+    else:
+        gzip_of_zeros_tar(archive, GIB, random.Random(1).randbytes(11 * CHUNK) if "streamed" in case else b"")
+    size = archive.stat().st_size
+    if "streamed" in case:
+        assert DEFAULT_RATIO * size > GIB + 11 * CHUNK
+    else:
+        assert size < 1100 << 10 and GIB // size > 1000  # about 1 MiB, expanding more than 1000:1
+    work = tmp_path / "work"
+    dest = work / "tree"
+    peak = PeakDisk(work)
+    with pytest.raises(ExtractError) as info:
+        extract_archive(archive, ExtractSpec(fmt, "tree"), dest, label=LABEL, advance=peak)
+    msg = str(info.value)
+    assert msg.startswith(f"{LABEL}: member 'zeros.bin': "), msg
+    # zip: the member's declared sizes say 1029:1; tar: its 1 GiB header is past 100x the archive
+    assert (f"100x the {size}-byte archive" if case == "tar.gz" else "the member expands more than 100:1") in msg
+    assert "an archive bomb?" in msg and "declare extracted_size in the manifest" in msg, msg
+    assert "\n" not in msg
+    assert info.value.exit_code == EXIT_INTEGRITY
+    assert peak.peak < CAP_SEEN, f"{peak.peak} bytes on disk while refusing a {GIB}-byte bomb"
+    assert peak.peak <= (DEFAULT_GRACE if "streamed" in case else 0)  # refused at the first MiB past the grace
+    assert not dest.exists() and siblings(dest) == []  # no temp folder left
+    assert disk_use(work) == 0
+
+
+STREAMED = ["tar.gz", "tar.bz2", "tar.xz", "tar.zst", "gz", "bz2", "xz", "zst"]
+NOISE = random.Random(13).randbytes(CHUNK)
+
+
+def noise_last(name: str, i: int) -> bytes:
+    """``noise.bin`` is incompressible, every other member zeros."""
+    return NOISE if name == "noise.bin" else ZEROS
+
+
+@pytest.mark.parametrize("fmt", ["zip", *STREAMED])
+def test_every_format_refuses_a_ratio_over_100_past_the_grace(tmp_path: Path, fmt: str) -> None:
+    """A member of zeros; a MiB of noise after it lifts 100x the archive size over the member's size."""
+    size = DEFAULT_GRACE + 2 * CHUNK
+    single = fmt in SINGLE_FILE_FORMATS
+    members = {"zeros.bin": size} if single else {"zeros.bin": size, "noise.bin": CHUNK}
+    archive = zeros_archive(tmp_path / "bomb.bin", fmt, members, noise_last)
+    assert single or size < DEFAULT_RATIO * archive.stat().st_size  # not refused by its header alone
+    dest = tmp_path / "work" / "zeros.bin"
+    peak = PeakDisk(dest.parent)
+    with pytest.raises(ExtractError) as info:
+        extract_archive(archive, ExtractSpec(fmt, "zeros.bin"), dest, label=LABEL, advance=peak)
+    msg = str(info.value)
+    assert msg.startswith(f"{LABEL}: decompressed file 'zeros.bin': " if single else f"{LABEL}: member 'zeros.bin'")
+    assert f"{'the archive' if single else 'the member'} expands more than {DEFAULT_RATIO}:1" in msg, msg
+    if fmt != "zip":  # streamed: refused at the first chunk past the grace (a zip member before its first byte)
+        assert peak.calls == DEFAULT_GRACE // CHUNK
+    assert peak.peak <= DEFAULT_GRACE + CHUNK, peak.peak
+    assert not dest.exists() and siblings(dest) == []
+
+
+@pytest.mark.skipif(shutil.which("tar") is None, reason="GNU tar builds the sparse archive")
+def test_a_sparse_tar_member_is_held_to_the_ratio(tmp_path: Path) -> None:
+    """A plain tar cannot compress, but a GNU sparse member stores only its data: 200 MiB of holes."""
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "noise.bin").write_bytes(random.Random(5).randbytes(3 * CHUNK))  # 100x the archive > the member
+    with open(src / "holes.bin", "wb") as fh:
+        fh.truncate(200 * CHUNK)
+    archive = tmp_path / "sparse.tar"
+    subprocess.run(["tar", "-cSf", str(archive), "-C", str(src), "holes.bin", "noise.bin"], check=True)
+    with tarfile.open(archive) as tf:
+        assert tf.getmember("holes.bin").issparse()
+    assert DEFAULT_RATIO * archive.stat().st_size > 200 * CHUNK  # not refused by its header alone
+    dest = tmp_path / "work" / "tree"
+    peak = PeakDisk(dest.parent)
+    with pytest.raises(ExtractError) as info:
+        extract_archive(archive, ExtractSpec("tar", "tree"), dest, label=LABEL, advance=peak)
+    msg = str(info.value)
+    assert f"member 'holes.bin': the member expands more than {DEFAULT_RATIO}:1" in msg, msg
+    assert peak.peak <= DEFAULT_GRACE + CHUNK
+    assert not dest.exists() and siblings(dest) == []
+
+
+@pytest.mark.parametrize("fmt", ["zip", "tar.gz", "tar.zst"])
+def test_the_archive_ratio_counts_all_members(tmp_path: Path, fmt: str) -> None:
+    """Three members of 30 MiB of zeros: each is under the grace, the archive is not."""
+    members = {**{f"part{i}.bin": 30 << 20 for i in range(3)}, "noise.bin": CHUNK}
+    archive = zeros_archive(tmp_path / "many.bin", fmt, members, noise_last)
+    dest = tmp_path / "work" / "tree"
+    peak = PeakDisk(dest.parent)
+    with pytest.raises(ExtractError) as info:
+        extract_archive(archive, ExtractSpec(fmt, "tree"), dest, label=LABEL, advance=peak)
+    msg = str(info.value)
+    assert "member 'part2.bin'" in msg and f"the archive expands more than {DEFAULT_RATIO}:1" in msg, msg
+    assert peak.peak <= DEFAULT_GRACE + CHUNK
+    assert not dest.exists() and siblings(dest) == []
+
+
+@pytest.mark.parametrize("fmt", ["zip", "tar.gz", "gz"])
+def test_a_declared_extracted_size_allows_the_ratio(tmp_path: Path, fmt: str) -> None:
+    size = 80 << 20
+    archive = zeros_archive(tmp_path / "zeros.bin.archive", fmt, {"zeros.bin": size})
+    assert size > 200 * archive.stat().st_size  # well past 100:1
+    spec = ExtractSpec(fmt, "zeros.bin", extracted_size=size)
+    record = extract_archive(archive, spec, tmp_path / "zeros.bin", label=LABEL)
+    assert record.total_bytes == size
+    path = tmp_path / "zeros.bin" if fmt in SINGLE_FILE_FORMATS else tmp_path / "zeros.bin" / "zeros.bin"
+    assert path.stat().st_size == size
+    with pytest.raises(ExtractError, match=f"cap of {size - 1} bytes"):  # the declared size is the cap
+        extract_archive(archive, dataclasses.replace(spec, extracted_size=size - 1), tmp_path / "o", label=LABEL)
+
+
+@pytest.mark.parametrize("fmt", ["zip", "tar.gz"])
+def test_ordinary_compression_past_the_grace_needs_no_declared_size(tmp_path: Path, fmt: str) -> None:
+    """80 MiB that compresses about 30:1 (32 KiB of noise in every MiB) is no bomb."""
+    size = 80 << 20
+    archive = zeros_archive(
+        tmp_path / "data.bin",
+        fmt,
+        {"data.bin": size},
+        lambda name, i: random.Random(i).randbytes(32 << 10) + ZEROS[32 << 10 :],
+    )
+    assert 10 < size / archive.stat().st_size < DEFAULT_RATIO
+    record = extract_archive(archive, ExtractSpec(fmt, "tree"), tmp_path / "tree", label=LABEL)
+    assert record.total_bytes == size

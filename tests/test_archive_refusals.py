@@ -1,11 +1,12 @@
 """Refused archives through fetch: exit 3 naming archive and member, nothing left, every rerun alike.
 
-The archives are real files built here (a bomb) and named by
+The archives are real files built here (a bomb, a tar with a latin-1 name) and named by
 plain paths in the manifest; the cache, the records and the CLI are provision's own.
 """
 
 from __future__ import annotations
 
+import gzip
 import io
 import random
 import tarfile
@@ -42,9 +43,21 @@ def _zeros_then_noise(path: Path) -> Path:
     return path
 
 
+def _latin1_tar_gz(path: Path) -> Path:
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w", format=tarfile.GNU_FORMAT, encoding="latin-1") as tf:
+        for name in ("ok.txt", "caf\u00e9.txt"):
+            info = tarfile.TarInfo(name)
+            info.size = 2
+            tf.addfile(info, io.BytesIO(b"hi"))
+    path.write_bytes(gzip.compress(raw.getvalue(), mtime=0))
+    return path
+
+
 CASES = {
     # case -> (archive builder, manifest keys, the message after the label)
     "bomb": (_zeros_then_noise, 'extract = "tar.gz"', "member 'zeros.bin': the member expands more than 100:1"),
+    "not-utf8": (_latin1_tar_gz, 'extract = "auto"', "member b'caf\\xe9.txt': its name is not UTF-8"),
 }
 
 

@@ -1077,3 +1077,133 @@ def test_ordinary_compression_past_the_grace_needs_no_declared_size(tmp_path: Pa
     assert 10 < size / archive.stat().st_size < DEFAULT_RATIO
     record = extract_archive(archive, ExtractSpec(fmt, "tree"), tmp_path / "tree", label=LABEL)
     assert record.total_bytes == size
+
+
+# -- member names that are not UTF-8 ------------------------------------------------------------
+
+
+def latin1_tar(entries: Sequence[Entry], fmt: int = tarfile.GNU_FORMAT) -> bytes:
+    """A tar whose names are written in latin-1 (PAX: raw bytes, ``hdrcharset=BINARY``)."""
+    buf = io.BytesIO()
+    if fmt == tarfile.PAX_FORMAT:  # a surrogate name cannot be UTF-8, so tarfile writes its bytes as BINARY
+        names = {"encoding": "utf-8", "errors": "surrogateescape"}
+        for info, _ in entries:
+            info.name = info.name.encode("latin-1").decode("utf-8", "surrogateescape")
+            info.linkname = info.linkname.encode("latin-1").decode("utf-8", "surrogateescape")
+    else:
+        names = {"encoding": "latin-1", "errors": "strict"}
+    with tarfile.open(fileobj=buf, mode="w", format=fmt, **names) as tf:  # type: ignore[call-overload]
+        for info, data in entries:
+            tf.addfile(info, io.BytesIO(data) if info.isreg() else None)
+    return buf.getvalue()
+
+
+NOT_UTF8: dict[str, tuple[Callable[[], bytes], str, str]] = {
+    # case -> (tar bytes, the member the error names, what is wrong)
+    "gnu-name": (lambda: latin1_tar([f("ok.txt"), f("caf\u00e9.txt", b"x")]), "b'caf\\xe9.txt'", "its name"),
+    "ustar-name": (
+        lambda: latin1_tar([f("caf\u00e9.txt", b"x")], tarfile.USTAR_FORMAT),
+        "b'caf\\xe9.txt'",
+        "its name",
+    ),
+    "pax-binary-name": (
+        lambda: latin1_tar([f("d\u00e9j\u00e0/vu.txt", b"x")], tarfile.PAX_FORMAT),
+        "b'd\\xe9j\\xe0/vu.txt'",
+        "its name",
+    ),
+    "folder": (lambda: latin1_tar([d("r\u00e9sum\u00e9/")]), "b'r\\xe9sum\\xe9'", "its name"),
+    "symlink-target": (
+        lambda: latin1_tar([f("caf\u00e9", b"x"), link("ln", "caf\u00e9")]),
+        "b'caf\\xe9'",
+        "its name",
+    ),
+    "symlink-target-only": (
+        lambda: latin1_tar([link("ln", "na\u00efve.txt")]),
+        "'ln'",
+        "its symlink target b'na\\xefve.txt'",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(NOT_UTF8))
+@pytest.mark.parametrize("fmt", ["tar", "tar.gz"])
+def test_a_tar_name_that_is_not_utf8_is_refused(tmp_path: Path, case: str, fmt: str) -> None:
+    build, member, what = NOT_UTF8[case]
+    raw = build()
+    archive = tmp_path / "names.bin"
+    archive.write_bytes(raw if fmt == "tar" else gzip.compress(raw, mtime=0))
+    dest = tmp_path / "work" / "tree"
+    dest.parent.mkdir()
+    before = snapshot(tmp_path)
+    messages = []
+    for _ in range(2):  # every run gives the same answer
+        with pytest.raises(ExtractError) as info:
+            extract_archive(archive, ExtractSpec(fmt, "tree"), dest, label=LABEL)
+        messages.append(str(info.value))
+        assert info.value.exit_code == EXIT_INTEGRITY
+        assert snapshot(tmp_path) == before and siblings(dest) == []  # nothing left, no temp folder
+    assert messages[0] == messages[1]
+    msg = messages[0]
+    assert msg.startswith(f"{LABEL}: member {member}: {what} is not UTF-8"), msg
+    assert "leave it out with 'members', or repack the archive with UTF-8 names" in msg
+    assert msg.isprintable(), msg  # shown with escapes, never as raw bytes
+
+
+def test_a_name_not_utf8_outside_the_selection_is_no_obstacle(tmp_path: Path) -> None:
+    archive = tmp_path / "names.tar"
+    archive.write_bytes(latin1_tar([f("top/a.txt", b"A"), f("top/caf\u00e9.txt", b"x"), f("r\u00e9/b.txt", b"B")]))
+    record = extract_archive(archive, ExtractSpec("tar", "t", members=("top/a.txt",)), tmp_path / "t", label=LABEL)
+    assert sorted(record.files) == ["top/a.txt"]
+    archive.write_bytes(latin1_tar([f("r\u00e9/b.txt", b"B")]))  # the odd folder is stripped away
+    record = extract_archive(archive, ExtractSpec("tar", "s", strip_components=1), tmp_path / "s", label=LABEL)
+    assert files_of(tmp_path / "s") == {"b.txt": b"B"}
+    assert hash_tree(tmp_path / "s").digest == record.digest
+
+
+def test_tar_names_are_read_as_utf8(tmp_path: Path) -> None:
+    archive = tmp_path / "utf8.tar"
+    archive.write_bytes(tar_as("tar", [f("caf\u00e9/\u00fcber.txt", b"u")]))
+    record = extract_archive(archive, ExtractSpec("tar", "t"), tmp_path / "t", label=LABEL)
+    assert os.listdir(os.fsencode(tmp_path / "t")) == ["caf\u00e9".encode()]
+    assert sorted(record.files) == ["caf\u00e9/\u00fcber.txt"]
+    assert hash_tree(tmp_path / "t").digest == record.digest
+
+
+def _zip_with_name_bytes(name: bytes, *, flagged: bool) -> bytes:
+    """A zip of one member whose stored name is ``name``, with or without the UTF-8 flag.
+
+    zipfile sets the flag only for a name that is not ASCII: an ASCII placeholder of the
+    same length gives none, a non-ASCII one gives it; the bytes are then swapped in.
+    """
+    placeholder = ("\u00e9" * (len(name) // 2) + "N" * (len(name) % 2)) if flagged else "N" * len(name)
+    raw = zip_bytes([(placeholder, b"payload")])
+    stored = placeholder.encode("utf-8")
+    assert len(stored) == len(name) and raw.count(stored) == 2  # local header and central directory
+    return raw.replace(stored, name)
+
+
+def test_a_zip_name_flagged_utf8_that_is_not_is_refused(tmp_path: Path) -> None:
+    archive = tmp_path / "names.zip"
+    archive.write_bytes(_zip_with_name_bytes(b"caf\xe9\xe9\xe9", flagged=True))
+    dest = tmp_path / "work" / "tree"
+    for _ in range(2):
+        with pytest.raises(ExtractError) as info:
+            extract_archive(archive, ExtractSpec("zip", "tree"), dest, label=LABEL)
+        msg = str(info.value)
+        assert msg.startswith(f"{LABEL}: member b'caf\\xe9\\xe9\\xe9': its name is flagged UTF-8 but is not UTF-8"), msg
+        assert info.value.exit_code == EXIT_INTEGRITY
+        assert not dest.exists() and siblings(dest) == []
+
+
+def test_a_zip_name_without_the_utf8_flag_is_cp437(tmp_path: Path) -> None:
+    """The zip standard's encoding for unflagged names, as zipfile reads them: byte 0xE9 is 'Θ'."""
+    archive = tmp_path / "names.zip"
+    archive.write_bytes(_zip_with_name_bytes(b"caf\xe9.txt", flagged=False))
+    digests = set()
+    for i in range(2):
+        dest = tmp_path / f"tree{i}"
+        record = extract_archive(archive, ExtractSpec("zip", "tree"), dest, label=LABEL)
+        assert files_of(dest) == {"caf\u0398.txt": b"payload"}
+        assert hash_tree(dest).digest == record.digest
+        digests.add(record.digest)
+    assert len(digests) == 1

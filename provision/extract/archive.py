@@ -4,8 +4,9 @@ Security rules, checked by this module on every Python version (it never calls
 ``extractall``): member paths must be relative, without ``..`` and without backslashes;
 no member is written through a symlink; symlinks must point inside the target; hard
 links must point at a regular file already extracted from the same archive; device
-files and FIFOs are refused; a member name seen twice is refused; setuid/setgid/sticky
-bits are dropped. Every refusal names the archive and the member.
+files and FIFOs are refused; a member name seen twice is refused; a name (or symlink
+target) that is not UTF-8 is refused; setuid/setgid/sticky bits are dropped. Every
+refusal names the archive and the member, quoted with escapes.
 
 Archive bombs: with the manifest's ``extracted_size`` declared, that is the cap on the
 bytes written. Without it, once ``DEFAULT_GRACE`` bytes are written, nothing may expand
@@ -163,6 +164,23 @@ class _Member:
     packed: int | None = None  # compressed size, where the archive declares it (zip)
 
 
+def _not_utf8(name: str) -> bool:
+    """True for a name decoded with ``surrogateescape`` from bytes that are not UTF-8."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def _shown(name: str | bytes) -> str:
+    """``name`` quoted with escapes (no control character reaches the terminal); a name that
+    is not UTF-8 is shown as the bytes it is (``b'caf\\xe9.txt'``)."""
+    if isinstance(name, str) and _not_utf8(name):
+        name = name.encode("utf-8", "surrogateescape")
+    return repr(name)
+
+
 def _tar_members(tf: tarfile.TarFile) -> Iterator[_Member]:
     for info in tf:
         if info.isreg():
@@ -290,7 +308,7 @@ class _Writer:
         self.made: set[str] = {""}  # folders (relative) known to exist: mkdir once, not per member
 
     def refuse(self, member: str, why: str) -> ExtractError:
-        return ExtractError(f"{self.archive}: member {member!r}: {why}; refused, nothing was extracted")
+        return ExtractError(f"{self.archive}: member {_shown(member)}: {why}; refused, nothing was extracted")
 
     def target_path(self, m: _Member) -> str | None:
         """The safe relative path for ``m`` after strip/members, or None to skip it."""
@@ -316,6 +334,13 @@ class _Writer:
             return
         if m.kind == "special":
             raise self.refuse(m.name, "device file or FIFO")
+        if _not_utf8(rel) or (m.kind == "symlink" and _not_utf8(m.linkname)):
+            what = "its name" if _not_utf8(rel) else f"its symlink target {_shown(m.linkname)}"
+            raise self.refuse(
+                m.name,
+                f"{what} is not UTF-8 (tree records and digests hold UTF-8 paths); "
+                "leave it out with 'members', or repack the archive with UTF-8 names",
+            )
         for i in range(1, rel.count("/") + 1):
             parent = rel.rsplit("/", i)[0]
             if self.seen.get(parent) in ("file", "symlink", "hardlink"):
@@ -348,12 +373,12 @@ class _Writer:
         if len(target) > _MAX_LINK:
             raise self.refuse(m.name, f"symlink target longer than {_MAX_LINK} bytes")
         if not target or target.startswith("/") or "\\" in target:
-            raise self.refuse(m.name, f"symlink to {target!r} (absolute or empty)")
+            raise self.refuse(m.name, f"symlink to {_shown(target)} (absolute or empty)")
         resolved: list[str] = rel.split("/")[:-1]
         for part in PurePosixPath(target).parts:
             if part == "..":
                 if not resolved:
-                    raise self.refuse(m.name, f"symlink to {target!r} points outside the target")
+                    raise self.refuse(m.name, f"symlink to {_shown(target)} points outside the target")
                 resolved.pop()
             elif part not in ("", "."):
                 resolved.append(part)
@@ -366,7 +391,9 @@ class _Writer:
         for rel, target in self.record.links.items():
             real = os.path.realpath(self.root / rel)
             if real != base and not real.startswith(base + os.sep):
-                raise self.refuse(rel, f"symlink to {target!r} points outside the target (through another symlink)")
+                raise self.refuse(
+                    rel, f"symlink to {_shown(target)} points outside the target (through another symlink)"
+                )
 
     def _hardlink(self, m: _Member, rel: str, dest: Path) -> None:
         try:
@@ -374,7 +401,7 @@ class _Writer:
         except ExtractError:
             link = None
         if link is None or self.seen.get(link) != "file" or link not in self.record.files:
-            raise self.refuse(m.name, f"hard link to {m.linkname!r}, which is not a file extracted before it")
+            raise self.refuse(m.name, f"hard link to {_shown(m.linkname)}, which is not a file extracted before it")
         src = self.record.files[link]
         self._check(m, self.budget.charge(src.size))  # a hard link's bytes count in the archive's total
         os.link(self.root / link, dest)
@@ -489,6 +516,11 @@ def extract_archive(
         raise
 
 
+#: Member names are read as UTF-8 whatever the locale, so every machine gets the same answer;
+#: bytes that are not UTF-8 come back as surrogates, which the writer refuses.
+_TAR_NAMES: dict[str, Any] = {"encoding": "utf-8", "errors": "surrogateescape"}
+
+
 def _unpack(raw: _Counted, fmt: str, writer: _Writer, label: str) -> None:
     try:
         if fmt == "zip":
@@ -499,15 +531,21 @@ def _unpack(raw: _Counted, fmt: str, writer: _Writer, label: str) -> None:
         inner = fmt.split(".", 1)[1] if "." in fmt else "tar"
         with contextlib.ExitStack() as stack:
             if inner == "tar":  # seekable: members' data is read straight from the file, not via 10 KiB records
-                tf = stack.enter_context(tarfile.open(fileobj=cast(IO[bytes], raw), mode="r:"))
+                tf = stack.enter_context(tarfile.open(fileobj=cast(IO[bytes], raw), mode="r:", **_TAR_NAMES))
             else:
                 stream = stack.enter_context(_open_stream(cast(IO[bytes], raw), inner))
-                tf = stack.enter_context(tarfile.open(fileobj=stream, mode="r|"))
+                tf = stack.enter_context(tarfile.open(fileobj=stream, mode="r|", **_TAR_NAMES))
             for m in _tar_members(tf):
                 writer.add(m)
             _check_tar_end(tf, label, fmt)
     except ExtractError:
         raise
+    except UnicodeDecodeError as exc:  # zip: a name flagged UTF-8 that is not (zipfile decodes them strictly)
+        flagged = " is flagged UTF-8 but" if fmt == "zip" else ""
+        raise ExtractError(
+            f"{label}: member {_shown(exc.object)}: its name{flagged} is not UTF-8; "
+            "refused, nothing was extracted (repack the archive with UTF-8 names)"
+        ) from exc
     except (tarfile.TarError, zipfile.BadZipFile, EOFError, lzma.LZMAError, OSError, ValueError) as exc:
         if isinstance(exc, OSError) and exc.errno is not None and not isinstance(exc, gzip.BadGzipFile):
             raise
@@ -547,7 +585,9 @@ def _single(
                 size += len(chunk)
                 why = budget.charge(len(chunk))
                 if why is not None:
-                    raise ExtractError(f"{label}: decompressed file {name!r}: {why}; refused, nothing was extracted")
+                    raise ExtractError(
+                        f"{label}: decompressed file {_shown(name)}: {why}; refused, nothing was extracted"
+                    )
                 h.update(chunk)
                 out.write(chunk)
                 advance(len(chunk))

@@ -982,7 +982,8 @@ def test_a_1gib_bomb_is_refused_with_little_disk(tmp_path: Path, case: str) -> N
     assert disk_use(work) == 0
 
 
-STREAMED = ["tar.gz", "tar.bz2", "tar.xz", "tar.zst", "gz", "bz2", "xz", "zst"]
+# tar.bz2 and tar.xz read through the same BZ2File/LZMAFile as bz2 and xz, and through tarfile as tar.gz
+STREAMED = ["tar.gz", "tar.zst", "gz", "bz2", "xz", "zst"]
 NOISE = random.Random(13).randbytes(CHUNK)
 
 

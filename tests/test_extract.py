@@ -1208,3 +1208,16 @@ def test_a_zip_name_without_the_utf8_flag_is_cp437(tmp_path: Path) -> None:
         assert hash_tree(dest).digest == record.digest
         digests.add(record.digest)
     assert len(digests) == 1
+
+
+def test_a_zip_symlink_target_that_is_not_utf8_is_refused(tmp_path: Path) -> None:
+    """It used to be decoded with U+FFFD replacements: a symlink to a renamed target."""
+    info, _ = zip_symlink("ln", "")
+    archive = tmp_path / "links.zip"
+    archive.write_bytes(zip_bytes([("caf\u00e9", b"x"), (info, b"caf\xe9")]))
+    dest = tmp_path / "work" / "tree"
+    with pytest.raises(ExtractError) as exc:
+        extract_archive(archive, ExtractSpec("zip", "tree"), dest, label=LABEL)
+    msg = str(exc.value)
+    assert msg.startswith(f"{LABEL}: member 'ln': its symlink target b'caf\\xe9' is not UTF-8"), msg
+    assert not dest.exists() and siblings(dest) == []

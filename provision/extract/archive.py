@@ -216,7 +216,7 @@ def _zip_members(zf: zipfile.ZipFile) -> Iterator[_Member]:
         link = ""
         if kind == "symlink":  # read no more than a symlink can hold (a huge "target" is a memory bomb)
             with zf.open(info) as fh:
-                link = fh.read(_MAX_LINK + 1).decode("utf-8", "replace")
+                link = fh.read(_MAX_LINK + 1).decode("utf-8", "surrogateescape")  # not UTF-8: refused
         mtime = 0.0
         with contextlib.suppress(ValueError, OverflowError):
             import datetime

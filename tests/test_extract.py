@@ -7,26 +7,33 @@ zstandard), extracts it with :func:`provision.extract.extract_archive` and looks
 from __future__ import annotations
 
 import bz2
+import contextlib
+import dataclasses
 import datetime
 import gzip
 import io
 import lzma
 import os
+import random
+import shutil
 import stat
+import subprocess
 import tarfile
 import tracemalloc
 import warnings
 import zipfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import IO, cast
 
 import pytest
 import xxhash
 import zstandard
 
 from provision.errors import EXIT_INTEGRITY
-from provision.extract.archive import DEFAULT_FLOOR, DEFAULT_RATIO, ExtractError, detect_format, extract_archive
-from provision.manifest.model import ExtractSpec
+from provision.extract.archive import DEFAULT_GRACE, DEFAULT_RATIO, ExtractError, detect_format, extract_archive
+from provision.fsutil import CHUNK_SIZE as CHUNK
+from provision.manifest.model import SINGLE_FILE_FORMATS, ExtractSpec
 from provision.store.trees import TreeFile, TreeRecord, hash_tree, tree_digest
 
 MTIME = 1_600_000_000
@@ -285,23 +292,23 @@ def _huge_header(name: str, size: int) -> bytes:
     return info.tobuf(tarfile.GNU_FORMAT) + bytes(512)
 
 
-def test_default_cap_is_the_floor_for_small_archives(tmp_path: Path) -> None:
+def test_default_cap_is_the_grace_for_small_archives(tmp_path: Path) -> None:
     archive = tmp_path / "huge.tar.gz"
     archive.write_bytes(gzip.compress(tar_bytes([f("small.txt", b"hi")])[:1024] + _huge_header("huge.bin", 2 << 30)))
     dest = tmp_path / "out" / "tree"
     with pytest.raises(ExtractError) as info:
         extract_archive(archive, ExtractSpec("tar.gz", "tree"), dest, label=LABEL)
     msg = str(info.value)
-    assert f"cap of {DEFAULT_FLOOR} bytes" in msg and "member 'huge.bin'" in msg, msg
+    assert f"cap of {DEFAULT_GRACE} bytes" in msg and "member 'huge.bin'" in msg, msg
     assert not dest.exists() and siblings(dest) == []
 
 
 def test_default_cap_is_the_ratio_for_big_archives(tmp_path: Path) -> None:
     archive = tmp_path / "big.tar"
-    body = os.urandom(11 << 20)  # 11 MiB * 100 > the 1 GiB floor
+    body = os.urandom(1 << 20)  # 1 MiB * 100 > the 64 MiB grace
     archive.write_bytes(tar_bytes([f("random.bin", body)])[: 512 + len(body)] + _huge_header("huge.bin", 2 << 30))
     size = archive.stat().st_size
-    assert size * DEFAULT_RATIO > DEFAULT_FLOOR
+    assert size * DEFAULT_RATIO > DEFAULT_GRACE
     dest = tmp_path / "out" / "tree"
     with pytest.raises(ExtractError) as info:
         extract_archive(archive, ExtractSpec("tar", "tree"), dest, label=LABEL)
@@ -797,4 +804,420 @@ def test_tree_pin_mismatch(tmp_path: Path) -> None:
     msg = str(info.value)
     assert f"expected {wrong}, got {good}" in msg, msg
     assert f"{len(TREE)} files" in msg
+    assert not dest.exists() and siblings(dest) == []
+
+
+# -- archive bombs: the ratio, without a declared extracted_size -----------------------------------
+
+ZEROS = bytes(CHUNK)
+
+
+def disk_use(root: Path) -> int:
+    """Bytes of disk (``st_blocks``) the files under ``root`` take, temp folders included."""
+    total = 0
+    for dirpath, _dirs, names in os.walk(root):
+        for name in names:
+            with contextlib.suppress(FileNotFoundError):
+                total += os.lstat(os.path.join(dirpath, name)).st_blocks * 512
+    return total
+
+
+class PeakDisk:
+    """An ``advance`` callback measuring the disk taken under ``root`` after every chunk written.
+
+    The extraction calls it after each chunk it wrote, and refuses a chunk before writing
+    it, so the largest figure seen is the peak of the extraction's own disk use.
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.peak = 0
+        self.calls = 0
+
+    def __call__(self, n: int) -> None:
+        self.calls += 1
+        self.peak = max(self.peak, disk_use(self.root))
+
+
+def _write_zeros(out: IO[bytes], size: int) -> None:
+    view = memoryview(ZEROS)
+    while size > 0:
+        n = min(size, len(ZEROS))
+        out.write(view[:n])
+        size -= n
+
+
+def _compressor(fh: IO[bytes], fmt: str) -> IO[bytes]:
+    """A streaming writer for ``gz``/``bz2``/``xz``/``zst`` over ``fh`` (left open)."""
+    if fmt == "gz":
+        return cast(IO[bytes], gzip.GzipFile(fileobj=fh, mode="wb", compresslevel=6, mtime=0))
+    if fmt == "bz2":
+        return cast(IO[bytes], bz2.BZ2File(fh, "wb"))
+    if fmt == "xz":
+        return cast(IO[bytes], lzma.LZMAFile(fh, "wb", preset=0))
+    return cast(IO[bytes], zstandard.ZstdCompressor().stream_writer(fh, closefd=False))
+
+
+Filler = Callable[[str, int], bytes]  # (member, chunk index) -> that MiB of the member
+
+
+def zeros_archive(path: Path, fmt: str, sizes: dict[str, int], filler: Filler | None = None) -> Path:
+    """An archive of members made of zeros (or of ``filler``'s MiBs), built by streaming.
+
+    Never holds a member in memory: 1 GiB of zeros costs a megabyte of archive and no RAM.
+    """
+
+    def chunks(name: str, size: int) -> Iterator[bytes]:
+        for i, at in enumerate(range(0, size, CHUNK)):
+            data = filler(name, i) if filler is not None else ZEROS
+            yield data[: size - at]
+
+    with contextlib.ExitStack() as stack:
+        fh = stack.enter_context(open(path, "wb"))
+        if fmt == "zip":
+            zf = stack.enter_context(zipfile.ZipFile(fh, "w", zipfile.ZIP_DEFLATED, compresslevel=6))
+            for name, size in sizes.items():
+                with zf.open(name, "w") as out:
+                    for data in chunks(name, size):
+                        out.write(data)
+            return path
+        if fmt in SINGLE_FILE_FORMATS:
+            out = stack.enter_context(_compressor(fh, fmt))
+            ((name, size),) = sizes.items()
+            for data in chunks(name, size):
+                out.write(data)
+            return path
+        stream = fh if fmt == "tar" else stack.enter_context(_compressor(fh, fmt.split(".", 1)[1]))
+        tf = stack.enter_context(tarfile.open(fileobj=stream, mode="w|", format=tarfile.GNU_FORMAT))
+        for name, size in sizes.items():
+            info = tarfile.TarInfo(name)
+            info.size, info.mtime = size, MTIME
+            tf.addfile(info, io.BufferedReader(_Chunks(chunks(name, size))))
+    return path
+
+
+class _Chunks(io.RawIOBase):
+    """A readable stream over an iterator of byte strings."""
+
+    def __init__(self, parts: Iterator[bytes]) -> None:
+        self.parts = parts
+        self.left = b""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buf: memoryview) -> int:  # type: ignore[override]
+        while not self.left:
+            part = next(self.parts, None)
+            if part is None:
+                return 0
+            self.left = part
+        n = min(len(buf), len(self.left))
+        buf[:n] = self.left[:n]
+        self.left = self.left[n:]
+        return n
+
+
+def gzip_of_zeros_tar(path: Path, size: int, noise: bytes = b"") -> Path:
+    """A real .tar.gz: ``zeros.bin``, ``size`` bytes of zeros (then ``noise.bin`` holding ``noise``).
+
+    A gzip file is a series of members (RFC 1952) that ``gzip -d`` and Python read as one
+    stream; repeating one compressed 4 MiB of zeros builds a 1 GiB bomb in milliseconds.
+    """
+    step = 4 * CHUNK
+    assert size % step == 0
+    info = tarfile.TarInfo("zeros.bin")
+    info.size, info.mtime = size, MTIME
+    zeros = gzip.compress(bytes(step), compresslevel=6, mtime=0)
+    with open(path, "wb") as out:
+        out.write(gzip.compress(info.tobuf(tarfile.GNU_FORMAT), mtime=0))
+        for _ in range(size // step):
+            out.write(zeros)
+        tail = b""
+        if noise:
+            info = tarfile.TarInfo("noise.bin")
+            info.size, info.mtime = len(noise), MTIME
+            tail = info.tobuf(tarfile.GNU_FORMAT) + noise + bytes(-len(noise) % tarfile.BLOCKSIZE)
+        out.write(gzip.compress(tail + bytes(2 * tarfile.BLOCKSIZE), mtime=0))
+    return path
+
+
+GIB = 1 << 30
+CAP_SEEN = 100 << 20  # the most disk a refused bomb may have taken ("under ~100 MiB")
+
+
+@pytest.mark.parametrize("case", ["zip", "tar.gz", "tar.gz-streamed"])
+def test_a_1gib_bomb_is_refused_with_little_disk(tmp_path: Path, case: str) -> None:
+    """1 GiB of zeros from about 1 MiB (1029:1), which the old 1 GiB floor let through.
+
+    ``streamed``: 11 MiB of noise follow, so 100x the archive (1.2 GB) is past the whole
+    tree (86:1 in all) and only the member's own ratio, measured as it streams, stops it.
+    """
+    fmt = case.split("-")[0]
+    archive = tmp_path / f"bomb.{fmt}"
+    if fmt == "zip":
+        zeros_archive(archive, "zip", {"zeros.bin": GIB})
+    else:
+        gzip_of_zeros_tar(archive, GIB, random.Random(1).randbytes(11 * CHUNK) if "streamed" in case else b"")
+    size = archive.stat().st_size
+    if "streamed" in case:
+        assert DEFAULT_RATIO * size > GIB + 11 * CHUNK
+    else:
+        assert size < 1100 << 10 and GIB // size > 1000  # about 1 MiB, expanding more than 1000:1
+    work = tmp_path / "work"
+    dest = work / "tree"
+    peak = PeakDisk(work)
+    with pytest.raises(ExtractError) as info:
+        extract_archive(archive, ExtractSpec(fmt, "tree"), dest, label=LABEL, advance=peak)
+    msg = str(info.value)
+    assert msg.startswith(f"{LABEL}: member 'zeros.bin': "), msg
+    # zip: the member's declared sizes say 1029:1; tar: its 1 GiB header is past 100x the archive
+    assert (f"100x the {size}-byte archive" if case == "tar.gz" else "the member expands more than 100:1") in msg
+    assert "an archive bomb?" in msg and "declare extracted_size in the manifest" in msg, msg
+    assert "\n" not in msg
+    assert info.value.exit_code == EXIT_INTEGRITY
+    assert peak.peak < CAP_SEEN, f"{peak.peak} bytes on disk while refusing a {GIB}-byte bomb"
+    assert peak.peak <= (DEFAULT_GRACE if "streamed" in case else 0)  # refused at the first MiB past the grace
+    assert not dest.exists() and siblings(dest) == []  # no temp folder left
+    assert disk_use(work) == 0
+
+
+# tar.bz2 and tar.xz read through the same BZ2File/LZMAFile as bz2 and xz, and through tarfile as tar.gz
+STREAMED = ["tar.gz", "tar.zst", "gz", "bz2", "xz", "zst"]
+NOISE = random.Random(13).randbytes(CHUNK)
+
+
+def noise_last(name: str, i: int) -> bytes:
+    """``noise.bin`` is incompressible, every other member zeros."""
+    return NOISE if name == "noise.bin" else ZEROS
+
+
+@pytest.mark.parametrize("fmt", ["zip", *STREAMED])
+def test_every_format_refuses_a_ratio_over_100_past_the_grace(tmp_path: Path, fmt: str) -> None:
+    """A member of zeros; a MiB of noise after it lifts 100x the archive size over the member's size."""
+    size = DEFAULT_GRACE + 2 * CHUNK
+    single = fmt in SINGLE_FILE_FORMATS
+    members = {"zeros.bin": size} if single else {"zeros.bin": size, "noise.bin": CHUNK}
+    archive = zeros_archive(tmp_path / "bomb.bin", fmt, members, noise_last)
+    assert single or size < DEFAULT_RATIO * archive.stat().st_size  # not refused by its header alone
+    dest = tmp_path / "work" / "zeros.bin"
+    peak = PeakDisk(dest.parent)
+    with pytest.raises(ExtractError) as info:
+        extract_archive(archive, ExtractSpec(fmt, "zeros.bin"), dest, label=LABEL, advance=peak)
+    msg = str(info.value)
+    assert msg.startswith(f"{LABEL}: decompressed file 'zeros.bin': " if single else f"{LABEL}: member 'zeros.bin'")
+    assert f"{'the archive' if single else 'the member'} expands more than {DEFAULT_RATIO}:1" in msg, msg
+    if fmt != "zip":  # streamed: refused at the first chunk past the grace (a zip member before its first byte)
+        assert peak.calls == DEFAULT_GRACE // CHUNK
+    assert peak.peak <= DEFAULT_GRACE + CHUNK, peak.peak
+    assert not dest.exists() and siblings(dest) == []
+
+
+@pytest.mark.skipif(shutil.which("tar") is None, reason="GNU tar builds the sparse archive")
+def test_a_sparse_tar_member_is_held_to_the_ratio(tmp_path: Path) -> None:
+    """A plain tar cannot compress, but a GNU sparse member stores only its data: 200 MiB of holes."""
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "noise.bin").write_bytes(random.Random(5).randbytes(3 * CHUNK))  # 100x the archive > the member
+    with open(src / "holes.bin", "wb") as fh:
+        fh.truncate(200 * CHUNK)
+    archive = tmp_path / "sparse.tar"
+    subprocess.run(["tar", "-cSf", str(archive), "-C", str(src), "holes.bin", "noise.bin"], check=True)
+    with tarfile.open(archive) as tf:
+        assert tf.getmember("holes.bin").issparse()
+    assert DEFAULT_RATIO * archive.stat().st_size > 200 * CHUNK  # not refused by its header alone
+    dest = tmp_path / "work" / "tree"
+    peak = PeakDisk(dest.parent)
+    with pytest.raises(ExtractError) as info:
+        extract_archive(archive, ExtractSpec("tar", "tree"), dest, label=LABEL, advance=peak)
+    msg = str(info.value)
+    assert f"member 'holes.bin': the member expands more than {DEFAULT_RATIO}:1" in msg, msg
+    assert peak.peak <= DEFAULT_GRACE + CHUNK
+    assert not dest.exists() and siblings(dest) == []
+
+
+@pytest.mark.parametrize("fmt", ["zip", "tar.gz", "tar.zst"])
+def test_the_archive_ratio_counts_all_members(tmp_path: Path, fmt: str) -> None:
+    """Three members of 30 MiB of zeros: each is under the grace, the archive is not."""
+    members = {**{f"part{i}.bin": 30 << 20 for i in range(3)}, "noise.bin": CHUNK}
+    archive = zeros_archive(tmp_path / "many.bin", fmt, members, noise_last)
+    dest = tmp_path / "work" / "tree"
+    peak = PeakDisk(dest.parent)
+    with pytest.raises(ExtractError) as info:
+        extract_archive(archive, ExtractSpec(fmt, "tree"), dest, label=LABEL, advance=peak)
+    msg = str(info.value)
+    assert "member 'part2.bin'" in msg and f"the archive expands more than {DEFAULT_RATIO}:1" in msg, msg
+    assert peak.peak <= DEFAULT_GRACE + CHUNK
+    assert not dest.exists() and siblings(dest) == []
+
+
+@pytest.mark.parametrize("fmt", ["zip", "tar.gz", "gz"])
+def test_a_declared_extracted_size_allows_the_ratio(tmp_path: Path, fmt: str) -> None:
+    size = 80 << 20
+    archive = zeros_archive(tmp_path / "zeros.bin.archive", fmt, {"zeros.bin": size})
+    assert size > 200 * archive.stat().st_size  # well past 100:1
+    spec = ExtractSpec(fmt, "zeros.bin", extracted_size=size)
+    record = extract_archive(archive, spec, tmp_path / "zeros.bin", label=LABEL)
+    assert record.total_bytes == size
+    path = tmp_path / "zeros.bin" if fmt in SINGLE_FILE_FORMATS else tmp_path / "zeros.bin" / "zeros.bin"
+    assert path.stat().st_size == size
+    with pytest.raises(ExtractError, match=f"cap of {size - 1} bytes"):  # the declared size is the cap
+        extract_archive(archive, dataclasses.replace(spec, extracted_size=size - 1), tmp_path / "o", label=LABEL)
+
+
+@pytest.mark.parametrize("fmt", ["zip", "tar.gz"])
+def test_ordinary_compression_past_the_grace_needs_no_declared_size(tmp_path: Path, fmt: str) -> None:
+    """80 MiB that compresses about 30:1 (32 KiB of noise in every MiB) is no bomb."""
+    size = 80 << 20
+    archive = zeros_archive(
+        tmp_path / "data.bin",
+        fmt,
+        {"data.bin": size},
+        lambda name, i: random.Random(i).randbytes(32 << 10) + ZEROS[32 << 10 :],
+    )
+    assert 10 < size / archive.stat().st_size < DEFAULT_RATIO
+    record = extract_archive(archive, ExtractSpec(fmt, "tree"), tmp_path / "tree", label=LABEL)
+    assert record.total_bytes == size
+
+
+# -- member names that are not UTF-8 ------------------------------------------------------------
+
+
+def latin1_tar(entries: Sequence[Entry], fmt: int = tarfile.GNU_FORMAT) -> bytes:
+    """A tar whose names are written in latin-1 (PAX: raw bytes, ``hdrcharset=BINARY``)."""
+    buf = io.BytesIO()
+    if fmt == tarfile.PAX_FORMAT:  # a surrogate name cannot be UTF-8, so tarfile writes its bytes as BINARY
+        names = {"encoding": "utf-8", "errors": "surrogateescape"}
+        for info, _ in entries:
+            info.name = info.name.encode("latin-1").decode("utf-8", "surrogateescape")
+            info.linkname = info.linkname.encode("latin-1").decode("utf-8", "surrogateescape")
+    else:
+        names = {"encoding": "latin-1", "errors": "strict"}
+    with tarfile.open(fileobj=buf, mode="w", format=fmt, **names) as tf:  # type: ignore[call-overload]
+        for info, data in entries:
+            tf.addfile(info, io.BytesIO(data) if info.isreg() else None)
+    return buf.getvalue()
+
+
+NOT_UTF8: dict[str, tuple[Callable[[], bytes], str, str]] = {
+    # case -> (tar bytes, the member the error names, what is wrong)
+    "gnu-name": (lambda: latin1_tar([f("ok.txt"), f("caf\u00e9.txt", b"x")]), "b'caf\\xe9.txt'", "its name"),
+    "ustar-name": (
+        lambda: latin1_tar([f("caf\u00e9.txt", b"x")], tarfile.USTAR_FORMAT),
+        "b'caf\\xe9.txt'",
+        "its name",
+    ),
+    "pax-binary-name": (
+        lambda: latin1_tar([f("d\u00e9j\u00e0/vu.txt", b"x")], tarfile.PAX_FORMAT),
+        "b'd\\xe9j\\xe0/vu.txt'",
+        "its name",
+    ),
+    "folder": (lambda: latin1_tar([d("r\u00e9sum\u00e9/")]), "b'r\\xe9sum\\xe9'", "its name"),
+    "symlink-target": (
+        lambda: latin1_tar([f("caf\u00e9", b"x"), link("ln", "caf\u00e9")]),
+        "b'caf\\xe9'",
+        "its name",
+    ),
+    "symlink-target-only": (
+        lambda: latin1_tar([link("ln", "na\u00efve.txt")]),
+        "'ln'",
+        "its symlink target b'na\\xefve.txt'",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(NOT_UTF8))
+@pytest.mark.parametrize("fmt", ["tar", "tar.gz"])
+def test_a_tar_name_that_is_not_utf8_is_refused(tmp_path: Path, case: str, fmt: str) -> None:
+    build, member, what = NOT_UTF8[case]
+    raw = build()
+    archive = tmp_path / "names.bin"
+    archive.write_bytes(raw if fmt == "tar" else gzip.compress(raw, mtime=0))
+    dest = tmp_path / "work" / "tree"
+    dest.parent.mkdir()
+    before = snapshot(tmp_path)
+    messages = []
+    for _ in range(2):  # every run gives the same answer
+        with pytest.raises(ExtractError) as info:
+            extract_archive(archive, ExtractSpec(fmt, "tree"), dest, label=LABEL)
+        messages.append(str(info.value))
+        assert info.value.exit_code == EXIT_INTEGRITY
+        assert snapshot(tmp_path) == before and siblings(dest) == []  # nothing left, no temp folder
+    assert messages[0] == messages[1]
+    msg = messages[0]
+    assert msg.startswith(f"{LABEL}: member {member}: {what} is not UTF-8"), msg
+    assert "leave it out with 'members', or repack the archive with UTF-8 names" in msg
+    assert msg.isprintable(), msg  # shown with escapes, never as raw bytes
+
+
+def test_a_name_not_utf8_outside_the_selection_is_no_obstacle(tmp_path: Path) -> None:
+    archive = tmp_path / "names.tar"
+    archive.write_bytes(latin1_tar([f("top/a.txt", b"A"), f("top/caf\u00e9.txt", b"x"), f("r\u00e9/b.txt", b"B")]))
+    record = extract_archive(archive, ExtractSpec("tar", "t", members=("top/a.txt",)), tmp_path / "t", label=LABEL)
+    assert sorted(record.files) == ["top/a.txt"]
+    archive.write_bytes(latin1_tar([f("r\u00e9/b.txt", b"B")]))  # the odd folder is stripped away
+    record = extract_archive(archive, ExtractSpec("tar", "s", strip_components=1), tmp_path / "s", label=LABEL)
+    assert files_of(tmp_path / "s") == {"b.txt": b"B"}
+    assert hash_tree(tmp_path / "s").digest == record.digest
+
+
+def test_tar_names_are_read_as_utf8(tmp_path: Path) -> None:
+    archive = tmp_path / "utf8.tar"
+    archive.write_bytes(tar_as("tar", [f("caf\u00e9/\u00fcber.txt", b"u")]))
+    record = extract_archive(archive, ExtractSpec("tar", "t"), tmp_path / "t", label=LABEL)
+    assert os.listdir(os.fsencode(tmp_path / "t")) == ["caf\u00e9".encode()]
+    assert sorted(record.files) == ["caf\u00e9/\u00fcber.txt"]
+    assert hash_tree(tmp_path / "t").digest == record.digest
+
+
+def _zip_with_name_bytes(name: bytes, *, flagged: bool) -> bytes:
+    """A zip of one member whose stored name is ``name``, with or without the UTF-8 flag.
+
+    zipfile sets the flag only for a name that is not ASCII: an ASCII placeholder of the
+    same length gives none, a non-ASCII one gives it; the bytes are then swapped in.
+    """
+    placeholder = ("\u00e9" * (len(name) // 2) + "N" * (len(name) % 2)) if flagged else "N" * len(name)
+    raw = zip_bytes([(placeholder, b"payload")])
+    stored = placeholder.encode("utf-8")
+    assert len(stored) == len(name) and raw.count(stored) == 2  # local header and central directory
+    return raw.replace(stored, name)
+
+
+def test_a_zip_name_flagged_utf8_that_is_not_is_refused(tmp_path: Path) -> None:
+    archive = tmp_path / "names.zip"
+    archive.write_bytes(_zip_with_name_bytes(b"caf\xe9\xe9\xe9", flagged=True))
+    dest = tmp_path / "work" / "tree"
+    for _ in range(2):
+        with pytest.raises(ExtractError) as info:
+            extract_archive(archive, ExtractSpec("zip", "tree"), dest, label=LABEL)
+        msg = str(info.value)
+        assert msg.startswith(f"{LABEL}: member b'caf\\xe9\\xe9\\xe9': its name is flagged UTF-8 but is not UTF-8"), msg
+        assert info.value.exit_code == EXIT_INTEGRITY
+        assert not dest.exists() and siblings(dest) == []
+
+
+def test_a_zip_name_without_the_utf8_flag_is_cp437(tmp_path: Path) -> None:
+    """The zip standard's encoding for unflagged names, as zipfile reads them: byte 0xE9 is 'Θ'."""
+    archive = tmp_path / "names.zip"
+    archive.write_bytes(_zip_with_name_bytes(b"caf\xe9.txt", flagged=False))
+    digests = set()
+    for i in range(2):
+        dest = tmp_path / f"tree{i}"
+        record = extract_archive(archive, ExtractSpec("zip", "tree"), dest, label=LABEL)
+        assert files_of(dest) == {"caf\u0398.txt": b"payload"}
+        assert hash_tree(dest).digest == record.digest
+        digests.add(record.digest)
+    assert len(digests) == 1
+
+
+def test_a_zip_symlink_target_that_is_not_utf8_is_refused(tmp_path: Path) -> None:
+    """It used to be decoded with U+FFFD replacements: a symlink to a renamed target."""
+    info, _ = zip_symlink("ln", "")
+    archive = tmp_path / "links.zip"
+    archive.write_bytes(zip_bytes([("caf\u00e9", b"x"), (info, b"caf\xe9")]))
+    dest = tmp_path / "work" / "tree"
+    with pytest.raises(ExtractError) as exc:
+        extract_archive(archive, ExtractSpec("zip", "tree"), dest, label=LABEL)
+    msg = str(exc.value)
+    assert msg.startswith(f"{LABEL}: member 'ln': its symlink target b'caf\\xe9' is not UTF-8"), msg
     assert not dest.exists() and siblings(dest) == []

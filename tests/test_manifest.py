@@ -9,7 +9,9 @@ from types import MappingProxyType
 import pytest
 from conftest import ManifestWriter, dataset_toml
 from httpserver import md5
+from typer.testing import CliRunner
 
+from provision.cli.app import app
 from provision.config import builtin_manifest_dir
 from provision.errors import ManifestError, UnknownNameError
 from provision.manifest.checksum import Checksum
@@ -522,6 +524,152 @@ def test_unsupported_url_scheme(write_manifest: ManifestWriter, manifests: Path,
         f"{where}: unsupported URL scheme {scheme!r}; expected one of http, https, file, manual, hf, hf-dataset, "
         "mlc-r2, s3"
     ]
+
+
+# --- lint: URLs no source reads, sizes past 1 PiB, names that forge output lines ------------------
+
+SCHEMES = "http, https, file, manual, hf, hf-dataset, mlc-r2, s3"
+
+
+@pytest.mark.parametrize("url", ["javascript:alert(1)", "data:text/html,x", "mailto:a@e.org", "C:/data/a.bin", "x:y"])
+def test_an_unknown_scheme_without_slashes_is_refused(
+    write_manifest: ManifestWriter, manifests: Path, url: str
+) -> None:
+    path = write_manifest(one_dataset(file_body=file_table(urls=f'["https://e.org/a", "{url}"]')))
+    found = problems_of(manifests)
+    scheme = url.split(":")[0]
+    assert found == [
+        f"{path}: dataset 'ds': files[0].urls: unsupported URL scheme {scheme!r}; expected one of {SCHEMES} "
+        f"(a relative path with ':' is written {'./' + url!r})"
+    ]
+
+
+@pytest.mark.parametrize("url", ["https:e.org/a", "file:/srv/a.bin", "HF:org/repo"])
+def test_a_known_scheme_without_slashes_is_refused(write_manifest: ManifestWriter, manifests: Path, url: str) -> None:
+    path = write_manifest(one_dataset(file_body=file_table(urls=f'["{url}"]')))
+    found = problems_of(manifests)
+    scheme = url.split(":")[0].lower()
+    assert found == [f"{path}: dataset 'ds': files[0].urls: URL {url!r}: write '{scheme}://…'"]
+
+
+def test_a_relative_path_with_a_colon_is_written_with_dot_slash(manifests: Path) -> None:
+    manifests.mkdir(exist_ok=True)
+    (manifests / "t.toml").write_text(one_dataset(file_body=file_table(urls='["./a:b.bin"]')), encoding="utf-8")
+    cat = load_catalog([manifests])
+    assert cat.artifacts["ds"].files[0].urls == (str((manifests / "a:b.bin").resolve()),)
+
+
+@pytest.mark.parametrize("page", ["javascript:alert(1)", "", "www.e.org/register", "file:///etc/passwd"])
+def test_a_manual_page_must_be_a_web_url(write_manifest: ManifestWriter, manifests: Path, page: str) -> None:
+    path = write_manifest(one_dataset(file_body=file_table(urls=f'["manual:{page}"]')))
+    found = problems_of(manifests)
+    assert found == [
+        f"{path}: dataset 'ds': files[0].urls: manual: the registration page must be an https:// or http:// URL, "
+        f"got {page!r}"
+    ]
+
+
+@pytest.mark.parametrize("homepage", ["javascript:alert(1)", "e.org", "ftp://e.org/"])
+def test_a_homepage_must_be_a_web_url(write_manifest: ManifestWriter, manifests: Path, homepage: str) -> None:
+    path = write_manifest(one_dataset(extra=f'homepage = "{homepage}"'))
+    found = problems_of(manifests)
+    assert found == [f"{path}: dataset 'ds': homepage: expected an https:// or http:// URL, got {homepage!r}"]
+
+
+PIB = 1 << 50
+
+
+@pytest.mark.parametrize(
+    ("key", "extra"),
+    [("size", f"size = {PIB + 1}"), ("extracted_size", f'extract = "tar"\nextracted_size = {PIB + 1}')],
+)
+def test_a_size_over_1_pib_is_refused(write_manifest: ManifestWriter, manifests: Path, key: str, extra: str) -> None:
+    path = write_manifest(one_dataset(file_body=file_table(name="a.tar", extra=extra)))
+    found = problems_of(manifests)
+    assert found == [
+        f"{path}: dataset 'ds': files[0]: {key}: expected at most 1 PiB ({PIB} bytes), got {PIB + 1}; a typo?"
+    ]
+
+
+def test_a_size_of_1_pib_is_fine(write_manifest: ManifestWriter, manifests: Path) -> None:
+    write_manifest(
+        one_dataset(file_body=file_table(name="a.tar", extra=f'size = {PIB}\nextract = "tar"\nextracted_size = {PIB}'))
+    )
+    spec = load_catalog([manifests]).artifacts["ds"].files[0]
+    assert spec.size == PIB and spec.extract is not None and spec.extract.extracted_size == PIB
+
+
+# (TOML escape, the character): newline, ANSI escape, tab, DEL, C1 NEL and CSI, line separator
+CONTROLS = [
+    ("\\n", "\n"),
+    ("\\u001b", "\x1b"),
+    ("\\t", "\t"),
+    ("\\u007f", "\x7f"),
+    ("\\u0085", "\x85"),
+    ("\\u009b", "\x9b"),
+    ("\\u2028", "\u2028"),
+]
+
+
+def _odd_field(field: str, toml: str) -> tuple[str, str, str]:
+    """(manifest, the entry and field of the problem, the odd text) for ``field`` holding ``toml``."""
+    text = toml.encode().decode("unicode_escape")  # what TOML reads
+    if field == "file name":
+        return one_dataset(file_body=file_table(name=f"a{toml}b.bin")), "dataset 'ds': files[0]: name", f"a{text}b.bin"
+    if field == "extract_to":
+        body = file_table(name="a.tar", extra=f'extract = "tar"\nextract_to = "x{toml}y"')
+        return one_dataset(file_body=body), "dataset 'ds': files[0]: extract_to:", f"x{text}y"
+    if field == "members":
+        body = file_table(name="a.tar", extra=f'extract = "tar"\nmembers = ["ok/*", "*.jpg{toml}[2K"]')
+        return one_dataset(file_body=body), "dataset 'ds': files[0]: members: glob", f"*.jpg{text}[2K"
+    if field == "url":
+        body = file_table(urls=f'["https://e.org/a{toml}b"]')
+        return one_dataset(file_body=body), "dataset 'ds': files[0].urls: URL", f"https://e.org/a{text}b"
+    if field == "homepage":
+        return (
+            one_dataset(extra=f'homepage = "https://e.org/{toml}"'),
+            "dataset 'ds': homepage:",
+            f"https://e.org/{text}",
+        )
+    raise AssertionError(field)
+
+
+@pytest.mark.parametrize(("toml", "char"), CONTROLS, ids=[repr(c) for _, c in CONTROLS])
+@pytest.mark.parametrize("field", ["file name", "extract_to", "members", "url", "homepage"])
+def test_a_control_character_is_refused_and_shown_escaped(
+    write_manifest: ManifestWriter, manifests: Path, field: str, toml: str, char: str
+) -> None:
+    text, where, odd = _odd_field(field, toml)
+    path = write_manifest(text)
+    found = problems_of(manifests)
+    assert found == [f"{path}: {where} {odd!r} holds the control character {char!r}; it must be printable"]
+    assert found[0].isprintable()
+
+
+@pytest.mark.parametrize(("toml", "char"), CONTROLS, ids=[repr(c) for _, c in CONTROLS])
+@pytest.mark.parametrize("what", ["dataset", "alias", "benchmark"])
+def test_a_control_character_in_a_name_or_alias_is_refused(
+    write_manifest: ManifestWriter, manifests: Path, what: str, toml: str, char: str
+) -> None:
+    name = f"ok{char}"  # a trailing newline used to pass the name rule ('$' matches before it)
+    if what == "dataset":
+        path = write_manifest(one_dataset(name=f"ok{toml}"))
+        where, label = f"dataset {name!r}", "name"
+    elif what == "alias":
+        path = write_manifest(one_dataset(extra=f'aliases = ["fine", "ok{toml}"]'))
+        where, label = "dataset 'ds'", "alias"
+    else:
+        path = write_manifest(BASE + f'[[benchmark]]\nname = "ok{toml}"\ndataset = "ds"\n')
+        where, label = f"benchmark {name!r}", "name"
+    found = problems_of(manifests)
+    line = the_problem(found, path, f"{where}: {label} {name!r} must be lower-case letters")
+    assert line.isprintable()
+
+
+def test_a_manifest_path_with_a_control_character_is_quoted(write_manifest: ManifestWriter, manifests: Path) -> None:
+    path = write_manifest(one_dataset(name="Bad"), name="odd\nname")
+    found = problems_of(manifests)
+    assert found == [f"{str(path)!r}: dataset 'Bad': name 'Bad' must be lower-case letters, digits, '.', '_', '+', '-'"]
 
 
 @pytest.mark.parametrize("ratio", ["0", "1.5", "-0.5", '"0.99"', "[]", "[0.5, 2]", "true"])
@@ -1081,3 +1229,17 @@ def test_builtin_resnet50_models_carry_their_runtime() -> None:
     torch_model = catalog.artifacts["resnet50-pytorch"].runtime
     assert torch_model is not None and torch_model.architecture == "torchvision:resnet50"
     assert torch_model.offset == 0 and torch_model.num_classes == 1000
+
+
+def test_lint_cli_shows_forging_names_escaped_and_exits_6(write_manifest: ManifestWriter, manifests: Path) -> None:
+    forged = "a.bin\\n/etc/ok.toml: dataset 'fine': all good"
+    body = file_table(name=forged) + "[[dataset.files]]\n" + file_table(name="\\u001b[2J\\u001b[Hb.bin")
+    path = write_manifest(one_dataset(file_body=body))
+    result = CliRunner().invoke(app, ["lint", str(manifests)])
+    assert result.exit_code == 6
+    lines = result.stderr.splitlines()
+    assert lines[-1] == "provision: 2 manifest problem(s)", result.stderr
+    assert all(line.startswith(f"{path}: dataset 'ds': files[") for line in lines[:-1]), result.stderr
+    assert "\x1b" not in result.stderr and len(lines) == 3
+    assert repr("a.bin\n/etc/ok.toml: dataset 'fine': all good") in lines[0]
+    assert repr("\x1b[2J\x1b[Hb.bin") in lines[1]

@@ -4,10 +4,20 @@ Security rules, checked by this module on every Python version (it never calls
 ``extractall``): member paths must be relative, without ``..`` and without backslashes;
 no member is written through a symlink; symlinks must point inside the target; hard
 links must point at a regular file already extracted from the same archive; device
-files and FIFOs are refused; a member name seen twice is refused; setuid/setgid/sticky
-bits are dropped; the total written is capped (the manifest's ``extracted_size``, else
-``DEFAULT_RATIO`` times the archive size, at least ``DEFAULT_FLOOR``). Every refusal names
-the archive and the member.
+files and FIFOs are refused; a member name seen twice is refused; a name (or symlink
+target) that is not UTF-8 is refused; setuid/setgid/sticky bits are dropped. Every
+refusal names the archive and the member, quoted with escapes.
+
+Archive bombs: with the manifest's ``extracted_size`` declared, that is the cap on the
+bytes written. Without it, once ``DEFAULT_GRACE`` bytes are written, nothing may expand
+more than ``DEFAULT_RATIO``:1: neither a member (its bytes written against the compressed
+bytes it consumed) nor the whole archive (all bytes written against all compressed bytes
+consumed). Tar formats and single streams are measured while they stream, from the
+position in the compressed file; a zip member's sizes are declared in the central
+directory (and zipfile holds the member to them), so a zip is judged before a byte of the
+member is written. Either way nothing can write more than ``DEFAULT_RATIO`` times the
+archive size (or ``DEFAULT_GRACE``), and a bomb is refused after about ``DEFAULT_GRACE``
+bytes on disk.
 
 Atomicity: members are written into a temp folder beside the target, which is renamed
 into place only when everything was written and checked. Members are copied in chunks,
@@ -25,6 +35,7 @@ import bz2
 import contextlib
 import fnmatch
 import gzip
+import io
 import lzma
 import os
 import shutil
@@ -43,12 +54,12 @@ from provision.fsutil import CHUNK_SIZE, temp_name
 from provision.manifest.model import SINGLE_FILE_FORMATS, ExtractSpec
 from provision.store.trees import TreeFile, TreeRecord
 
-__all__ = ["DEFAULT_FLOOR", "DEFAULT_RATIO", "ExtractError", "detect_format", "extract_archive"]
+__all__ = ["DEFAULT_GRACE", "DEFAULT_RATIO", "ExtractError", "detect_format", "extract_archive"]
 
-#: Without a declared ``extracted_size``, at most this many bytes out per archive byte ...
+#: Without a declared ``extracted_size``, at most this many bytes out per compressed byte ...
 DEFAULT_RATIO = 100
-#: ... but never less than this cap (small archives of text compress well).
-DEFAULT_FLOOR = 1 << 30
+#: ... once this many bytes are written (by the member for its own ratio, by the archive for the whole).
+DEFAULT_GRACE = 64 << 20
 
 
 class ExtractError(IntegrityError):
@@ -65,19 +76,53 @@ _MAGIC = (
 )
 
 
-def _open_stream(path: Path, fmt: str) -> IO[bytes]:
-    """A decompressed, sequential reader for a single-stream format (or the raw file)."""
+class _Counted(io.RawIOBase):
+    """The archive file, counting the bytes read through it: the compressed bytes consumed."""
+
+    def __init__(self, fh: io.BufferedReader) -> None:
+        super().__init__()
+        self.fh = fh
+        self.count = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        data = self.fh.read(size)
+        self.count += len(data)
+        return data
+
+    def readinto(self, buf: Any) -> int:
+        n = self.fh.readinto(buf)
+        self.count += n
+        return n
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        return self.fh.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self.fh.tell()
+
+
+def _open_stream(raw: IO[bytes], fmt: str) -> IO[bytes]:
+    """A decompressed, sequential reader over ``raw`` for a single-stream format.
+
+    Closing it leaves ``raw`` open (the caller owns it).
+    """
     if fmt == "gz":
-        return cast(IO[bytes], gzip.open(path, "rb"))
+        return cast(IO[bytes], gzip.GzipFile(fileobj=raw, mode="rb"))
     if fmt == "bz2":
-        return cast(IO[bytes], bz2.open(path, "rb"))
+        return cast(IO[bytes], bz2.BZ2File(raw, "rb"))
     if fmt == "xz":
-        return cast(IO[bytes], lzma.open(path, "rb"))
+        return cast(IO[bytes], lzma.LZMAFile(raw, "rb"))
     if fmt == "zst":
         import zstandard
 
-        return cast(IO[bytes], zstandard.ZstdDecompressor().stream_reader(open(path, "rb"), closefd=True))
-    return open(path, "rb")
+        return cast(IO[bytes], zstandard.ZstdDecompressor().stream_reader(raw, closefd=False))
+    raise ValueError(f"not a single-stream format: {fmt!r}")
 
 
 def _is_tar(head: bytes) -> bool:
@@ -93,7 +138,7 @@ def detect_format(path: Path) -> str:
             if fmt == "zip":
                 return "zip"
             try:
-                with _open_stream(path, fmt) as inner:
+                with open(path, "rb") as raw, _open_stream(raw, fmt) as inner:
                     peek = inner.read(512)
             except (OSError, EOFError, lzma.LZMAError, ValueError) as exc:
                 raise ExtractError(f"{path}: looks like {fmt} but cannot be decompressed ({exc})") from exc
@@ -116,6 +161,24 @@ class _Member:
     mtime: float
     linkname: str = ""
     open: Callable[[], IO[bytes]] | None = None
+    packed: int | None = None  # compressed size, where the archive declares it (zip)
+
+
+def _not_utf8(name: str) -> bool:
+    """True for a name decoded with ``surrogateescape`` from bytes that are not UTF-8."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def _shown(name: str | bytes) -> str:
+    """``name`` quoted with escapes (no control character reaches the terminal); a name that
+    is not UTF-8 is shown as the bytes it is (``b'caf\\xe9.txt'``)."""
+    if isinstance(name, str) and _not_utf8(name):
+        name = name.encode("utf-8", "surrogateescape")
+    return repr(name)
 
 
 def _tar_members(tf: tarfile.TarFile) -> Iterator[_Member]:
@@ -153,33 +216,99 @@ def _zip_members(zf: zipfile.ZipFile) -> Iterator[_Member]:
         link = ""
         if kind == "symlink":  # read no more than a symlink can hold (a huge "target" is a memory bomb)
             with zf.open(info) as fh:
-                link = fh.read(_MAX_LINK + 1).decode("utf-8", "replace")
+                link = fh.read(_MAX_LINK + 1).decode("utf-8", "surrogateescape")  # not UTF-8: refused
         mtime = 0.0
         with contextlib.suppress(ValueError, OverflowError):
             import datetime
 
             mtime = datetime.datetime(*info.date_time).timestamp()
         opener = (lambda i=info: zf.open(i)) if kind == "file" else None
-        yield _Member(info.filename, kind, info.file_size, mode & 0o7777 or 0o644, mtime, link, opener)
+        mode = mode & 0o7777 or 0o644
+        yield _Member(info.filename, kind, info.file_size, mode, mtime, link, opener, info.compress_size)
+
+
+class _Budget:
+    """How many bytes an extraction may write (the module docstring has the rules).
+
+    ``consumed`` tells the compressed bytes read so far, for formats measured while they
+    stream; ``None`` where each member declares its compressed size (zip).
+    """
+
+    def __init__(self, declared: int | None, archive_size: int, consumed: Callable[[], int] | None) -> None:
+        self.declared = declared
+        self.archive_size = archive_size
+        self.consumed = consumed
+        self.cap = declared if declared is not None else max(DEFAULT_GRACE, DEFAULT_RATIO * archive_size)
+        self.written = 0
+        self.packed = 0  # declared compressed bytes of the members admitted so far (zip)
+
+    def over_cap(self, total: int) -> str | None:
+        """Why writing ``total`` bytes in all is refused, or ``None``."""
+        if total <= self.cap:
+            return None
+        if self.declared is not None:
+            return (
+                f"extraction exceeds the cap of {self.cap} bytes (the declared extracted_size); "
+                "correct extracted_size if the archive is right"
+            )
+        return (
+            f"extraction exceeds the cap of {self.cap} bytes ({DEFAULT_RATIO}x the {self.archive_size}-byte "
+            "archive; an archive bomb?); declare extracted_size in the manifest if that is expected"
+        )
+
+    def over_ratio(self, what: str, written: int, packed: int) -> str | None:
+        """Why ``what`` writing ``written`` bytes from ``packed`` compressed is refused, or ``None``."""
+        if self.declared is not None or written <= DEFAULT_GRACE or written <= DEFAULT_RATIO * packed:
+            return None
+        return (
+            f"{what} expands more than {DEFAULT_RATIO}:1 ({written} bytes out of {packed} compressed; "
+            "an archive bomb?); declare extracted_size in the manifest if that is expected"
+        )
+
+    def admit(self, size: int, packed: int | None) -> str | None:
+        """Why a member announcing ``size`` bytes (from ``packed`` compressed) is refused before a byte is written."""
+        why = None
+        if packed is not None:
+            why = self.over_ratio("the member", size, packed) or self.over_ratio(
+                "the archive", self.written + size, self.packed + packed
+            )
+            self.packed += packed
+        return why or self.over_cap(self.written + size)
+
+    def charge(self, n: int, member_written: int = 0, start: int | None = None) -> str | None:
+        """Count ``n`` more bytes written: why that is refused, or ``None``.
+
+        ``member_written`` is what the member wrote so far (``n`` included) and ``start`` the
+        compressed position where it began; the member's ratio is checked only with both.
+        """
+        self.written += n
+        why = None
+        if self.consumed is not None:
+            now = self.consumed()
+            if start is not None:
+                why = self.over_ratio("the member", member_written, now - start)
+            why = why or self.over_ratio("the archive", self.written, now)
+        return why or self.over_cap(self.written)
 
 
 class _Writer:
     """Applies the safety rules and writes members under ``root`` (the temp folder)."""
 
-    def __init__(self, archive: str, root: Path, spec: ExtractSpec, cap: int, advance: Callable[[int], None]) -> None:
+    def __init__(
+        self, archive: str, root: Path, spec: ExtractSpec, budget: _Budget, advance: Callable[[int], None]
+    ) -> None:
         self.archive = archive
         self.root = root
         self.spec = spec
-        self.cap = cap
+        self.budget = budget
         self.advance = advance
-        self.written = 0
         self.record = TreeRecord("dir")
         self.seen: dict[str, str] = {}  # path -> kind
         self.links: set[str] = set()
         self.made: set[str] = {""}  # folders (relative) known to exist: mkdir once, not per member
 
     def refuse(self, member: str, why: str) -> ExtractError:
-        return ExtractError(f"{self.archive}: member {member!r}: {why}; refused, nothing was extracted")
+        return ExtractError(f"{self.archive}: member {_shown(member)}: {why}; refused, nothing was extracted")
 
     def target_path(self, m: _Member) -> str | None:
         """The safe relative path for ``m`` after strip/members, or None to skip it."""
@@ -205,6 +334,13 @@ class _Writer:
             return
         if m.kind == "special":
             raise self.refuse(m.name, "device file or FIFO")
+        if _not_utf8(rel) or (m.kind == "symlink" and _not_utf8(m.linkname)):
+            what = "its name" if _not_utf8(rel) else f"its symlink target {_shown(m.linkname)}"
+            raise self.refuse(
+                m.name,
+                f"{what} is not UTF-8 (tree records and digests hold UTF-8 paths); "
+                "leave it out with 'members', or repack the archive with UTF-8 names",
+            )
         for i in range(1, rel.count("/") + 1):
             parent = rel.rsplit("/", i)[0]
             if self.seen.get(parent) in ("file", "symlink", "hardlink"):
@@ -237,12 +373,12 @@ class _Writer:
         if len(target) > _MAX_LINK:
             raise self.refuse(m.name, f"symlink target longer than {_MAX_LINK} bytes")
         if not target or target.startswith("/") or "\\" in target:
-            raise self.refuse(m.name, f"symlink to {target!r} (absolute or empty)")
+            raise self.refuse(m.name, f"symlink to {_shown(target)} (absolute or empty)")
         resolved: list[str] = rel.split("/")[:-1]
         for part in PurePosixPath(target).parts:
             if part == "..":
                 if not resolved:
-                    raise self.refuse(m.name, f"symlink to {target!r} points outside the target")
+                    raise self.refuse(m.name, f"symlink to {_shown(target)} points outside the target")
                 resolved.pop()
             elif part not in ("", "."):
                 resolved.append(part)
@@ -255,7 +391,9 @@ class _Writer:
         for rel, target in self.record.links.items():
             real = os.path.realpath(self.root / rel)
             if real != base and not real.startswith(base + os.sep):
-                raise self.refuse(rel, f"symlink to {target!r} points outside the target (through another symlink)")
+                raise self.refuse(
+                    rel, f"symlink to {_shown(target)} points outside the target (through another symlink)"
+                )
 
     def _hardlink(self, m: _Member, rel: str, dest: Path) -> None:
         try:
@@ -263,26 +401,22 @@ class _Writer:
         except ExtractError:
             link = None
         if link is None or self.seen.get(link) != "file" or link not in self.record.files:
-            raise self.refuse(m.name, f"hard link to {m.linkname!r}, which is not a file extracted before it")
-        os.link(self.root / link, dest)
+            raise self.refuse(m.name, f"hard link to {_shown(m.linkname)}, which is not a file extracted before it")
         src = self.record.files[link]
-        self._count(src.size, m.name)
+        self._check(m, self.budget.charge(src.size))  # a hard link's bytes count in the archive's total
+        os.link(self.root / link, dest)
         st = dest.stat()
         self.record.files[rel] = TreeFile(src.size, src.xxh3_128, st.st_mtime_ns, st.st_ino)
 
-    def _count(self, n: int, member: str) -> None:
-        self.written += n
-        if self.written > self.cap:
-            raise self.refuse(
-                member,
-                f"extraction exceeds the cap of {self.cap} bytes (declared extracted_size, or a "
-                f"{DEFAULT_RATIO}:1 ratio; an archive bomb?)",
-            )
+    def _check(self, m: _Member, why: str | None) -> None:
+        if why is not None:
+            raise self.refuse(m.name, why)
 
     def _file(self, m: _Member, rel: str, dest: Path) -> None:
-        if self.written + m.size > self.cap:
-            self._count(m.size, m.name)
+        self._check(m, self.budget.admit(m.size, m.packed))
         assert m.open is not None
+        consumed = self.budget.consumed
+        start = consumed() if consumed is not None else None
         h = xxhash.xxh3_128()
         size = 0
         src = m.open()
@@ -290,7 +424,7 @@ class _Writer:
             fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
             try:
                 while chunk := src.read(CHUNK_SIZE):
-                    self._count(len(chunk), m.name)
+                    self._check(m, self.budget.charge(len(chunk), size + len(chunk), start))
                     h.update(chunk)
                     _write_all(fd, chunk)
                     size += len(chunk)
@@ -315,12 +449,6 @@ def _write_all(fd: int, data: bytes) -> None:
 
 # ---------------------------------------------------------------------------------------
 # Entry point
-
-
-def _cap(spec: ExtractSpec, archive_size: int) -> int:
-    if spec.extracted_size is not None:
-        return spec.extracted_size
-    return max(DEFAULT_FLOOR, archive_size * DEFAULT_RATIO)
 
 
 def _place(tmp: Path, dest: Path) -> None:
@@ -360,18 +488,21 @@ def extract_archive(
     is left at ``dest`` then.
     """
     fmt = detect_format(archive) if spec.format == "auto" else spec.format
-    cap = _cap(spec, archive.stat().st_size)
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = temp_name(dest)
     try:
-        if fmt in SINGLE_FILE_FORMATS:
-            record = _single(archive, fmt, tmp, dest.name, label, cap, advance)
-        else:
-            tmp.mkdir()
-            writer = _Writer(label, tmp, spec, cap, advance)
-            _unpack(archive, fmt, writer, label)
-            writer.check_links()
-            record = writer.record
+        with open(archive, "rb") as fh:
+            raw = _Counted(fh)
+            size = os.fstat(fh.fileno()).st_size
+            budget = _Budget(spec.extracted_size, size, None if fmt == "zip" else (lambda: raw.count))
+            if fmt in SINGLE_FILE_FORMATS:
+                record = _single(raw, fmt, tmp, dest.name, label, budget, advance)
+            else:
+                tmp.mkdir()
+                writer = _Writer(label, tmp, spec, budget, advance)
+                _unpack(raw, fmt, writer, label)
+                writer.check_links()
+                record = writer.record
         _check_result(record, spec, label)
         _place(tmp, dest)
         _restat(dest, record)
@@ -385,25 +516,36 @@ def extract_archive(
         raise
 
 
-def _unpack(archive: Path, fmt: str, writer: _Writer, label: str) -> None:
+#: Member names are read as UTF-8 whatever the locale, so every machine gets the same answer;
+#: bytes that are not UTF-8 come back as surrogates, which the writer refuses.
+_TAR_NAMES: dict[str, Any] = {"encoding": "utf-8", "errors": "surrogateescape"}
+
+
+def _unpack(raw: _Counted, fmt: str, writer: _Writer, label: str) -> None:
     try:
         if fmt == "zip":
-            with zipfile.ZipFile(archive) as zf:
+            with zipfile.ZipFile(cast(IO[bytes], raw)) as zf:
                 for m in _zip_members(zf):
                     writer.add(m)
             return
         inner = fmt.split(".", 1)[1] if "." in fmt else "tar"
         with contextlib.ExitStack() as stack:
             if inner == "tar":  # seekable: members' data is read straight from the file, not via 10 KiB records
-                tf = stack.enter_context(tarfile.open(archive, mode="r:"))
+                tf = stack.enter_context(tarfile.open(fileobj=cast(IO[bytes], raw), mode="r:", **_TAR_NAMES))
             else:
-                raw = stack.enter_context(_open_stream(archive, inner))
-                tf = stack.enter_context(tarfile.open(fileobj=raw, mode="r|"))
+                stream = stack.enter_context(_open_stream(cast(IO[bytes], raw), inner))
+                tf = stack.enter_context(tarfile.open(fileobj=stream, mode="r|", **_TAR_NAMES))
             for m in _tar_members(tf):
                 writer.add(m)
             _check_tar_end(tf, label, fmt)
     except ExtractError:
         raise
+    except UnicodeDecodeError as exc:  # zip: a name flagged UTF-8 that is not (zipfile decodes them strictly)
+        flagged = " is flagged UTF-8 but" if fmt == "zip" else ""
+        raise ExtractError(
+            f"{label}: member {_shown(exc.object)}: its name{flagged} is not UTF-8; "
+            "refused, nothing was extracted (repack the archive with UTF-8 names)"
+        ) from exc
     except (tarfile.TarError, zipfile.BadZipFile, EOFError, lzma.LZMAError, OSError, ValueError) as exc:
         if isinstance(exc, OSError) and exc.errno is not None and not isinstance(exc, gzip.BadGzipFile):
             raise
@@ -433,18 +575,18 @@ def _check_tar_end(tf: tarfile.TarFile, label: str, fmt: str) -> None:
 
 
 def _single(
-    archive: Path, fmt: str, tmp: Path, name: str, label: str, cap: int, advance: Callable[[int], None]
+    raw: _Counted, fmt: str, tmp: Path, name: str, label: str, budget: _Budget, advance: Callable[[int], None]
 ) -> TreeRecord:
     h = xxhash.xxh3_128()
     size = 0
     try:
-        with _open_stream(archive, fmt) as src, open(tmp, "wb") as out:
+        with _open_stream(cast(IO[bytes], raw), fmt) as src, open(tmp, "wb") as out:
             while chunk := src.read(CHUNK_SIZE):
                 size += len(chunk)
-                if size > cap:
+                why = budget.charge(len(chunk))
+                if why is not None:
                     raise ExtractError(
-                        f"{label}: decompressed data exceeds the cap of {cap} bytes (declared extracted_size, "
-                        f"or a {DEFAULT_RATIO}:1 ratio; a compression bomb?); refused"
+                        f"{label}: decompressed file {_shown(name)}: {why}; refused, nothing was extracted"
                     )
                 h.update(chunk)
                 out.write(chunk)
@@ -472,5 +614,3 @@ def _check_result(record: TreeRecord, spec: ExtractSpec, label: str) -> None:
             f"{label}: tree digest mismatch: expected {spec.tree}, got {record.digest} "
             f"({len(record.files)} files, {record.total_bytes} bytes)"
         )
-
-

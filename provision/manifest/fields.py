@@ -14,9 +14,12 @@ from pathlib import Path
 from typing import Any
 
 from provision.manifest.checksum import Checksum
-from provision.manifest.model import ARCHIVE_FORMATS, ExtractSpec, FileSpec, RuntimeSpec
+from provision.manifest.model import ARCHIVE_FORMATS, MAX_SIZE, ExtractSpec, FileSpec, RuntimeSpec
 
-_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._+-]*$")
+_NAME_RE = re.compile(r"[a-z0-9][a-z0-9._+-]*")
+#: C0 controls (newline, escape, tab ...), DEL, C1 controls and the Unicode line separators:
+#: in a name they would forge output lines or drive the terminal.
+_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 EXTRACT_KEYS = {"strip_components", "members", "extracted_size", "keep_archive", "extract_to", "tree", "expect_files"}
 _ARCHIVE_SUFFIXES = (
     ".tar.gz",
@@ -43,7 +46,14 @@ class Problems:
         self.problems = problems
 
     def add(self, where: str, message: str) -> None:
-        self.problems.append(f"{self.path}: {where}: {message}" if where else f"{self.path}: {message}")
+        shown = shown_path(self.path)
+        self.problems.append(f"{shown}: {where}: {message}" if where else f"{shown}: {message}")
+
+
+def shown_path(path: Path | None) -> str:
+    """A manifest's path as problems show it: quoted with escapes when it holds a control character."""
+    text = str(path)
+    return repr(text) if _CONTROL_RE.search(text) else text
 
 
 def suggest(key: str, allowed: Iterable[str]) -> str:
@@ -83,8 +93,25 @@ def get_str_list(ctx: Problems, where: str, table: Mapping[str, Any], key: str) 
 
 
 def check_name(ctx: Problems, where: str, name: str, what: str = "name") -> None:
-    if name and not _NAME_RE.match(name):
+    if name and not _NAME_RE.fullmatch(name):
         ctx.add(where, f"{what} {name!r} must be lower-case letters, digits, '.', '_', '+', '-'")
+
+
+def printable(ctx: Problems, where: str, what: str, text: str) -> bool:
+    """False, with a problem, when ``text`` holds a control character (shown escaped)."""
+    found = _CONTROL_RE.search(text)
+    if found is None:
+        return True
+    ctx.add(where, f"{what} {text!r} holds the control character {found.group()!r}; it must be printable")
+    return False
+
+
+def check_size(ctx: Problems, where: str, key: str, value: int | None) -> int | None:
+    """``value`` when at most :data:`MAX_SIZE` (1 PiB); otherwise a problem and ``None``."""
+    if value is not None and value > MAX_SIZE:
+        ctx.add(where, f"{key}: expected at most 1 PiB ({MAX_SIZE} bytes), got {value}; a typo?")
+        return None
+    return value
 
 
 def _safe_relpath(text: str) -> bool:
@@ -137,8 +164,8 @@ def parse_extract(ctx: Problems, where: str, raw: Mapping[str, Any], name: str) 
         ctx.add(where, f"extract: unknown format {fmt!r}; expected one of {', '.join(ARCHIVE_FORMATS)}")
         return None
     strip = get_count(ctx, where, raw, "strip_components") or 0
-    members = get_str_list(ctx, where, raw, "members")
-    extracted_size = get_count(ctx, where, raw, "extracted_size")
+    members = tuple(m for m in get_str_list(ctx, where, raw, "members") if printable(ctx, where, "members: glob", m))
+    extracted_size = check_size(ctx, where, "extracted_size", get_count(ctx, where, raw, "extracted_size"))
     expect_files = get_count(ctx, where, raw, "expect_files")
     keep = raw.get("keep_archive", True)
     if not isinstance(keep, bool):
@@ -151,6 +178,8 @@ def parse_extract(ctx: Problems, where: str, raw: Mapping[str, Any], name: str) 
             ctx.add(where, f"extract_to: {name!r} has no archive suffix to strip; name the target folder")
     elif not isinstance(to, str) or not _safe_relpath(to):
         ctx.add(where, f"extract_to: {to!r} must be a relative path without '..', '.' or empty parts")
+        to = ""
+    elif not printable(ctx, where, "extract_to:", to):
         to = ""
     if not to:
         return None

@@ -74,6 +74,8 @@ KNOWN_METRICS = frozenset(
 )
 
 URL_SCHEMES = ("http", "https", "file", "manual", "hf", "hf-dataset", "mlc-r2", "s3")
+#: The most bytes a manifest may declare for one file or extraction (1 PiB; more is a typo).
+MAX_SIZE = 1 << 50
 ACCESS_LEVELS = ("public", "registration", "gated", "members")
 
 

@@ -5,6 +5,7 @@ Each problem is one line naming the file, the entry and the field.
 
 from __future__ import annotations
 
+import re
 import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path, PurePosixPath
@@ -19,11 +20,14 @@ from provision.manifest.fields import (
     artifact_tree,
     check_keys,
     check_name,
+    check_size,
     get_count,
     get_str,
     get_str_list,
     parse_extract,
     parse_runtime,
+    printable,
+    shown_path,
     suggest,
 )
 from provision.manifest.model import (
@@ -94,11 +98,21 @@ def manifest_files(paths: Iterable[Path]) -> list[Path]:
     return out
 
 
+#: RFC 3986: ``scheme ":"``, the scheme a letter then letters, digits, ``+``, ``-``, ``.``.
+_SCHEME_RE = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*):")
+_WEB = ("https://", "http://")
+
+
 def _resolve_url(ctx: Problems, where: str, url: str) -> str:
     if not url.strip():
         ctx.add(where, "empty URL")
         return url
+    if not printable(ctx, where, "URL", url):
+        return url
     if url.startswith("manual:"):
+        page = url.removeprefix("manual:")
+        if not page.lower().startswith(_WEB):
+            ctx.add(where, f"manual: the registration page must be an https:// or http:// URL, got {page!r}")
         return url
     scheme, sep, _ = url.partition("://")
     if sep:
@@ -106,6 +120,18 @@ def _resolve_url(ctx: Problems, where: str, url: str) -> str:
             ctx.add(
                 where,
                 f"unsupported URL scheme {scheme!r}; expected one of {', '.join(URL_SCHEMES)}",
+            )
+        return url
+    written = _SCHEME_RE.match(url)
+    if written is not None:  # "javascript:…", "https:host/x": a scheme, but no URL provision reads
+        scheme = written.group(1)
+        if scheme.lower() in URL_SCHEMES:
+            ctx.add(where, f"URL {url!r}: write '{scheme.lower()}://…'")
+        else:
+            ctx.add(
+                where,
+                f"unsupported URL scheme {scheme!r}; expected one of {', '.join(URL_SCHEMES)} "
+                f"(a relative path with ':' is written {'./' + url!r})",
             )
         return url
     # A plain path: relative ones are taken relative to the manifest's folder.
@@ -119,6 +145,8 @@ def _parse_file(ctx: Problems, where: str, raw: Any) -> FileSpec | None:
         return None
     check_keys(ctx, where, raw, _FILE_KEYS)
     name = get_str(ctx, where, raw, "name", required=True)
+    if name and not printable(ctx, where, "name", name):
+        name = ""
     folder = name.endswith("/")
     if name:
         pure = PurePosixPath(name)
@@ -139,6 +167,7 @@ def _parse_file(ctx: Problems, where: str, raw: Any) -> FileSpec | None:
     if size is not None and (not isinstance(size, int) or isinstance(size, bool) or size < 0):
         ctx.add(where, f"size: expected a non-negative integer (bytes), got {size!r}")
         size = None
+    size = check_size(ctx, where, "size", size)
     checksum_text = get_str(ctx, where, raw, "checksum", required=True)
     checksum = None
     trust = raw.get("trust", "")
@@ -199,6 +228,8 @@ def _parse_artifact(ctx: Problems, kind: Literal["dataset", "model"], index: int
     description = get_str(ctx, where, raw, "description")
     license_ = get_str(ctx, where, raw, "license")
     homepage = get_str(ctx, where, raw, "homepage")
+    if homepage and printable(ctx, where, "homepage:", homepage) and not homepage.lower().startswith(_WEB):
+        ctx.add(where, f"homepage: expected an https:// or http:// URL, got {homepage!r}")
     notes = get_str(ctx, where, raw, "notes")
     files_raw = raw.get("files")
     files: list[FileSpec] = []
@@ -435,7 +466,8 @@ def _cross_check(artifacts: Sequence[Artifact], benchmarks: Sequence[Benchmark],
         for label in (entry.name, *entry.aliases):
             if label in seen:
                 problems.append(
-                    f"{entry.source}: {kind} {entry.name!r}: name {label!r} is already defined in {seen[label]}"
+                    f"{shown_path(entry.source)}: {kind} {entry.name!r}: name {label!r} "
+                    f"is already defined in {shown_path(seen[label])}"
                 )
                 break
             seen[label] = entry.source
@@ -446,7 +478,7 @@ def _cross_check(artifacts: Sequence[Artifact], benchmarks: Sequence[Benchmark],
                 keep_b.append(entry)
     by_name = {a.name: a for a in keep_a}
     for b in keep_b:
-        where = f"{b.source}: benchmark {b.name!r}"
+        where = f"{shown_path(b.source)}: benchmark {b.name!r}"
         ds = by_name.get(b.dataset)
         if ds is None or ds.kind != "dataset":
             datasets = [a.name for a in keep_a if a.kind == "dataset"]
@@ -482,7 +514,7 @@ def collect(paths: Iterable[Path]) -> tuple[Catalog, list[str]]:
     benchmarks: list[Benchmark] = []
     for p in paths:
         if not p.exists():
-            problems.append(f"{p}: no such file or folder")
+            problems.append(f"{shown_path(p)}: no such file or folder")
     for path in manifest_files(paths):
         a, b = _load_file(path, problems)
         artifacts.extend(a)

@@ -13,15 +13,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from provision.config import redact_url
 from provision.errors import IntegrityError, OfflineError, ProvisionError, SourceError
 from provision.manifest.model import Artifact, FileSpec
 from provision.sources.base import AttemptFailed, IntegrityFailure, OfflineFailure
 from provision.sources.manual import manual_instructions
 
-__all__ = ["Attempt", "FetchReport", "FileResult", "file_failure"]
+__all__ = ["Attempt", "FetchReport", "FileResult", "file_failure", "shown_attempt"]
 
 #: One source tried for a file: where, and how it failed.
 Attempt = tuple[str, AttemptFailed]
+
+
+def shown_attempt(url: str, exc: AttemptFailed) -> Attempt:
+    """The attempt as it is kept and shown: credentials in the URL and in the answer masked
+    (:func:`~provision.config.redact_url`), the failure's kind and fields unchanged."""
+    answer = redact_url(exc.answer)
+    return redact_url(url), exc if answer == exc.answer else exc.retold(answer)
 
 
 @dataclass

@@ -14,8 +14,9 @@ import threading
 from dataclasses import replace
 from pathlib import Path
 
+from provision.config import redact_url
 from provision.errors import ProvisionError
-from provision.fetching.report import FileResult, file_failure
+from provision.fetching.report import FileResult, file_failure, shown_attempt
 from provision.fsutil import is_reclaimable, temp_name
 from provision.manifest.checksum import Checksum
 from provision.manifest.lockfile import LockFile
@@ -212,15 +213,16 @@ class FileFetcher:
                         sink.suspend()
                     else:
                         sink.reset()
-                    attempts.append((url, exc))
+                    shown, answered = shown_attempt(url, exc)
+                    attempts.append((shown, answered))
                     if not isinstance(exc, OfflineFailure):
-                        progress.note(f"{key}: {url} failed: {exc.answer}")
+                        progress.note(f"{key}: {shown} failed: {answered.answer}")
                     continue
                 self.store.commit_blob(tmp, blob)
                 with contextlib.suppress(FileNotFoundError):
                     state_path(tmp).unlink()
                 progress.finish(key, True)
-                return digests, url
+                return digests, redact_url(url)
             progress.finish(key, False)
             failure = file_failure(
                 art, spec, attempts, manual_url=manual_url, from_paths=self.ctx.from_paths, path=result.path

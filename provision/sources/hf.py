@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
-from provision.config import Settings
+from provision.config import Settings, redact_url
 from provision.fsutil import temp_name
 from provision.manifest.checksum import Checksum
 from provision.sources.base import (
@@ -156,7 +156,7 @@ def _one_line(text: str, limit: int = 200) -> str:
 
 def _scrub(text: str, ctx: SourceContext) -> str:
     token = ctx.settings.hf_token
-    return text.replace(token, "<HF_TOKEN>") if token else text
+    return redact_url(text.replace(token, "<HF_TOKEN>") if token else text)
 
 
 def _status(exc: BaseException) -> int | None:

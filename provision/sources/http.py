@@ -31,7 +31,7 @@ from urllib.parse import urljoin, urlsplit
 import requests
 import urllib3
 
-from provision.config import Settings
+from provision.config import Settings, redact_url
 from provision.sources.base import (
     AttemptFailed,
     ConnectionFailure,
@@ -148,7 +148,7 @@ class HttpClient:
                 resp.close()
                 nxt = urljoin(current, location)
                 if urlsplit(current).scheme == "https" and urlsplit(nxt).scheme != "https":
-                    raise AttemptFailed(f"refused redirect from https to {urlsplit(nxt).scheme} ({nxt})")
+                    raise AttemptFailed(f"refused redirect from https to {urlsplit(nxt).scheme} ({redact_url(nxt)})")
                 current = nxt
                 continue
             if resp.status_code in _RETRY_STATUS:
@@ -183,7 +183,7 @@ def short_error(exc: BaseException) -> str:
     head, sep, rest = text.partition("): ")
     if sep and head.startswith(("HTTPConnection(", "HTTPSConnection(", "<urllib3")):
         text = rest
-    return (text.splitlines()[0] if text else exc.__class__.__name__)[:200]
+    return redact_url(text.splitlines()[0] if text else exc.__class__.__name__)[:200]
 
 
 def _meta(url: str, resp: requests.Response) -> _Meta:

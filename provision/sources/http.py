@@ -2,7 +2,8 @@
 
 - One ``requests.Session`` (injected), TLS verification always on, ``Accept-Encoding:
   identity`` so byte ranges mean bytes on disk. Redirects are followed here (at most 10),
-  so per-host tokens are sent only to their own host and https never drops to http.
+  so per-host tokens are sent only to the origin (scheme, host, port) of the URL asked for
+  and https never drops to http.
 - Resume: a partial file keeps (URL, ETag/Last-Modified, size, ranges done) beside it.
   A restart asks ``Range`` with ``If-Range``; a 200 where 206 was asked restarts from 0
   (never appends); a changed validator or size discards the partial.
@@ -54,7 +55,16 @@ from provision.sources.hf import hub_credential, hub_hosts
 from provision.sources.partial import RangeSet, Sink
 from provision.version import __version__
 
-__all__ = ["USER_AGENT", "HttpClient", "SegmentQueue", "fetch_http", "new_session", "probe_http", "short_error"]
+__all__ = [
+    "USER_AGENT",
+    "HttpClient",
+    "SegmentQueue",
+    "fetch_http",
+    "new_session",
+    "origin",
+    "probe_http",
+    "short_error",
+]
 
 USER_AGENT = f"provision/{__version__} python-requests/{requests.__version__}"
 
@@ -63,6 +73,9 @@ _MAX_REDIRECTS = 10
 _MAX_RESTARTS = 3
 _PIECE_MIN = 1 << 20
 _RETRY_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+#: Request headers that carry credentials: never sent past a redirect to another origin.
+_CREDENTIAL_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie"})
 _CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
 #: Longest Retry-After we honour before treating the URL as failed for now.
 RETRY_AFTER_MAX = 600.0
@@ -121,10 +134,15 @@ class HttpClient:
     def open(self, url: str, headers: dict[str, str]) -> requests.Response:
         """GET ``url`` (streaming), following redirects; :class:`Retry`/:class:`AttemptFailed`."""
         timeout = (self.settings.connect_timeout, self.settings.read_timeout)
+        # Tokens belong to the origin of the URL asked for: a hop to another scheme, host or port
+        # carries none of them (requests' should_strip_auth, curl CVE-2022-27776).
+        home = origin(url)
+        tokens = self.settings.headers_for(home[1])
+        bare = {k: v for k, v in headers.items() if k.lower() not in _CREDENTIAL_HEADERS}
         current = url
         for _ in range(_MAX_REDIRECTS + 1):
-            host = urlsplit(current).hostname or ""
-            hdrs = {"Accept-Encoding": "identity", **headers, **self.settings.headers_for(host)}
+            own = origin(current) == home
+            hdrs = {"Accept-Encoding": "identity", **(headers if own else bare), **(tokens if own else {})}
             try:
                 resp = self.session.get(current, headers=hdrs, stream=True, timeout=timeout, allow_redirects=False)
             except requests.exceptions.SSLError as exc:
@@ -164,6 +182,17 @@ class HttpClient:
                 raise StatusFailure(answer, resp.status_code)
             return resp
         raise AttemptFailed(f"more than {_MAX_REDIRECTS} redirects")
+
+
+def origin(url: str) -> tuple[str, str, int | None]:
+    """``(scheme, host, port)`` of ``url``, lower-case, the scheme's default port filled in."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    return scheme, (parts.hostname or "").lower(), port or _DEFAULT_PORTS.get(scheme)
 
 
 def short_error(exc: BaseException) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from dataclasses import replace
 from pathlib import Path
 from urllib.parse import quote
 
@@ -86,7 +87,8 @@ def test_sink_refuses_overflow(tmp_path: Path) -> None:
 
 def test_sink_refuses_html(tmp_path: Path) -> None:
     page = b"<!DOCTYPE html><html><body>login</body></html>"
-    sink = _sink(tmp_path, _spec(page, size=None))
+    # No published checksum to decide: the sniff refuses the page at its first chunk.
+    sink = _sink(tmp_path, replace(_spec(page, size=None), checksum=Checksum.unpublished()))
     sink.begin(None)
     with pytest.raises(AttemptFailed) as info:
         sink.write(page)

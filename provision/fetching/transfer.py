@@ -34,13 +34,17 @@ __all__ = ["FileFetcher"]
 
 
 def _verify_sink(sink: Sink) -> dict[str, str]:
+    """The digests of what ``sink`` holds, when its size and checksum are the manifest's; else the failure
+    (a page that began like HTML is reported as such: the published checksum, not the sniff, decided)."""
     spec = sink.spec
     if spec.size is not None and sink.written != spec.size:
-        raise IntegrityFailure(f"size mismatch: expected {spec.size} bytes, got {sink.written}")
+        why = f"size mismatch: expected {spec.size} bytes, got {sink.written}"
+        raise sink.html_refusal(why) or IntegrityFailure(why)
     digests = sink.hasher.hexdigests()
     got = digests[spec.checksum.alg]
     if spec.checksum.known and got != spec.checksum.hex:
-        raise IntegrityFailure(f"checksum mismatch: expected {spec.checksum}, got {spec.checksum.alg}:{got}")
+        why = f"checksum mismatch: expected {spec.checksum}, got {spec.checksum.alg}:{got}"
+        raise sink.html_refusal(why) or IntegrityFailure(why)
     return digests
 
 
@@ -208,7 +212,8 @@ class FileFetcher:
                     sink.close()
                     digests = _verify_sink(sink)
                 except AttemptFailed as exc:
-                    keep = not isinstance(exc, IntegrityFailure) and sink.written > 0 and bool(sink.meta.get("ranges"))
+                    resumable = sink.written > 0 and bool(sink.meta.get("ranges")) and not sink.html_head
+                    keep = resumable and not isinstance(exc, IntegrityFailure)
                     if keep:
                         sink.suspend()
                     else:

@@ -395,6 +395,9 @@ class _Download:
     def _check_complete(self, size: int | None) -> None:
         want = self.sink.spec.size if self.sink.spec.size is not None else size
         if want is not None and self.sink.written < want:
+            page = self.sink.html_refusal(f"{self.sink.written} bytes where {want} were expected")
+            if page is not None:
+                raise page  # a whole page, not a cut-off file: no retry brings the rest
             raise Retry(f"body ended early at {self.sink.written} of {want} bytes")
 
     # -- segments ------------------------------------------------------------------------------

@@ -36,6 +36,8 @@ STATE_EVERY = 1.0
 STATE_BYTES = 8 << 20
 STATE_MIN = 0.05
 
+_HTML_PAGE = "got an HTML page where data was expected (a login or error page?)"
+
 
 def state_path(data: Path) -> Path:
     """The resume-state sidecar of a partial data file."""
@@ -124,6 +126,8 @@ class Sink:
         self._state_lock = threading.Lock()
         self.size: int | None = None
         self.mode: str | None = None  # "seq" (in-order writes) or "seg" (segments)
+        #: The body starts like an HTML page (kept, not refused: the published checksum decides).
+        self.html_head = False
 
     # -- state -------------------------------------------------------------------------
     @property
@@ -200,6 +204,7 @@ class Sink:
         self.size = self.spec.size if self.spec.size is not None else total
         self.meta = dict(meta or {})
         self.mode = "seq"
+        self.html_head = False
         self._open(truncate=True)
         with contextlib.suppress(FileNotFoundError):
             state_path(self.dest).unlink()
@@ -219,6 +224,7 @@ class Sink:
         self._hash_range(0, offset)
         self.done = RangeSet([(0, offset)] if offset else [])
         self.resumed = offset
+        self._sniff_kept()
         self.progress.start(self.key, self.spec.name, self.size, done=offset)
 
     def begin_segmented(self, size: int, meta: dict[str, Any], done: RangeSet | None = None) -> None:
@@ -240,6 +246,7 @@ class Sink:
             os.ftruncate(self._fd, size)
         self.done = done if keep and done is not None else RangeSet()
         self.resumed = self.done.total()
+        self._sniff_kept()
         self.hasher = MultiHasher(self.algs)
         self._closing = False
         self._follow_error = None
@@ -277,10 +284,24 @@ class Sink:
 
     def _check_chunk(self, offset: int, data: bytes) -> None:
         if offset == 0 and not expects_html(self.spec) and looks_like_html(data[:512]):
-            raise AttemptFailed("got an HTML page where data was expected (a login or error page?)")
+            if not self.spec.checksum.known:
+                raise AttemptFailed(_HTML_PAGE)
+            # A published checksum decides: an XML file may begin with "<!--" too.
+            self.html_head = True
         limit = self.spec.size if self.spec.size is not None else self.size
         if limit is not None and offset + len(data) > limit:
             raise IntegrityFailure(f"size mismatch: more than the {limit} bytes expected")
+
+    def html_refusal(self, why: str) -> AttemptFailed | None:
+        """The failure to report when the bytes are not the file (``why``: how they differ) and the
+        body began like an HTML page: a login or error page, not wrong data; None otherwise."""
+        return AttemptFailed(f"{_HTML_PAGE}: {why}") if self.html_head else None
+
+    def _sniff_kept(self) -> None:
+        """Whether the data kept from an earlier attempt began like an HTML page."""
+        assert self._fd is not None
+        head = os.pread(self._fd, 512, 0) if self.done.prefix() else b""
+        self.html_head = bool(head) and not expects_html(self.spec) and looks_like_html(head)
 
     def adopt(self, src: Path) -> str:
         """Take a local file in by reflink/hard link (or copy), hashing it in one read."""
@@ -377,3 +398,4 @@ class Sink:
         self.resumed = 0
         self.size = None
         self.mode = None
+        self.html_head = False

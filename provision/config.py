@@ -40,6 +40,7 @@ ENV_VARS: dict[str, str] = {
     "PROVISION_RETRIES": "retries per URL without progress before the next mirror (default 5)",
     "PROVISION_BACKOFF": "first retry delay in seconds, doubled each time, with jitter (default 1)",
     "PROVISION_SEGMENT_THRESHOLD": "files at least this many bytes download in parallel segments (default 64 MiB)",
+    "PROVISION_DISK_RESERVE": "bytes of free space on the cache's disk a fetch never uses (default 64 MiB)",
     "PROVISION_MIRRORS": "content-addressed mirror base URLs tried first (<base>/<alg>/<hex>), space/comma-separated",
     "PROVISION_AUTH_FILE": "TOML file of per-host tokens/headers (default ~/.config/provision/auth.toml)",
     "PROVISION_LOCK_FILE": "digests pinned on first use for unpublished checksums (default <cache>/provision.lock)",
@@ -187,6 +188,7 @@ class Settings:
     backoff: float = 1.0
     backoff_max: float = 60.0
     segment_threshold: int = 64 << 20
+    disk_reserve: int = 64 << 20
     mirrors: tuple[str, ...] = ()
     lock_file: Path | None = None
     hf_endpoint: str = "https://huggingface.co"
@@ -214,6 +216,7 @@ class Settings:
             retries=_count(env, "PROVISION_RETRIES", 5),
             backoff=_number(env, "PROVISION_BACKOFF", 1.0),
             segment_threshold=_number(env, "PROVISION_SEGMENT_THRESHOLD", 64 << 20, integer=True),
+            disk_reserve=_count(env, "PROVISION_DISK_RESERVE", 64 << 20),
             mirrors=tuple(m.rstrip("/") for m in re.split(r"[\s,]+", env.get("PROVISION_MIRRORS", "")) if m),
             auth=_auth(env),
             lock_file=Path(env["PROVISION_LOCK_FILE"]).expanduser() if env.get("PROVISION_LOCK_FILE") else None,

@@ -4,18 +4,28 @@ the test can mount one); nothing of provision is mocked."""
 
 from __future__ import annotations
 
+import errno
 import os
+import resource
+import shutil
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import pytest
 from conftest import ManifestWriter, dataset_toml
 from httpserver import TestServer, md5
 
 from provision import api
 from provision.config import Settings
-from provision.errors import EXIT_SOURCE
+from provision.errors import EXIT_SOURCE, DiskSpaceError
 from provision.sources.base import AttemptFailed, IntegrityFailure
 from provision.store.cache import Store
 
+PROVISION = Path(sys.executable).parent / "provision"
 FAST = {"backoff": 0.01, "read_timeout": 5.0, "connect_timeout": 2.0}
 
 # A PASCAL VOC-style annotation: XML whose first bytes are a comment, as many generated files are.
@@ -79,3 +89,125 @@ def test_html_page_for_a_file_of_known_size_still_fails_at_once(
     report = api.fetch(["html-cl"], settings.with_(**FAST))
     assert isinstance(report.failures[0].attempts[0][1], IntegrityFailure)
     assert server.hits["/faults/login-cl.bin"] == 1
+
+
+# -- a disk that fills up during the download -------------------------------------------------
+
+
+@pytest.fixture
+def small_disk(cache: Path) -> Iterator[Path]:
+    """A real 16 MiB tmpfs mounted as the cache's ``blobs/`` folder, where downloads are written (the
+    records stay on the big disk). Mounting needs root: skipped elsewhere; the EFBIG test runs anywhere."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    mnt = cache / "blobs"
+    mnt.mkdir(parents=True)
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(mnt)], capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode(errors='replace').strip()}")
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], capture_output=True)
+
+
+def _fill(folder: Path) -> None:
+    """Take every free byte of ``folder``'s filesystem, as another writer would."""
+    with open(folder / "filler", "ab", buffering=0) as fh:
+        for step in (1 << 20, 4096, 1):
+            try:
+                while True:
+                    fh.write(b"\0" * step)
+            except OSError as exc:
+                if exc.errno != errno.ENOSPC:
+                    raise
+
+
+def _fill_on_request(folder: Path, nth: int) -> Any:
+    """A route hook that fills the disk when the route is asked for the ``nth`` time."""
+    seen = [0]
+
+    def hook(_handler: object) -> None:
+        seen[0] += 1
+        if seen[0] == nth:
+            _fill(folder)
+
+    return hook
+
+
+def test_disk_full_during_a_download_stops_the_file_with_the_path_and_errno(
+    server: TestServer, write_manifest: ManifestWriter, small_disk: Path
+) -> None:
+    body = os.urandom(4 << 20)
+    url = server.add("/faults/full-seq.bin", body, rate=2_000_000, hook=_fill_on_request(small_disk, 1))
+    mirror = server.add("/faults/full-seq-mirror.bin", body)
+    write_manifest(dataset_toml("full-seq", [("f.bin", [url, mirror], body, None)]), "full-seq")
+    settings = Settings.from_env().with_(**FAST)
+    report = api.fetch(["full-seq"], settings)
+    (failed,) = report.failures
+    assert isinstance(failed.failure, DiskSpaceError), failed.error
+    assert "No space left on device (ENOSPC)" in failed.error and ".part-" in failed.error, failed.error
+    assert "connection" not in failed.error and "every source failed" not in failed.error
+    assert server.hits["/faults/full-seq.bin"] == 1 and "/faults/full-seq-mirror.bin" not in server.hits
+    assert _leftovers(settings.cache_dir) == []
+
+
+def test_disk_full_during_a_segmented_download_is_not_a_lost_connection(
+    server: TestServer, write_manifest: ManifestWriter, small_disk: Path
+) -> None:
+    body = os.urandom(4 << 20)
+    # The probe (1st request) passes; the disk fills when the first range is asked for, after the
+    # file was preallocated: the next resume state cannot be written.
+    url = server.add("/faults/full-seg.bin", body, rate=1_000_000, hook=_fill_on_request(small_disk, 2))
+    write_manifest(dataset_toml("full-seg", [("f.bin", [url], body, None)]), "full-seg")
+    settings = Settings.from_env().with_(segment_threshold=1 << 20, jobs=2, **FAST)
+    report = api.fetch(["full-seg"], settings)
+    (failed,) = report.failures
+    assert isinstance(failed.failure, DiskSpaceError), failed.error
+    assert "No space left on device (ENOSPC)" in failed.error and ".json.tmp" in failed.error, failed.error
+    assert "connection lost" not in failed.error
+    assert _leftovers(settings.cache_dir) == []  # no partial, no state, no empty state temp
+
+
+def test_a_file_size_limit_stops_the_download_as_efbig(
+    server: TestServer, write_manifest: ManifestWriter, cache: Path
+) -> None:
+    """Anywhere (no root needed): RLIMIT_FSIZE makes the kernel refuse writes past 1 MiB with EFBIG."""
+    body = os.urandom(3 << 20)
+    url = server.add("/faults/efbig.bin", body)
+    write_manifest(dataset_toml("efbig", [("f.bin", [url], body, None)]), "efbig")
+
+    def limit() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # EFBIG instead of being killed
+        resource.setrlimit(resource.RLIMIT_FSIZE, (1 << 20, 1 << 20))
+
+    proc = subprocess.run(
+        [str(PROVISION), "fetch", "efbig"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PROVISION_BACKOFF": "0.01"},
+        preexec_fn=limit,
+        timeout=60,
+    )
+    assert proc.returncode == 1, proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("provision: error:")]
+    assert len(errors) == 1 and "File too large (EFBIG)" in errors[0] and "ulimit -f" in errors[0], proc.stderr
+    assert "retry" not in proc.stderr and "connection" not in proc.stderr
+    assert server.hits["/faults/efbig.bin"] == 1
+    assert _leftovers(cache) == []
+
+
+def test_the_disk_space_message_says_the_reserve(
+    server: TestServer, write_manifest: ManifestWriter, settings: Settings
+) -> None:
+    body = b"x" * 1000
+    url = server.add("/faults/reserve.bin", body)
+    write_manifest(dataset_toml("reserve", [("f.bin", [url], body, None)]), "reserve")
+    settings.cache_dir.mkdir(parents=True, exist_ok=True)
+    free = shutil.disk_usage(settings.cache_dir).free
+    with pytest.raises(DiskSpaceError) as info:
+        api.fetch(["reserve"], settings.with_(disk_reserve=free + (1 << 30)))  # free space moves: other tests
+    message = str(info.value)
+    assert "need 1000 B plus the " in message and " reserve, only " in message, message
+    assert "PROVISION_DISK_RESERVE" in message
+    assert "/faults/reserve.bin" not in server.hits

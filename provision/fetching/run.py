@@ -211,7 +211,7 @@ def fetch(
             stack.enter_context(run.store.lock(art.name, settings.lock_timeout, ctx.progress.note))
         todo = run.inventory(artifacts)
         unpack = [(a, f) for a in artifacts for f in a.archives if not (f.checksum.known and tree_ok(run.store, a, f))]
-        check_disk_space(run.store, [(a, s) for a, s, _ in todo], unpack)
+        check_disk_space(run.store, [(a, s) for a, s, _ in todo], unpack, settings.disk_reserve)
         run.transfer(artifacts, todo)
         artifacts = run.extract(artifacts)
     for art in artifacts:

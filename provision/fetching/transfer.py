@@ -8,6 +8,7 @@ the manifest's URLs; a wrong file from one source moves on to the next."""
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import threading
@@ -15,13 +16,13 @@ from dataclasses import replace
 from pathlib import Path
 
 from provision.config import redact_url
-from provision.errors import ProvisionError
+from provision.errors import DiskSpaceError, ProvisionError
 from provision.fetching.report import FileResult, file_failure, shown_attempt
 from provision.fsutil import is_reclaimable, temp_name
 from provision.manifest.checksum import Checksum
 from provision.manifest.lockfile import LockFile
 from provision.manifest.model import Artifact, FileSpec
-from provision.sources.base import AttemptFailed, IntegrityFailure, OfflineFailure, SourceContext
+from provision.sources.base import AttemptFailed, IntegrityFailure, OfflineFailure, SourceContext, WriteFailure
 from provision.sources.manual import candidates
 from provision.sources.mirrors import mirror_urls
 from provision.sources.partial import Sink, state_path
@@ -46,6 +47,20 @@ def _verify_sink(sink: Sink) -> dict[str, str]:
         why = f"checksum mismatch: expected {spec.checksum}, got {spec.checksum.alg}:{got}"
         raise sink.html_refusal(why) or IntegrityFailure(why)
     return digests
+
+
+def _write_error(where: str, exc: WriteFailure) -> ProvisionError:
+    """The file's error when its temp file could not be written (the temp and its state are gone by then)."""
+    if exc.disk_full:
+        return DiskSpaceError(
+            f"{where}: {exc}; the download stopped and its partial was removed; free space ('provision gc') "
+            "or point --cache-dir / PROVISION_CACHE at a bigger disk"
+        )
+    fix = {
+        errno.EROFS: "the cache filesystem is read-only: point --cache-dir / PROVISION_CACHE at a writable one",
+        errno.EFBIG: "a file-size limit (ulimit -f) or the filesystem's largest file is in the way",
+    }.get(exc.errno or 0, "check the disk (dmesg) or point --cache-dir / PROVISION_CACHE at another one")
+    return ProvisionError(f"{where}: {exc}; the download stopped and its partial was removed; {fix}")
 
 
 class FileFetcher:
@@ -80,6 +95,9 @@ class FileFetcher:
                 blob, spec = self._trust_on_first_use(art, spec, blob, digests, source)
         except _Undelivered as undelivered:
             result.fail(undelivered.failure)
+            return result, None
+        except WriteFailure as exc:
+            result.fail(_write_error(f"{art.name}/{spec.name}", exc))
             return result, None
         except OSError as exc:
             result.fail(ProvisionError(f"{art.name}/{spec.name}: {exc.strerror or exc} ({exc.filename or blob})"))

@@ -6,6 +6,8 @@ temp file that hashes and checks them on the way.
 
 from __future__ import annotations
 
+import errno
+import os
 import random
 import threading
 from dataclasses import dataclass, field
@@ -30,6 +32,7 @@ __all__ = [
     "Retry",
     "SourceContext",
     "StatusFailure",
+    "WriteFailure",
     "backoff",
     "expects_html",
     "looks_like_html",
@@ -91,6 +94,28 @@ class ConnectionFailure(AttemptFailed):
 
 class AccessFailure(AttemptFailed):
     """The source needs credentials it did not get, or refused the ones sent."""
+
+
+class WriteFailure(Exception):
+    """The download's own temp file could not be written: disk full (ENOSPC), quota (EDQUOT), a read-only
+    filesystem (EROFS), a size limit (EFBIG), an I/O error (EIO)...
+
+    Not an :class:`AttemptFailed`: no other source can help, so the file stops here, and not an
+    ``OSError``, so no transport handler takes it for a dropped connection. ``path`` is the file,
+    ``errno`` the error number. Raised by :class:`~provision.sources.partial.Sink`.
+    """
+
+    def __init__(self, path: Path, exc: OSError) -> None:
+        self.path = Path(path)
+        self.errno = exc.errno
+        name = errno.errorcode.get(exc.errno or 0, "")
+        reason = exc.strerror or (os.strerror(exc.errno) if exc.errno else str(exc)) or type(exc).__name__
+        super().__init__(f"cannot write {self.path}: {reason}" + (f" ({name})" if name else ""))
+
+    @property
+    def disk_full(self) -> bool:
+        """The filesystem (or the user's quota) is full."""
+        return self.errno in (errno.ENOSPC, errno.EDQUOT)
 
 
 class Retry(Exception):

@@ -43,6 +43,7 @@ from provision.sources.base import (
     Retry,
     SourceContext,
     StatusFailure,
+    WriteFailure,
     backoff,
 )
 from provision.sources.cloudflare import (
@@ -429,7 +430,8 @@ class _Download:
         for thread in threads:
             thread.join()
         if queue.fatal is not None:
-            sink.save_state(force=True)
+            if not isinstance(queue.fatal, WriteFailure):  # a disk that failed a write takes no state
+                sink.save_state(force=True)
             raise queue.fatal
         if sink.done.total() < size:
             raise Retry(f"segments incomplete ({sink.done.total()} of {size} bytes)")

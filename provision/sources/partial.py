@@ -11,18 +11,19 @@ arrive in order are hashed straight from memory.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 from provision.fsutil import CHUNK_SIZE, link_or_copy
 from provision.manifest.model import FileSpec
 from provision.progress import Progress
-from provision.sources.base import AttemptFailed, IntegrityFailure, expects_html, looks_like_html
+from provision.sources.base import AttemptFailed, IntegrityFailure, WriteFailure, expects_html, looks_like_html
 from provision.store.hashing import FAST_ALG, MultiHasher
 
 __all__ = ["RangeSet", "Sink", "state_path"]
@@ -42,6 +43,21 @@ _HTML_PAGE = "got an HTML page where data was expected (a login or error page?)"
 def state_path(data: Path) -> Path:
     """The resume-state sidecar of a partial data file."""
     return data.with_name(data.name + ".json")
+
+
+def _state_temp(data: Path) -> Path:
+    """Where this process writes the next resume state of ``data`` before renaming it into place."""
+    path = state_path(data)
+    return path.with_name(path.name + f".tmp{os.getpid()}")
+
+
+@contextlib.contextmanager
+def _writing(path: Path) -> Iterator[None]:
+    """An ``OSError`` of the local filesystem inside becomes a :class:`WriteFailure` naming ``path``."""
+    try:
+        yield
+    except OSError as exc:
+        raise WriteFailure(path, exc) from exc
 
 
 class RangeSet:
@@ -163,7 +179,8 @@ class Sink:
             with self._lock:
                 done = self.done.as_list()
                 self._saved_bytes = self.done.total()
-            os.fdatasync(self._fd)
+            with _writing(self.dest):
+                os.fdatasync(self._fd)
             doc = {
                 "schema": STATE_SCHEMA,
                 "checksum": str(self.spec.checksum),
@@ -173,9 +190,14 @@ class Sink:
                 "updated": time.time(),
             }
             path = state_path(self.dest)
-            tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-            tmp.write_text(json.dumps(doc), encoding="utf-8")
-            os.replace(tmp, path)
+            tmp = _state_temp(self.dest)
+            try:
+                with _writing(tmp):
+                    tmp.write_text(json.dumps(doc), encoding="utf-8")
+                    os.replace(tmp, path)
+            finally:
+                with contextlib.suppress(FileNotFoundError):
+                    tmp.unlink()  # gone after the rename; a failed write leaves no empty temp
         finally:
             self._state_lock.release()
 
@@ -187,9 +209,10 @@ class Sink:
 
     def _open(self, truncate: bool) -> None:
         self._close_fd()
-        self.dest.parent.mkdir(parents=True, exist_ok=True)
         flags = os.O_RDWR | os.O_CREAT | (os.O_TRUNC if truncate else 0)
-        self._fd = os.open(self.dest, flags, 0o644)
+        with _writing(self.dest):
+            self.dest.parent.mkdir(parents=True, exist_ok=True)
+            self._fd = os.open(self.dest, flags, 0o644)
         # The first state is written after STATE_MIN at the earliest: a small file that
         # arrives at once never pays for a state file and its fdatasync.
         self._last_state = time.monotonic()
@@ -219,7 +242,8 @@ class Sink:
         self.mode = "seq"
         self._open(truncate=False)
         assert self._fd is not None
-        os.ftruncate(self._fd, offset)
+        with _writing(self.dest):
+            os.ftruncate(self._fd, offset)
         self.hasher = MultiHasher(self.algs)
         self._hash_range(0, offset)
         self.done = RangeSet([(0, offset)] if offset else [])
@@ -240,10 +264,13 @@ class Sink:
         if not keep:
             with contextlib.suppress(FileNotFoundError):
                 state_path(self.dest).unlink()
-        try:
-            os.posix_fallocate(self._fd, 0, size)
-        except OSError:
-            os.ftruncate(self._fd, size)
+        with _writing(self.dest):
+            try:
+                os.posix_fallocate(self._fd, 0, size)
+            except OSError as exc:
+                if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO):
+                    raise  # the file does not fit: say so now, not after a share of it arrived
+                os.ftruncate(self._fd, size)  # no fallocate on this filesystem: a sparse file
         self.done = done if keep and done is not None else RangeSet()
         self.resumed = self.done.total()
         self._sniff_kept()
@@ -262,7 +289,8 @@ class Sink:
             raise RuntimeError("Sink.write before begin()")
         pos = self.done.prefix()
         self._check_chunk(pos, data)
-        os.pwrite(self._fd, data, pos)
+        with _writing(self.dest):
+            os.pwrite(self._fd, data, pos)
         self.hasher.update(data)
         with self._lock:
             self.done.add(pos, pos + len(data))
@@ -276,7 +304,8 @@ class Sink:
         if self._follow_error is not None:
             raise AttemptFailed(f"hashing failed: {self._follow_error}")
         self._check_chunk(offset, data)
-        os.pwrite(self._fd, data, offset)
+        with _writing(self.dest):
+            os.pwrite(self._fd, data, offset)
         with self._cond:
             self.done.add(offset, offset + len(data))
             self._cond.notify()
@@ -308,7 +337,8 @@ class Sink:
         self.reset()
         self.dest.parent.mkdir(parents=True, exist_ok=True)
         self.progress.start(self.key, self.spec.name, self.spec.size)
-        how = link_or_copy(src, self.dest, allow_hardlink=True, hasher=self.hasher)
+        with _writing(self.dest):
+            how = link_or_copy(src, self.dest, allow_hardlink=True, hasher=self.hasher)
         size = self.dest.stat().st_size
         if how != "copy":
             self._fd = os.open(self.dest, os.O_RDONLY)
@@ -364,7 +394,8 @@ class Sink:
         if self._follow_error is not None:
             raise AttemptFailed(f"hashing failed: {self._follow_error}")
         if self._fd is not None:
-            os.fsync(self._fd)
+            with _writing(self.dest):
+                os.fsync(self._fd)
         self._close_fd()
 
     def hexdigests(self) -> dict[str, str]:
@@ -375,7 +406,7 @@ class Sink:
         """Keep the partial data and its state for a later resume (after a failure)."""
         self._stop_follower()
         if self._fd is not None:
-            with contextlib.suppress(OSError):
+            with contextlib.suppress(OSError, WriteFailure):
                 self.save_state(force=True)
         self._close_fd()
 
@@ -389,7 +420,7 @@ class Sink:
         """Drop the data and the state (before a fresh attempt or after a failure)."""
         self._stop_follower()
         self._close_fd()
-        for p in (self.dest, state_path(self.dest)):
+        for p in (self.dest, state_path(self.dest), _state_temp(self.dest)):
             with contextlib.suppress(FileNotFoundError):
                 p.unlink()
         self.hasher = MultiHasher(self.algs)

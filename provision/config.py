@@ -40,6 +40,8 @@ ENV_VARS: dict[str, str] = {
     "PROVISION_RETRIES": "retries per URL without progress before the next mirror (default 5)",
     "PROVISION_BACKOFF": "first retry delay in seconds, doubled each time, with jitter (default 1)",
     "PROVISION_SEGMENT_THRESHOLD": "files at least this many bytes download in parallel segments (default 64 MiB)",
+    "PROVISION_LOW_SPEED_LIMIT": "bytes/s below which a connection is too slow (default 1024; 0: no limit)",
+    "PROVISION_LOW_SPEED_TIME": "seconds below the low-speed limit before a connection is dropped (default 60)",
     "PROVISION_DISK_RESERVE": "bytes of free space on the cache's disk a fetch never uses (default 64 MiB)",
     "PROVISION_MIRRORS": "content-addressed mirror base URLs tried first (<base>/<alg>/<hex>), space/comma-separated",
     "PROVISION_AUTH_FILE": "TOML file of per-host tokens/headers (default ~/.config/provision/auth.toml)",
@@ -188,6 +190,8 @@ class Settings:
     backoff: float = 1.0
     backoff_max: float = 60.0
     segment_threshold: int = 64 << 20
+    low_speed_limit: int = 1024
+    low_speed_time: float = 60.0
     disk_reserve: int = 64 << 20
     mirrors: tuple[str, ...] = ()
     lock_file: Path | None = None
@@ -216,6 +220,8 @@ class Settings:
             retries=_count(env, "PROVISION_RETRIES", 5),
             backoff=_number(env, "PROVISION_BACKOFF", 1.0),
             segment_threshold=_number(env, "PROVISION_SEGMENT_THRESHOLD", 64 << 20, integer=True),
+            low_speed_limit=_count(env, "PROVISION_LOW_SPEED_LIMIT", 1024),
+            low_speed_time=_number(env, "PROVISION_LOW_SPEED_TIME", 60.0),
             disk_reserve=_count(env, "PROVISION_DISK_RESERVE", 64 << 20),
             mirrors=tuple(m.rstrip("/") for m in re.split(r"[\s,]+", env.get("PROVISION_MIRRORS", "")) if m),
             auth=_auth(env),

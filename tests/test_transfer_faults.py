@@ -11,6 +11,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -211,3 +212,87 @@ def test_the_disk_space_message_says_the_reserve(
     assert "need 1000 B plus the " in message and " reserve, only " in message, message
     assert "PROVISION_DISK_RESERVE" in message
     assert "/faults/reserve.bin" not in server.hits
+
+
+# -- slow connections and bodies that never end -------------------------------------------------
+
+
+def _range_starts(server: TestServer, path: str) -> list[int]:
+    return [
+        int(h.get("Range", "bytes=0-").split("=")[1].split("-")[0] or 0) for _m, p, h in server.requests if p == path
+    ]
+
+
+def test_a_server_that_drips_is_dropped_and_given_up(
+    server: TestServer, write_manifest: ManifestWriter, cache: Path
+) -> None:
+    """One byte every 0.2 s never trips the read timeout; the low-speed limit ends it (default retries)."""
+    body = os.urandom(50_000)
+    url = server.add("/faults/drip.bin", body, drip_after=0, drip_every=0.2, drip_times=1_000, drip_for=120)
+    write_manifest(dataset_toml("drip", [("f.bin", [url], body, None)]), "drip")
+    env = {**os.environ, "PROVISION_LOW_SPEED_LIMIT": "1024", "PROVISION_LOW_SPEED_TIME": "1"}
+    proc = subprocess.run([str(PROVISION), "fetch", "drip"], capture_output=True, text=True, env=env, timeout=60)
+    assert proc.returncode == EXIT_SOURCE, proc.stderr
+    (line,) = [x for x in proc.stderr.splitlines() if x.startswith("provision: error:")]
+    assert "too slow" in line and "1024 B/s" in line and "gave up after 6 tries" in line, line
+    starts = _range_starts(server, "/faults/drip.bin")
+    assert len(starts) == 6 and starts == sorted(starts) and starts[-1] > 0, starts  # each resumed where it was
+    assert not (cache / "artifacts" / "drip" / "f.bin").exists()  # the partial stays aside for a later resume
+
+
+@pytest.mark.parametrize("segmented", [False, True])
+def test_a_slow_connection_is_dropped_and_resumed_from_what_arrived(
+    server: TestServer, write_manifest: ManifestWriter, settings: Settings, segmented: bool
+) -> None:
+    body = os.urandom(3 << 20)
+    name = "slow-seg" if segmented else "slow-seq"
+    path = f"/faults/{name}.bin"
+    # The first connection (for segments: the probe and the first range) sends 100 kB, then drips for 30 s.
+    url = server.add(path, body, drip_after=100_000, drip_every=0.1, drip_times=2 if segmented else 1, drip_for=30)
+    write_manifest(dataset_toml(name, [("f.bin", [url], body, None)]), name)
+    tuned = settings.with_(low_speed_limit=1024, low_speed_time=1.0, **FAST)
+    if segmented:
+        tuned = tuned.with_(segment_threshold=1 << 20, jobs=2)
+    began = time.monotonic()
+    report = api.fetch([name], tuned)
+    assert report.ok, [f.error for f in report.failures]
+    assert time.monotonic() - began < 15  # dropped after ~1 s, not after the 30 s drip
+    assert _view(settings, name, "f.bin").read_bytes() == body
+    starts = _range_starts(server, path)
+    if segmented:
+        assert any(s % (1 << 20) for s in starts), starts  # the slow range went back from where it was
+    else:
+        assert len(starts) == 2 and starts[0] == 0 and 100_000 <= starts[1] < 200_000, starts
+
+
+@pytest.fixture
+def reserve_near_free(cache: Path) -> Iterator[int]:
+    """A disk reserve a few MiB under the free space: a real 32 MiB tmpfs as the cache's ``blobs/``
+    where root may mount one (reserve 8 MiB), else the real disk with reserve = free - 64 MiB."""
+    blobs = cache / "blobs"
+    blobs.mkdir(parents=True)
+    mounted = os.geteuid() == 0 and (
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=32m", "tmpfs", str(blobs)], capture_output=True)
+    ).returncode == 0
+    try:
+        yield 8 << 20 if mounted else shutil.disk_usage(blobs).free - (64 << 20)
+    finally:
+        if mounted:
+            subprocess.run(["umount", "-l", str(blobs)], capture_output=True)
+
+
+def test_an_endless_body_of_undeclared_size_stops_before_the_reserve(
+    server: TestServer, write_manifest: ManifestWriter, settings: Settings, reserve_near_free: int
+) -> None:
+    url = server.add("/faults/endless.bin", os.urandom(1 << 16), endless=True)
+    # No size in the manifest and none announced: only the free space can stop it.
+    write_manifest(dataset_toml("endless", [("f.bin", [url], None, md5(b"never"))]), "endless")
+    began = time.monotonic()
+    report = api.fetch(["endless"], settings.with_(disk_reserve=reserve_near_free, **FAST))
+    assert time.monotonic() - began < 60
+    (failed,) = report.failures
+    assert isinstance(failed.failure, DiskSpaceError), failed.error
+    assert "does not declare" in failed.error and "PROVISION_DISK_RESERVE" in failed.error, failed.error
+    assert "partial was removed" in failed.error
+    assert shutil.disk_usage(settings.cache_dir / "blobs").free >= reserve_near_free
+    assert _leftovers(settings.cache_dir) == []

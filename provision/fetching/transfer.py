@@ -205,7 +205,7 @@ class FileFetcher:
         progress = self.ctx.progress
         blob.parent.mkdir(parents=True, exist_ok=True)
         tmp, resume_url = self._claim(blob)
-        sink = Sink(spec, tmp, key, progress)
+        sink = Sink(spec, tmp, key, progress, reserve=self.ctx.settings.disk_reserve)
         attempts = result.attempts
         keep = False  # whether a failed run leaves its partial data for a later resume
         try:

@@ -10,6 +10,7 @@ import errno
 import os
 import random
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,7 +32,9 @@ __all__ = [
     "Restart",
     "Retry",
     "SourceContext",
+    "SpeedGuard",
     "StatusFailure",
+    "TooSlow",
     "WriteFailure",
     "backoff",
     "expects_html",
@@ -102,20 +105,24 @@ class WriteFailure(Exception):
 
     Not an :class:`AttemptFailed`: no other source can help, so the file stops here, and not an
     ``OSError``, so no transport handler takes it for a dropped connection. ``path`` is the file,
-    ``errno`` the error number. Raised by :class:`~provision.sources.partial.Sink`.
+    ``errno`` the error number (None when the sink stopped a body of undeclared size before free space
+    fell under the disk reserve: ``reason`` says so). Raised by :class:`~provision.sources.partial.Sink`.
     """
 
-    def __init__(self, path: Path, exc: OSError) -> None:
+    def __init__(self, path: Path, exc: OSError | None = None, *, reason: str = "") -> None:
         self.path = Path(path)
-        self.errno = exc.errno
-        name = errno.errorcode.get(exc.errno or 0, "")
-        reason = exc.strerror or (os.strerror(exc.errno) if exc.errno else str(exc)) or type(exc).__name__
-        super().__init__(f"cannot write {self.path}: {reason}" + (f" ({name})" if name else ""))
+        self.errno = exc.errno if exc is not None else None
+        if exc is not None:
+            name = errno.errorcode.get(exc.errno or 0, "")
+            why = exc.strerror or (os.strerror(exc.errno) if exc.errno else str(exc)) or type(exc).__name__
+            reason = f"cannot write {self.path}: {why}" + (f" ({name})" if name else "")
+        self._reserve = exc is None
+        super().__init__(reason)
 
     @property
     def disk_full(self) -> bool:
-        """The filesystem (or the user's quota) is full."""
-        return self.errno in (errno.ENOSPC, errno.EDQUOT)
+        """The filesystem (or the user's quota) is full, or would have fallen under the disk reserve."""
+        return self._reserve or self.errno in (errno.ENOSPC, errno.EDQUOT)
 
 
 class Retry(Exception):
@@ -136,6 +143,40 @@ class Retry(Exception):
         if self.status is not None:
             return StatusFailure(message, self.status)
         return ConnectionFailure(message)
+
+
+class TooSlow(Retry):
+    """A connection slower than the low-speed limit for the low-speed time (curl's ``--speed-limit`` /
+    ``--speed-time``, aria2's ``--lowest-speed-limit``): dropped and retried from the bytes it brought,
+    and counted as a failure in a row although bytes arrived, so a server that drips is given up."""
+
+
+class SpeedGuard:
+    """Watches one connection's bytes: :meth:`arrived` raises :class:`TooSlow` once a whole
+    ``low_speed_time`` window averaged under ``low_speed_limit`` bytes/s (0: no limit)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.limit = settings.low_speed_limit
+        self.window = settings.low_speed_time
+        self._start = time.monotonic()
+        self._bytes = 0
+
+    def arrived(self, nbytes: int) -> None:
+        """Count ``nbytes`` that just arrived; :class:`TooSlow` when the window that ended was too slow."""
+        if self.limit <= 0:
+            return
+        self._bytes += nbytes
+        now = time.monotonic()
+        elapsed = now - self._start
+        if elapsed < self.window:
+            return
+        rate = self._bytes / elapsed
+        if rate < self.limit:
+            raise TooSlow(
+                f"too slow: {rate:.0f} B/s over {elapsed:.0f} s, under the low-speed limit of {self.limit} B/s "
+                f"for {self.window:g} s (PROVISION_LOW_SPEED_LIMIT / PROVISION_LOW_SPEED_TIME)"
+            )
+        self._start, self._bytes = now, 0
 
 
 class Restart(Exception):

@@ -9,7 +9,10 @@
   (never appends); a changed validator or size discards the partial.
 - Segments: a file of at least ``segment_threshold`` bytes from a server that answers
   ranges is split into pieces fetched over up to ``jobs`` connections and written with
-  ``os.pwrite``; a stalled or dropped connection gives its remaining range back.
+  ``os.pwrite``; a stalled, dropped or too slow connection gives its remaining range back.
+- Low speed: a connection under ``low_speed_limit`` bytes/s for ``low_speed_time`` seconds is
+  dropped and retried from what it brought (curl ``--speed-limit``/``--speed-time``); such a
+  drop counts as a failure in a row, so a server that drips is given up.
 - Retries: connection errors, timeouts, 408, 429 and 5xx back off exponentially with
   jitter (``Retry-After`` honoured); a URL is given up after ``retries`` failures in a
   row without progress. Other 4xx are final for the URL.
@@ -42,7 +45,9 @@ from provision.sources.base import (
     Restart,
     Retry,
     SourceContext,
+    SpeedGuard,
     StatusFailure,
+    TooSlow,
     WriteFailure,
     backoff,
 )
@@ -250,8 +255,9 @@ def _range_start(resp: requests.Response) -> int:
     return int(m.group(1))
 
 
-def _stream(resp: requests.Response, write: Any) -> None:
-    """Copy the body into ``write`` as bytes arrive; transport failures become :class:`Retry`.
+def _stream(resp: requests.Response, write: Any, guard: SpeedGuard) -> None:
+    """Copy the body into ``write`` as bytes arrive; transport failures become :class:`Retry`, a
+    connection under the low-speed limit (``guard``) :class:`TooSlow`.
 
     ``read1`` hands over whatever has arrived, so a connection that drops mid-body loses
     nothing that was already received.
@@ -263,6 +269,7 @@ def _stream(resp: requests.Response, write: Any) -> None:
             if not chunk:
                 break
             write(chunk)
+            guard.arrived(len(chunk))
     except (urllib3.exceptions.HTTPError, requests.exceptions.RequestException, OSError) as exc:
         if isinstance(exc, AttemptFailed):
             raise
@@ -315,7 +322,8 @@ class _Download:
                 state = None  # continue from what the sink holds in memory
 
     def _failed(self, exc: Retry) -> None:
-        progressed = self.sink.written > self._written_before
+        # A connection dropped for being too slow brought bytes, but is no progress: a drip is given up.
+        progressed = self.sink.written > self._written_before and not isinstance(exc, TooSlow)
         self.failures = 1 if progressed else self.failures + 1
         self.last_answer = exc.answer
         self.sink.save_state(force=True)
@@ -369,7 +377,7 @@ class _Download:
                     sink.resume(offset, meta.size, meta.as_dict())
                 elif not offset:
                     sink.begin(meta.size, meta.as_dict())
-                _stream(resp, self._guarded(sink.write))
+                _stream(resp, self._guarded(sink.write), SpeedGuard(self.client.settings))
                 self._check_complete(meta.size)
                 return
         assert meta.size is not None
@@ -447,7 +455,8 @@ class _Download:
                 queue.progressed()
             except Retry as exc:
                 self.last_answer = exc.answer
-                failures = queue.retry(span.rest, progressed=span.pos > span.start, exc=exc)
+                moved = span.pos > span.start and not isinstance(exc, TooSlow)
+                failures = queue.retry(span.rest, progressed=moved, exc=exc)
                 if failures is None:
                     return
                 wait = self.client.sleep_for(failures, exc.delay)
@@ -484,7 +493,7 @@ class _Download:
             if self._changed(meta.as_dict() | {"size": size}, _meta(self.url, resp)):
                 resp.close()
                 raise Restart("the file changed on the server (ETag/Last-Modified/size)")
-            _stream(resp, put)
+            _stream(resp, put, SpeedGuard(self.client.settings))
 
 
 @dataclass

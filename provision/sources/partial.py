@@ -14,13 +14,14 @@ import contextlib
 import errno
 import json
 import os
+import shutil
 import threading
 import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from provision.fsutil import CHUNK_SIZE, link_or_copy
+from provision.fsutil import CHUNK_SIZE, human_bytes, link_or_copy
 from provision.manifest.model import FileSpec
 from provision.progress import Progress
 from provision.sources.base import AttemptFailed, IntegrityFailure, WriteFailure, expects_html, looks_like_html
@@ -36,6 +37,10 @@ STATE_EVERY = 1.0
 #: max(STATE_BYTES, STATE_MIN x rate) instead of a whole second's worth.
 STATE_BYTES = 8 << 20
 STATE_MIN = 0.05
+
+#: A body of undeclared size checks the free space each time this many bytes arrived (and needs
+#: that much above the reserve to go on).
+ROOM_EVERY = 8 << 20
 
 _HTML_PAGE = "got an HTML page where data was expected (a login or error page?)"
 
@@ -121,8 +126,11 @@ class Sink:
     Either way :meth:`close` then :meth:`hexdigests`.
     """
 
-    def __init__(self, spec: FileSpec, dest: Path, key: str, progress: Progress) -> None:
+    def __init__(self, spec: FileSpec, dest: Path, key: str, progress: Progress, reserve: int | None = None) -> None:
         self.spec = spec
+        #: Free bytes a body of undeclared size must leave on the disk (None: not watched).
+        self.reserve = reserve
+        self._room_at = 0  # bytes written when free space is next checked
         self.dest = dest
         self.key = key
         self.progress = progress
@@ -217,6 +225,27 @@ class Sink:
         # arrives at once never pays for a state file and its fdatasync.
         self._last_state = time.monotonic()
 
+    def _check_room(self, coming: int) -> None:
+        """Stop a file of undeclared size before the next ``coming`` bytes would take free space under the
+        reserve (the check before the download could not count it)."""
+        if self.reserve is None or self.spec.size is not None:
+            return
+        try:
+            free = shutil.disk_usage(self.dest.parent).free
+        except OSError as exc:
+            raise WriteFailure(self.dest, exc) from exc
+        if free - coming < self.reserve:
+            have = f"after {human_bytes(self.written)} " if self.written else ""
+            raise WriteFailure(
+                self.dest,
+                reason=(
+                    f"{self.dest}: stopped {have}of a file whose size the manifest does not declare"
+                    + (f" ({human_bytes(self.size)} announced)" if self.size is not None else "")
+                    + f": only {human_bytes(free)} free, and the {human_bytes(self.reserve)} reserve"
+                    " (PROVISION_DISK_RESERVE) is kept"
+                ),
+            )
+
     def begin(self, total: int | None, meta: dict[str, Any] | None = None) -> None:
         """Start from byte 0 (truncating); ``total`` is the size the source announced."""
         self._check_total(total)
@@ -231,6 +260,10 @@ class Sink:
         self._open(truncate=True)
         with contextlib.suppress(FileNotFoundError):
             state_path(self.dest).unlink()
+        self._room_at = 0
+        if total is not None:
+            self._check_room(total)
+            self._room_at = total + 1  # it fits: no need to look again
         self.progress.start(self.key, self.spec.name, self.size)
 
     def resume(self, offset: int, total: int | None, meta: dict[str, Any]) -> None:
@@ -249,6 +282,10 @@ class Sink:
         self.done = RangeSet([(0, offset)] if offset else [])
         self.resumed = offset
         self._sniff_kept()
+        self._room_at = offset
+        if total is not None:
+            self._check_room(total - offset)
+            self._room_at = total + 1
         self.progress.start(self.key, self.spec.name, self.size, done=offset)
 
     def begin_segmented(self, size: int, meta: dict[str, Any], done: RangeSet | None = None) -> None:
@@ -259,6 +296,7 @@ class Sink:
         self.meta = {k: v for k, v in meta.items() if k != "size"}
         self.mode = "seg"
         keep = done is not None and done.total() > 0
+        self._check_room(size - (done.total() if done is not None and keep else 0))
         self._open(truncate=not keep)
         assert self._fd is not None
         if not keep:
@@ -289,6 +327,9 @@ class Sink:
             raise RuntimeError("Sink.write before begin()")
         pos = self.done.prefix()
         self._check_chunk(pos, data)
+        if pos + len(data) > self._room_at:
+            self._check_room(ROOM_EVERY)  # undeclared size, nothing announced: look every ROOM_EVERY bytes
+            self._room_at = pos + ROOM_EVERY
         with _writing(self.dest):
             os.pwrite(self._fd, data, pos)
         self.hasher.update(data)

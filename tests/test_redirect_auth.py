@@ -13,7 +13,7 @@ from httpserver import TestServer
 
 from provision import api
 from provision.config import Settings
-from provision.sources.http import origin
+from provision.sources.base import origin
 
 CREDENTIALS = ("Authorization", "X-Team-Key", "CF-Access-Client-Id", "CF-Access-Client-Secret")
 
@@ -28,9 +28,7 @@ def other_port() -> Iterator[TestServer]:
 
 def _settings(tmp_path: Path) -> Settings:
     auth = tmp_path / "auth.toml"
-    auth.write_text(
-        '[hosts."127.0.0.1"]\ntoken = "tok-A"\nheaders = { "X-Team-Key" = "team-A" }\n', encoding="utf-8"
-    )
+    auth.write_text('[hosts."127.0.0.1"]\ntoken = "tok-A"\nheaders = { "X-Team-Key" = "team-A" }\n', encoding="utf-8")
     env = {
         **os.environ,
         "PROVISION_AUTH_FILE": str(auth),

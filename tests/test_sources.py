@@ -348,7 +348,7 @@ def test_fetch_http_connection_refused(tmp_path: Path, settings: Settings) -> No
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     sink = _sink(tmp_path, _spec(b"abc"))
-    with pytest.raises(AttemptFailed, match="connection failed"):
+    with pytest.raises(AttemptFailed, match=f"connection refused at 127.0.0.1:{port}"):
         fetch_http(f"http://127.0.0.1:{port}/x", sink, _ctx(settings.with_(connect_timeout=2.0)))
 
 

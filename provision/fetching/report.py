@@ -16,10 +16,18 @@ from typing import Any
 from provision.config import redact_url
 from provision.errors import IntegrityError, OfflineError, ProvisionError, SourceError
 from provision.manifest.model import Artifact, FileSpec
-from provision.sources.base import AttemptFailed, IntegrityFailure, OfflineFailure
+from provision.sources.base import (
+    AttemptFailed,
+    IntegrityFailure,
+    OfflineFailure,
+    UnreachableFailure,
+)
 from provision.sources.manual import manual_instructions
 
-__all__ = ["Attempt", "FetchReport", "FileResult", "file_failure", "shown_attempt"]
+__all__ = ["Attempt", "FetchReport", "FileResult", "file_failure", "no_source_reached", "shown_attempt"]
+
+#: The ways out when no host can be reached from this machine.
+WAYS_OUT = "bring the files with --from, set PROVISION_MIRRORS, or PROVISION_OFFLINE=1 to use the cache only"
 
 #: One source tried for a file: where, and how it failed.
 Attempt = tuple[str, AttemptFailed]
@@ -45,6 +53,11 @@ class FileResult:
     attempts: list[Attempt] = field(default_factory=list)
     extracted: str = ""  # the folder (or file) an archive was extracted to
     failure: ProvisionError | None = None
+
+    @property
+    def unreachable(self) -> bool:
+        """Failed, and every source tried for it could not be reached at all (no name, refused, no route)."""
+        return not self.ok and bool(self.attempts) and all(isinstance(a, UnreachableFailure) for _, a in self.attempts)
 
     @property
     def ok(self) -> bool:
@@ -90,6 +103,14 @@ class FetchReport:
         """The files that could not be fetched."""
         return [f for f in self.files if not f.ok]
 
+    def error_lines(self) -> list[str]:
+        """The one-line errors to show: each failed file's; when every failure is a host that could not
+        be reached at all, one line for all of them."""
+        bad = self.failures
+        if len(bad) > 1 and all(f.unreachable for f in bad):
+            return [_unreachable_line(bad)]
+        return [f.error for f in bad]
+
     @property
     def exit_code(self) -> int:
         """0, or the exit code of the first failure."""
@@ -111,12 +132,30 @@ class FetchReport:
         if not bad or bad[0].failure is None:
             return
         first = bad[0].failure
+        lines = self.error_lines()
+        if len(lines) == 1 and len(bad) > 1:
+            raise SourceError(lines[0], attempts=[a for f in bad for a in f.attempts])
         if len(bad) > 1:
             more = type(first).__new__(type(first))
             more.__dict__.update(first.__dict__)  # the error's own fields (path, attempts)
             more.args = (f"{bad[0].error} (and {len(bad) - 1} more failed)",)
             first = more
         raise first
+
+
+def no_source_reached(attempts: Sequence[Attempt]) -> str:
+    """``no source could be reached (name resolution failed for X, refused at Y); <the ways out>``."""
+    phrases = dict.fromkeys(a.phrase for _, a in attempts if isinstance(a, UnreachableFailure))
+    return f"no source could be reached ({', '.join(phrases)}); {WAYS_OUT}"
+
+
+def _unreachable_line(files: Sequence[FileResult]) -> str:
+    """One line for many files whose every source was unreachable: which files, which hosts, what to do."""
+    counts: dict[str, int] = {}
+    for f in files:
+        counts[f.artifact] = counts.get(f.artifact, 0) + 1
+    which = ", ".join(f"{art} ({n} file{'s' if n > 1 else ''})" for art, n in counts.items())
+    return f"{which}: {no_source_reached([a for f in files for a in f.attempts])}"
 
 
 def file_failure(
@@ -152,6 +191,8 @@ def file_failure(
             attempts=attempts,
         )
     hint = f"; or download it by hand: {manual_instructions(spec, manual_url, art.name)}" if manual_url else ""
+    if attempts and all(isinstance(a, UnreachableFailure) for _, a in attempts):
+        return SourceError(f"{where}: {no_source_reached(attempts)}{hint}", attempts=attempts)
     if any(isinstance(a, IntegrityFailure) for _, a in attempts):
         return IntegrityError(
             f"{where}: no source delivered the expected data ({tried}); the file may have "

@@ -22,7 +22,14 @@ from provision.fsutil import is_reclaimable, temp_name
 from provision.manifest.checksum import Checksum
 from provision.manifest.lockfile import LockFile
 from provision.manifest.model import Artifact, FileSpec
-from provision.sources.base import AttemptFailed, IntegrityFailure, OfflineFailure, SourceContext, WriteFailure
+from provision.sources.base import (
+    AttemptFailed,
+    IntegrityFailure,
+    OfflineFailure,
+    SourceContext,
+    UnreachableFailure,
+    WriteFailure,
+)
 from provision.sources.manual import candidates
 from provision.sources.mirrors import mirror_urls
 from provision.sources.partial import Sink, state_path
@@ -238,7 +245,8 @@ class FileFetcher:
                         sink.reset()
                     shown, answered = shown_attempt(url, exc)
                     attempts.append((shown, answered))
-                    if not isinstance(exc, OfflineFailure):
+                    quiet = isinstance(exc, OfflineFailure) or (isinstance(exc, UnreachableFailure) and exc.remembered)
+                    if not quiet:
                         progress.note(f"{key}: {shown} failed: {answered.answer}")
                     continue
                 self.store.commit_blob(tmp, blob)

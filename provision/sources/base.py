@@ -9,23 +9,30 @@ from __future__ import annotations
 import errno
 import os
 import random
+import socket
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
+import urllib3
 
 from provision.config import Settings
 from provision.manifest.model import FileSpec
 from provision.progress import NullProgress, Progress
 
 __all__ = [
+    "QUICK_DELAY",
+    "QUICK_RETRIES",
     "AccessFailure",
     "AttemptFailed",
     "ConnectionFailure",
     "Credential",
+    "DeadHosts",
     "IntegrityFailure",
     "OfflineFailure",
     "Probe",
@@ -35,12 +42,21 @@ __all__ = [
     "SpeedGuard",
     "StatusFailure",
     "TooSlow",
+    "UnreachableFailure",
     "WriteFailure",
     "backoff",
+    "causes",
     "expects_html",
     "looks_like_html",
+    "origin",
+    "unreachable_kind",
 ]
 
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+#: A host that cannot be reached at all (no name, refused, no route) is retried this many times ...
+QUICK_RETRIES = 1
+#: ... after at most this many seconds, instead of the backoff schedule (see UnreachableFailure).
+QUICK_DELAY = 0.5
 _HTML_PREFIXES = (b"<!doctype html", b"<html", b"<head", b"<body", b"<!--")
 _HTML_NAMES = (".html", ".htm", ".xhtml")
 
@@ -56,6 +72,7 @@ class AttemptFailed(Exception):
         ├── OfflineFailure       not tried: PROVISION_OFFLINE=1 forbids the network
         ├── StatusFailure        the server's answer ends this URL (``status``: HTTP 404, 500 after retries, ...)
         ├── ConnectionFailure    no answer: refused, timed out, dropped, TLS, until the retries ran out
+        │   └── UnreachableFailure  not one byte: the name does not resolve, the port refuses, no route
         └── AccessFailure        credentials needed, missing or refused (Cloudflare Access, a gated repo, S3 403)
     """
 
@@ -93,6 +110,29 @@ class StatusFailure(AttemptFailed):
 
 class ConnectionFailure(AttemptFailed):
     """The server could not be reached or kept dropping (after the retries), or TLS failed."""
+
+
+class UnreachableFailure(ConnectionFailure):
+    """The host could not be reached at all, before any byte: its name does not resolve (``how`` =
+    ``"resolve"``), the port refuses connections (``"refused"``) or there is no route (``"unreachable"``).
+
+    ``host`` is ``name`` or ``name:port``. Such a failure gets one quick retry, not the backoff
+    schedule, and the host is not tried again in the same run (:class:`DeadHosts`).
+    """
+
+    def __init__(self, message: str, how: str, host: str, *, remembered: bool = False) -> None:
+        super().__init__(message)
+        self.how = how
+        self.host = host
+        self.remembered = remembered  # not tried: found unreachable earlier in this run
+
+    @property
+    def phrase(self) -> str:
+        """What happened, in a few words: ``name resolution failed for files.example``."""
+        return {
+            "resolve": f"name resolution failed for {self.host}",
+            "refused": f"refused at {self.host}",
+        }.get(self.how, f"no route to {self.host}")
 
 
 class AccessFailure(AttemptFailed):
@@ -190,6 +230,65 @@ class Restart(Exception):
         return str(self)
 
 
+def causes(exc: BaseException) -> Iterator[BaseException]:
+    """``exc`` and everything under it: requests wraps urllib3's errors (``args[0]``, ``.reason``), which
+    wrap the socket's (``__cause__``/``__context__``); httpx chains them the same way."""
+    seen: set[int] = set()
+    todo = [exc]
+    while todo:
+        e = todo.pop()
+        if id(e) in seen:
+            continue
+        seen.add(id(e))
+        yield e
+        inner = [e.__cause__, e.__context__, getattr(e, "reason", None), *e.args]
+        todo.extend(x for x in inner if isinstance(x, BaseException))
+
+
+def unreachable_kind(exc: BaseException) -> str | None:
+    """``"resolve"``, ``"refused"`` or ``"unreachable"`` when ``exc`` (a transport error) failed before any
+    byte because of name resolution, a refused connection or no route; None for anything else. Decided
+    by the exception types under it, never their text."""
+    for cause in causes(exc):
+        if isinstance(cause, (socket.gaierror, urllib3.exceptions.NameResolutionError)):
+            return "resolve"
+        if isinstance(cause, ConnectionRefusedError):
+            return "refused"
+        if isinstance(cause, OSError) and cause.errno in (errno.ENETUNREACH, errno.EHOSTUNREACH):
+            return "unreachable"
+    return None
+
+
+def origin(url: str) -> tuple[str, str, int | None]:
+    """``(scheme, host, port)`` of ``url``, lower-case, the scheme's default port filled in."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    return scheme, (parts.hostname or "").lower(), port or _DEFAULT_PORTS.get(scheme)
+
+
+class DeadHosts:
+    """The origins found unreachable in this run (:class:`UnreachableFailure`): the next file does not try
+    them again. Thread-safe; one per :class:`SourceContext`."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._dead: dict[tuple[str, str, int | None], UnreachableFailure] = {}
+
+    def get(self, url: str) -> UnreachableFailure | None:
+        """How ``url``'s origin failed earlier in this run, if it did."""
+        with self._lock:
+            return self._dead.get(origin(url))
+
+    def add(self, url: str, failure: UnreachableFailure) -> None:
+        """Remember that ``url``'s origin could not be reached."""
+        with self._lock:
+            self._dead.setdefault(origin(url), failure)
+
+
 def backoff(settings: Settings, failures: int) -> float:
     """Seconds to wait before retry number ``failures``: doubling from ``settings.backoff``, capped, with jitter."""
     base = float(settings.backoff) * (2 ** max(0, failures - 1))
@@ -227,7 +326,8 @@ class SourceContext:
     """What a source may use: settings, the one HTTP session, extra local folders.
 
     ``http`` holds the shared HTTP client (connection budget) once created; ``cancel``
-    is set when the user interrupts, and every transfer stops at its next chunk.
+    is set when the user interrupts, and every transfer stops at its next chunk; ``dead`` holds
+    the hosts found unreachable in this run.
     """
 
     settings: Settings
@@ -236,6 +336,7 @@ class SourceContext:
     progress: Progress = field(default_factory=NullProgress)
     http: Any = None
     cancel: threading.Event = field(default_factory=threading.Event)
+    dead: DeadHosts = field(default_factory=DeadHosts)
 
 
 def looks_like_html(head: bytes) -> bool:

@@ -37,6 +37,8 @@ import urllib3
 
 from provision.config import Settings, redact_url
 from provision.sources.base import (
+    QUICK_DELAY,
+    QUICK_RETRIES,
     AttemptFailed,
     ConnectionFailure,
     Credential,
@@ -48,8 +50,11 @@ from provision.sources.base import (
     SpeedGuard,
     StatusFailure,
     TooSlow,
+    UnreachableFailure,
     WriteFailure,
     backoff,
+    origin,
+    unreachable_kind,
 )
 from provision.sources.cloudflare import (
     access_credential,
@@ -67,7 +72,6 @@ __all__ = [
     "SegmentQueue",
     "fetch_http",
     "new_session",
-    "origin",
     "probe_http",
     "short_error",
 ]
@@ -79,10 +83,14 @@ _MAX_REDIRECTS = 10
 _MAX_RESTARTS = 3
 _PIECE_MIN = 1 << 20
 _RETRY_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
-_DEFAULT_PORTS = {"http": 80, "https": 443}
 #: Request headers that carry credentials: never sent past a redirect to another origin.
 _CREDENTIAL_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie"})
 _CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
+_UNREACHABLE = {
+    "resolve": "name resolution failed for",
+    "refused": "connection refused at",
+    "unreachable": "no route to",
+}
 #: Longest Retry-After we honour before treating the URL as failed for now.
 RETRY_AFTER_MAX = 600.0
 def new_session() -> requests.Session:
@@ -137,8 +145,14 @@ class HttpClient:
             return min(delay, RETRY_AFTER_MAX)
         return backoff(self.settings, failures)
 
-    def open(self, url: str, headers: dict[str, str]) -> requests.Response:
-        """GET ``url`` (streaming), following redirects; :class:`Retry`/:class:`AttemptFailed`."""
+    def open(self, url: str, headers: dict[str, str], *, fresh: bool = True) -> requests.Response:
+        """GET ``url`` (streaming), following redirects; :class:`Retry`/:class:`AttemptFailed`.
+
+        ``fresh``: nothing came from this URL yet in this run. Then a host that cannot be reached at all
+        (name resolution, refused, no route) gets one quick retry and ends the URL with an
+        :class:`UnreachableFailure`, remembered for the run (``ctx.dead``); later, the same is a
+        :class:`Retry` on the usual schedule (a network that blinked mid-download).
+        """
         timeout = (self.settings.connect_timeout, self.settings.read_timeout)
         # Tokens belong to the origin of the URL asked for: a hop to another scheme, host or port
         # carries none of them (requests' should_strip_auth, curl CVE-2022-27776).
@@ -150,7 +164,7 @@ class HttpClient:
             own = origin(current) == home
             hdrs = {"Accept-Encoding": "identity", **(headers if own else bare), **(tokens if own else {})}
             try:
-                resp = self.session.get(current, headers=hdrs, stream=True, timeout=timeout, allow_redirects=False)
+                resp = self._get(current, hdrs, timeout, fresh)
             except requests.exceptions.SSLError as exc:
                 raise ConnectionFailure(
                     f"TLS verification failed ({exc.__class__.__name__}); set REQUESTS_CA_BUNDLE "
@@ -189,16 +203,32 @@ class HttpClient:
             return resp
         raise AttemptFailed(f"more than {_MAX_REDIRECTS} redirects")
 
-
-def origin(url: str) -> tuple[str, str, int | None]:
-    """``(scheme, host, port)`` of ``url``, lower-case, the scheme's default port filled in."""
-    parts = urlsplit(url)
-    scheme = parts.scheme.lower()
-    try:
-        port = parts.port
-    except ValueError:
-        port = None
-    return scheme, (parts.hostname or "").lower(), port or _DEFAULT_PORTS.get(scheme)
+    def _get(self, url: str, hdrs: dict[str, str], timeout: tuple[float, float], fresh: bool) -> requests.Response:
+        """One request; a host found unreachable (now, or earlier in this run) fails fast when ``fresh``."""
+        dead = self.ctx.dead.get(url)
+        if fresh and dead is not None:
+            raise UnreachableFailure(
+                f"{dead.phrase} earlier in this run; not tried again", dead.how, dead.host, remembered=True
+            )
+        tries = 0
+        while True:
+            try:
+                return self.session.get(url, headers=hdrs, stream=True, timeout=timeout, allow_redirects=False)
+            except requests.exceptions.ConnectionError as exc:
+                how = unreachable_kind(exc)
+                if not fresh or how is None or isinstance(exc, requests.exceptions.SSLError):
+                    raise
+                tries += 1
+                if tries > QUICK_RETRIES:
+                    _scheme, host, port = origin(url)
+                    where = host if how == "resolve" else f"{host}:{port}"
+                    failure = UnreachableFailure(
+                        f"{_UNREACHABLE[how]} {where} ({short_error(exc)}; {tries} tries)", how, where
+                    )
+                    self.ctx.dead.add(url, failure)
+                    raise failure from None
+                if self.ctx.cancel.wait(min(QUICK_DELAY, backoff(self.settings, tries))):
+                    raise KeyboardInterrupt from None
 
 
 def short_error(exc: BaseException) -> str:
@@ -296,6 +326,7 @@ class _Download:
         self.failures = 0
         self.last_answer = ""
         self._written_before = 0
+        self.delivered = False  # bytes came from this URL in this run
 
     # -- driver --------------------------------------------------------------------------
     def run(self) -> None:
@@ -323,6 +354,7 @@ class _Download:
 
     def _failed(self, exc: Retry) -> None:
         # A connection dropped for being too slow brought bytes, but is no progress: a drip is given up.
+        self.delivered = self.delivered or self.sink.written > self._written_before
         progressed = self.sink.written > self._written_before and not isinstance(exc, TooSlow)
         self.failures = 1 if progressed else self.failures + 1
         self.last_answer = exc.answer
@@ -357,7 +389,7 @@ class _Download:
         if offset and validator:
             headers["If-Range"] = validator
         with self.client.slots:
-            resp = self.client.open(self.url, headers)
+            resp = self.client.open(self.url, headers, fresh=not self.delivered)
             _check_html(resp, sink)
             meta = _meta(self.url, resp)
             if resp.status_code == 200 and offset:
@@ -483,7 +515,7 @@ class _Download:
             self.sink.save_state()
 
         with self.client.slots:
-            resp = self.client.open(self.url, headers)
+            resp = self.client.open(self.url, headers, fresh=False)  # the probe reached the host
             if resp.status_code != 206:
                 resp.close()
                 raise Restart("the server ignored a Range request (HTTP 200)")

@@ -1,4 +1,4 @@
-"""Without a network, fail fast and lead with what the user must do.
+"""Without a network, fail fast and lead with what the user must do; licensed files first.
 
 Real ``provision`` processes with the default retry settings, against closed ports of 127.0.0.1
 and a ``.invalid`` host (which never resolves), and the real local server.
@@ -19,7 +19,7 @@ from httpserver import TestServer, md5
 
 from provision import api
 from provision.config import Settings
-from provision.errors import EXIT_SOURCE, SourceError
+from provision.errors import EXIT_INTEGRITY, EXIT_SOURCE, IntegrityError, SourceError
 from provision.manifest.checksum import Checksum
 from provision.manifest.model import FileSpec
 from provision.progress import NullProgress
@@ -105,6 +105,75 @@ def test_other_failures_keep_their_own_lines(
     assert "no source could be reached (refused at 127.0.0.1:" in lines[0]
     assert f"no source could be reached (name resolution failed for {DEAD_HOST})" in lines[1]
     assert "HTTP 404" in lines[2]
+
+
+# -- files a person brings by hand ----------------------------------------------------------------
+
+
+def test_a_manual_file_is_announced_before_any_download_and_leads_the_errors(
+    server: TestServer, write_manifest: ManifestWriter
+) -> None:
+    body = os.urandom(2000)
+    missing = server.url("/unreach/labels-missing.txt")
+    page = "https://image-net.org/download-images.php"
+    files = [
+        ("labels.txt", [missing], body, None),
+        ("ILSVRC2012_img_val.tar", [f"manual:{page}"], body, None),
+    ]
+    write_manifest(dataset_toml("licensed", files), "licensed")
+    proc = _provision("fetch", "licensed", env={"PROVISION_RETRIES": "0"})
+    assert proc.returncode == EXIT_SOURCE, proc.stderr
+    notes = proc.stderr.splitlines()
+    first_manual = next(i for i, n in enumerate(notes) if "must be downloaded by hand" in n)
+    first_failed = next(i for i, n in enumerate(notes) if "failed:" in n)
+    assert first_manual < first_failed, notes  # said before the first transfer's outcome
+    assert notes[first_manual] == (
+        f"provision: to bring by hand: licensed/ILSVRC2012_img_val.tar must be downloaded by hand from {page} "
+        f"(licence/registration); expected file 'ILSVRC2012_img_val.tar', 2000 bytes, {md5(body)}; "
+        "then run: provision fetch licensed --from <file or folder>"
+    )
+    errors = _errors(proc.stderr)
+    assert len(errors) == 2 and "must be downloaded by hand" in errors[0] and "HTTP 404" in errors[1], errors
+
+
+def test_a_manual_file_found_under_from_is_not_announced(
+    write_manifest: ManifestWriter, tmp_path: Path, settings: Settings
+) -> None:
+    body = os.urandom(2000)
+    write_manifest(dataset_toml("licensed-here", [("val.tar", ["manual:https://example.org/reg"], body, None)]))
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "val.tar").write_bytes(body)
+
+    class Notes(NullProgress):
+        def __init__(self) -> None:
+            self.lines: list[str] = []
+
+        def note(self, text: str) -> None:
+            self.lines.append(text)
+
+    notes = Notes()
+    report = api.fetch(["licensed-here"], settings, from_paths=[tmp_path / "data"], progress=notes)
+    assert report.ok and notes.lines == []
+
+
+def test_a_wrong_file_under_from_is_blamed_not_the_upstream(
+    write_manifest: ManifestWriter, tmp_path: Path, settings: Settings
+) -> None:
+    body = os.urandom(2000)
+    write_manifest(dataset_toml("licensed-wrong", [("val.tar", ["manual:https://example.org/reg"], body, None)]))
+    wrong = tmp_path / "data" / "val.tar"
+    wrong.parent.mkdir()
+    wrong.write_bytes(os.urandom(2000))  # the right name and size, other bytes
+    report = api.fetch(["licensed-wrong"], settings, from_paths=[tmp_path / "data"])
+    assert report.exit_code == EXIT_INTEGRITY
+    failure = report.failures[0].failure
+    assert isinstance(failure, IntegrityError) and failure.path == str(wrong)
+    text = str(failure)
+    assert f"the local file given with --from is not the expected one ({wrong}: checksum mismatch: expected " in text
+    assert md5(body) in text and "got md5:" in text
+    assert "replaced upstream" not in text and "manifest checksum is outdated" not in text
+    with pytest.raises(IntegrityError):
+        report.raise_for_errors()
 
 
 def test_raise_for_errors_raises_the_one_line_of_a_dead_network(

@@ -12,6 +12,7 @@ import errno
 import json
 import os
 import threading
+from collections.abc import Iterable
 from dataclasses import replace
 from pathlib import Path
 
@@ -25,12 +26,13 @@ from provision.manifest.model import Artifact, FileSpec
 from provision.sources.base import (
     AttemptFailed,
     IntegrityFailure,
+    LocalMismatch,
     OfflineFailure,
     SourceContext,
     UnreachableFailure,
     WriteFailure,
 )
-from provision.sources.manual import candidates
+from provision.sources.manual import candidates, manual_instructions
 from provision.sources.mirrors import mirror_urls
 from provision.sources.partial import Sink, state_path
 from provision.sources.schemes import fetch_url, scheme_of
@@ -38,7 +40,7 @@ from provision.store.cache import Store
 from provision.store.hashing import FAST_ALG, hash_file
 from provision.store.records import FileRecord
 
-__all__ = ["FileFetcher"]
+__all__ = ["FileFetcher", "announce_manual"]
 
 
 def _verify_sink(sink: Sink) -> dict[str, str]:
@@ -54,6 +56,20 @@ def _verify_sink(sink: Sink) -> dict[str, str]:
         why = f"checksum mismatch: expected {spec.checksum}, got {spec.checksum.alg}:{got}"
         raise sink.html_refusal(why) or IntegrityFailure(why)
     return digests
+
+
+def announce_manual(todo: Iterable[tuple[Artifact, FileSpec]], ctx: SourceContext) -> None:
+    """Before any download, a note for each licensed file (a ``manual:`` source) that no ``--from`` path
+    holds: what a person must download, where, its name, size and checksum, and the command to run."""
+    for art, spec in todo:
+        page = next((u for u in spec.urls if scheme_of(u) == "manual"), None)
+        if page is None:
+            continue
+        if ctx.from_paths and next(candidates(spec, ctx.from_paths), None) is not None:
+            continue  # a candidate is there; its checksum is checked when its turn comes
+        others = [u for u in spec.urls if scheme_of(u) != "manual"]
+        then = " (its other sources are tried first)" if others else ""
+        ctx.progress.note(f"to bring by hand{then}: {manual_instructions(spec, page, art.name)}")
 
 
 def _write_error(where: str, exc: WriteFailure) -> ProvisionError:
@@ -222,7 +238,9 @@ class FileFetcher:
                     digests = _verify_sink(sink)
                 except AttemptFailed as exc:
                     sink.reset()
-                    attempts.append((str(cand), exc))
+                    # The local file is blamed, not the upstream (expected vs got in the message).
+                    wrong = LocalMismatch(exc.answer) if isinstance(exc, IntegrityFailure) else exc
+                    attempts.append((str(cand), wrong))
                     continue
                 self.store.commit_blob(tmp, blob, read_only=how not in ("hardlink",))
                 progress.finish(key, True)
@@ -258,6 +276,8 @@ class FileFetcher:
             failure = file_failure(
                 art, spec, attempts, manual_url=manual_url, from_paths=self.ctx.from_paths, path=result.path
             )
+            if manual_url:
+                result.manual = manual_instructions(spec, manual_url, art.name)
             raise _Undelivered(failure)
         except BaseException as exc:
             keep = keep or (isinstance(exc, KeyboardInterrupt) and sink.written > 0)

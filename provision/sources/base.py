@@ -34,6 +34,7 @@ __all__ = [
     "Credential",
     "DeadHosts",
     "IntegrityFailure",
+    "LocalMismatch",
     "OfflineFailure",
     "Probe",
     "Restart",
@@ -69,6 +70,7 @@ class AttemptFailed(Exception):
 
         AttemptFailed            the source could not deliver (no such file, HTML page, bad URL, ...)
         ├── IntegrityFailure     bytes arrived but are not the file: wrong size or checksum
+        │   └── LocalMismatch    ... from a local file given with --from
         ├── OfflineFailure       not tried: PROVISION_OFFLINE=1 forbids the network
         ├── StatusFailure        the server's answer ends this URL (``status``: HTTP 404, 500 after retries, ...)
         ├── ConnectionFailure    no answer: refused, timed out, dropped, TLS, until the retries ran out
@@ -91,6 +93,10 @@ class AttemptFailed(Exception):
 
 class IntegrityFailure(AttemptFailed):
     """Bytes arrived but are not the file the manifest describes (size or checksum)."""
+
+
+class LocalMismatch(IntegrityFailure):
+    """A local file (``--from``) that was taken for the file but is not it: its size or checksum differs."""
 
 
 class OfflineFailure(AttemptFailed):

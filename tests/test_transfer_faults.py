@@ -304,3 +304,17 @@ def test_an_endless_body_of_undeclared_size_stops_before_the_reserve(
     assert "partial was removed" in failed.error
     assert shutil.disk_usage(settings.cache_dir / "blobs").free >= reserve_near_free
     assert _leftovers(settings.cache_dir) == []
+
+
+def test_an_announced_size_that_would_eat_the_reserve_is_refused_before_its_first_byte(
+    server: TestServer, write_manifest: ManifestWriter, settings: Settings, reserve_near_free: int
+) -> None:
+    room = shutil.disk_usage(settings.cache_dir / "blobs").free - reserve_near_free
+    url = server.add("/faults/too-big.bin", bytes(room + (4 << 20)))  # announced by its Content-Length
+    write_manifest(dataset_toml("too-big", [("f.bin", [url], None, md5(b"other"))]), "too-big")
+    report = api.fetch(["too-big"], settings.with_(disk_reserve=reserve_near_free, **FAST))
+    (failed,) = report.failures
+    assert isinstance(failed.failure, DiskSpaceError), failed.error
+    assert "announced)" in failed.error and "PROVISION_DISK_RESERVE" in failed.error, failed.error
+    assert "stopped after" not in failed.error  # not one byte was written
+    assert _leftovers(settings.cache_dir) == []

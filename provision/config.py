@@ -24,6 +24,7 @@ __all__ = [
     "cuda_visible_devices",
     "default_cache_dir",
     "environment_snapshot",
+    "redact_url",
 ]
 
 #: Every environment variable provision reads, and what it sets.
@@ -39,6 +40,9 @@ ENV_VARS: dict[str, str] = {
     "PROVISION_RETRIES": "retries per URL without progress before the next mirror (default 5)",
     "PROVISION_BACKOFF": "first retry delay in seconds, doubled each time, with jitter (default 1)",
     "PROVISION_SEGMENT_THRESHOLD": "files at least this many bytes download in parallel segments (default 64 MiB)",
+    "PROVISION_LOW_SPEED_LIMIT": "bytes/s below which a connection is too slow (default 1024; 0: no limit)",
+    "PROVISION_LOW_SPEED_TIME": "seconds below the low-speed limit before a connection is dropped (default 60)",
+    "PROVISION_DISK_RESERVE": "bytes of free space on the cache's disk a fetch never uses (default 64 MiB)",
     "PROVISION_MIRRORS": "content-addressed mirror base URLs tried first (<base>/<alg>/<hex>), space/comma-separated",
     "PROVISION_AUTH_FILE": "TOML file of per-host tokens/headers (default ~/.config/provision/auth.toml)",
     "PROVISION_LOCK_FILE": "digests pinned on first use for unpublished checksums (default <cache>/provision.lock)",
@@ -51,6 +55,26 @@ ENV_VARS: dict[str, str] = {
 }
 
 _PACKAGE_DIR = Path(__file__).resolve().parent
+
+#: The user information of a URL (``scheme://user:password@``), up to the last ``@`` before the path.
+_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.\-]*://)([^/?#\s]*)@")
+#: Query parameters whose value looks secret (signed URLs: ``X-Amz-Signature=…``, ``?token=…``).
+_SECRET_QUERY = re.compile(
+    r"(?i)([?&][^=&#\s]*(?:token|key|sig|credential|auth|pass|secret|session)[^=&#\s]*=)[^&#\s,;)'\"]+"
+)
+
+
+def _mask_userinfo(match: re.Match[str]) -> str:
+    user, colon, _password = match.group(2).partition(":")
+    return f"{match.group(1)}{user}:****@" if colon else f"{match.group(1)}****@"
+
+
+def redact_url(text: str) -> str:
+    """``text`` (a URL, or a message holding URLs) with their credentials masked: ``user:****@``
+    for a password, ``****@`` for user information without one (a token), ``sig=****`` for a
+    secret-looking query value. The one redaction of every URL provision shows or writes;
+    idempotent."""
+    return _SECRET_QUERY.sub(r"\1****", _USERINFO.sub(_mask_userinfo, text))
 
 
 def _checkout_root() -> Path | None:
@@ -166,6 +190,9 @@ class Settings:
     backoff: float = 1.0
     backoff_max: float = 60.0
     segment_threshold: int = 64 << 20
+    low_speed_limit: int = 1024
+    low_speed_time: float = 60.0
+    disk_reserve: int = 64 << 20
     mirrors: tuple[str, ...] = ()
     lock_file: Path | None = None
     hf_endpoint: str = "https://huggingface.co"
@@ -193,6 +220,9 @@ class Settings:
             retries=_count(env, "PROVISION_RETRIES", 5),
             backoff=_number(env, "PROVISION_BACKOFF", 1.0),
             segment_threshold=_number(env, "PROVISION_SEGMENT_THRESHOLD", 64 << 20, integer=True),
+            low_speed_limit=_count(env, "PROVISION_LOW_SPEED_LIMIT", 1024),
+            low_speed_time=_number(env, "PROVISION_LOW_SPEED_TIME", 60.0),
+            disk_reserve=_count(env, "PROVISION_DISK_RESERVE", 64 << 20),
             mirrors=tuple(m.rstrip("/") for m in re.split(r"[\s,]+", env.get("PROVISION_MIRRORS", "")) if m),
             auth=_auth(env),
             lock_file=Path(env["PROVISION_LOCK_FILE"]).expanduser() if env.get("PROVISION_LOCK_FILE") else None,
@@ -247,8 +277,8 @@ def environment_snapshot(environ: Mapping[str, str] | None = None) -> dict[str, 
     provision read (``PROVISION_``, ``CUDA_``, ``CUBLAS_``, ``OMP_``, ``TORCH_``, ``ORT_``,
     ``HF_``, ...) and a few exact names (``PYTHONHASHSEED``, ``LD_PRELOAD``, ...). A value is
     replaced by ``"<redacted>"`` when its name looks secret (TOKEN, SECRET, PASSWORD, KEY, AUTH,
-    CREDENTIAL, COOKIE, SESSION, ... in any case) or the value looks like a token; the user
-    information of URLs (``https://user:pw@host``) is replaced by ``<redacted>``. For audits
+    CREDENTIAL, COOKIE, SESSION, ... in any case) or the value looks like a token; the credentials
+    of URLs are masked by :func:`redact_url` (``https://user:****@host``). For audits
     (:mod:`provision.auditing`); ``environ`` defaults to ``os.environ``.
     """
     prefixes = (
@@ -262,19 +292,9 @@ def environment_snapshot(environ: Mapping[str, str] | None = None) -> dict[str, 
         r"TOKEN|SECRET|PASS|PWD|KEY|AUTH|CREDENTIAL|COOKIE|SESSION|PRIVATE|SIGNATURE|CERT|BEARER|CLIENT_ID",
         re.IGNORECASE,
     )
-    # Credentials inside any value: Hugging Face, GitHub, Slack, OpenAI-style and AWS tokens, JWTs,
-    # URL user information (https://user:pw@host) and secret-looking query parameters (signed URLs).
-    patterns = [
-        (
-            re.compile(r"\b(?:hf_|ghp_|gho_|ghs_|github_pat_|sk-|xox[abp]-|AKIA|ASIA|eyJ)[A-Za-z0-9_.\-]{8,}"),
-            "<redacted>",
-        ),
-        (re.compile(r"(?i)\b([a-z][a-z0-9+.\-]*://)[^/@\s]+@"), r"\1<redacted>@"),
-        (
-            re.compile(r"(?i)([?&][^=&\s]*(?:token|key|sig|credential|auth|pass|secret|session)[^=&\s]*=)[^&\s]+"),
-            r"\1<redacted>",
-        ),
-    ]
+    # Credentials inside any value: Hugging Face, GitHub, Slack, OpenAI-style and AWS tokens, JWTs;
+    # then those of URLs (user information, secret-looking query parameters) as everywhere else.
+    token = re.compile(r"\b(?:hf_|ghp_|gho_|ghs_|github_pat_|sk-|xox[abp]-|AKIA|ASIA|eyJ)[A-Za-z0-9_.\-]{8,}")
     env = os.environ if environ is None else environ
     out: dict[str, str] = {}
     for name in sorted(env):
@@ -284,7 +304,5 @@ def environment_snapshot(environ: Mapping[str, str] | None = None) -> dict[str, 
         # TOKENIZERS_* (the tokenizers library's settings) name no token.
         if secret_name.search(name.upper().replace("TOKENIZERS", "")):
             value = "<redacted>"
-        for pattern, replacement in patterns:
-            value = pattern.sub(replacement, value)
-        out[name] = value
+        out[name] = redact_url(token.sub("<redacted>", value))
     return out

@@ -4,11 +4,13 @@ Routes are added at run time: ``server.add("/f.bin", body, ...)``. Every route s
 ``Range`` (one range, answered 206), ``If-Range``, ``ETag`` and ``Last-Modified``
 unless told otherwise. Fault modes cover what hostile hosts do: errors before success,
 ``Retry-After``, HTML with status 200, truncated bodies, dropped connections, stalls,
-per-connection rate limits, ignoring ``Range``, redirects.
+per-connection rate limits, a byte every few seconds (drip), bodies that never end,
+ignoring ``Range``, redirects.
 """
 
 from __future__ import annotations
 
+import contextlib
 import email.utils
 import hashlib
 import re
@@ -47,6 +49,11 @@ class Route:
     rate: float | None = None  # bytes per second per connection
     redirect_to: str | None = None  # answer 302 to this location
     no_length: bool = False  # no Content-Length (chunked-like close-delimited body)
+    endless: bool = False  # a close-delimited body that never ends (``body`` repeated until the client hangs up)
+    drip_after: int | None = None  # after this many body bytes, send one byte every drip_every seconds ...
+    drip_every: float = 5.0
+    drip_for: float = 600.0  # ... for at most this long, then close the connection
+    drip_times: int = 1  # how many requests drip
     hook: Callable[[BaseHTTPRequestHandler], None] | None = None
 
 
@@ -94,7 +101,8 @@ class _Handler(BaseHTTPRequestHandler):
         status = 200
         rng = self.headers.get("Range")
         if_range = self.headers.get("If-Range")
-        if rng and route.accept_ranges and not route.ignore_range and self._if_range_ok(route, if_range):
+        ranged = route.accept_ranges and not route.ignore_range and not route.endless
+        if rng and ranged and self._if_range_ok(route, if_range):
             m = _RANGE_RE.match(rng.strip())
             if m and (m.group(1) or m.group(2)):
                 if m.group(1):
@@ -109,6 +117,13 @@ class _Handler(BaseHTTPRequestHandler):
         chunk = body[start:end]
         self.send_response(status)
         self.send_header("Content-Type", route.content_type)
+        if route.endless:
+            self.send_header("Connection", "close")
+            self.end_headers()
+            if not head:
+                self._send_endless(chunk or b"\0")
+            self.close_connection = True
+            return
         if not route.no_length:
             self.send_header("Content-Length", str(len(chunk)))
         else:
@@ -139,7 +154,38 @@ class _Handler(BaseHTTPRequestHandler):
             return False
         return if_range == email.utils.formatdate(route.last_modified, usegmt=True)
 
+    def _send_endless(self, block: bytes) -> None:
+        block = block * max(1, (64 * 1024) // len(block))
+        try:
+            while True:
+                self.wfile.write(block)
+        except OSError:  # the client hung up
+            return
+
+    def _drip(self, route: Route, rest: bytes) -> None:
+        """One byte of ``rest`` every ``drip_every`` seconds, for at most ``drip_for``; then hang up."""
+        end = time.monotonic() + route.drip_for
+        try:
+            for i in range(len(rest)):
+                if time.monotonic() >= end:
+                    break
+                self.wfile.write(rest[i : i + 1])
+                self.wfile.flush()
+                time.sleep(route.drip_every)
+        except OSError:
+            return
+        self.close_connection = True
+        with contextlib.suppress(OSError):
+            self.connection.shutdown(socket.SHUT_RDWR)
+
     def _send_body(self, route: Route, chunk: bytes, nth: int) -> None:
+        if route.drip_after is not None and nth <= route.drip_times + route.fail_first:
+            try:
+                self.wfile.write(chunk[: route.drip_after])
+            except OSError:
+                return
+            self._drip(route, chunk[route.drip_after :])
+            return
         limit = len(chunk)
         if route.truncate_to is not None:
             limit = min(limit, route.truncate_to)

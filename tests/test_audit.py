@@ -150,8 +150,8 @@ def test_secrets_never_reach_the_report(
         assert secret not in text
     variables = json.loads(text)["environment"]["variables"]
     assert variables["HF_TOKEN"] == "<redacted>" and variables["PROVISION_AUTH_TOKEN"] == "<redacted>"
-    assert variables["HF_ENDPOINT"] == "https://<redacted>@hub.example.org/api"
-    assert variables["CUDA_SIGNED_URL"] == "https://x.example/y?X-Amz-Signature=<redacted>&part=1"
+    assert variables["HF_ENDPOINT"] == "https://alice:****@hub.example.org/api"
+    assert variables["CUDA_SIGNED_URL"] == "https://x.example/y?X-Amz-Signature=****&part=1"
     assert variables["OMP_NUM_THREADS"] == "3"
 
 
@@ -174,7 +174,7 @@ def test_environment_snapshot_keeps_what_matters_and_redacts_secrets() -> None:
         "CF_ACCESS_CLIENT_SECRET": "<redacted>",
         "CUBLAS_WORKSPACE_CONFIG": ":4096:8",
         "OMP_NUM_THREADS": "8",
-        "PROVISION_MIRRORS": "https://<redacted>@m1.example/base, https://m2.example/base",
+        "PROVISION_MIRRORS": "https://****@m1.example/base, https://m2.example/base",
         "PYTHONHASHSEED": "0",
         "TOKENIZERS_PARALLELISM": "false",
         "TORCH_HOME": "/data/<redacted>/torch",
@@ -191,8 +191,8 @@ def test_credentials_in_manifest_urls_are_redacted() -> None:
     art = Artifact("model", "m", (spec,), source=Path("/somewhere/m.toml"))
     doc = manifest_data(art)
     assert doc["files"][0]["urls"] == [
-        "https://<redacted>@models.example/m.onnx",
-        "https://cdn.example/m.onnx?sig=<redacted>&v=2",
+        "https://alice:****@models.example/m.onnx",
+        "https://cdn.example/m.onnx?sig=****&v=2",
     ]
     assert doc["files"][0]["checksum"] == "md5:" + "0" * 32 and "source" not in doc
 

@@ -100,7 +100,9 @@ def test_overflow_and_html_are_refused(tmp_path: Path) -> None:
     sink.begin_segmented(100, {"url": "u"})
     with pytest.raises(AttemptFailed, match="size mismatch"):
         sink.write_at(90, b"\x00" * 20)
-    with pytest.raises(AttemptFailed, match="HTML"):
-        sink.write_at(0, b"<!DOCTYPE html><html>")
+    sink.write_at(0, b"<!DOCTYPE html><html>")  # kept: the published checksum decides at the end
+    refusal = sink.html_refusal("checksum mismatch")
+    assert refusal is not None and "HTML page" in refusal.answer and "checksum mismatch" in refusal.answer
     sink.reset()
+    assert sink.html_refusal("checksum mismatch") is None
     assert not (tmp_path / "a.part").exists()

@@ -57,7 +57,7 @@ from pathlib import Path
 from typing import Any
 
 from provision.auditing.document import SCHEMA
-from provision.config import Settings, environment_snapshot
+from provision.config import Settings, environment_snapshot, redact_url
 from provision.errors import IntegrityError, NotFetchedError, UsageError
 from provision.manifest.checksum import Checksum
 from provision.manifest.folders import as_fetched
@@ -99,22 +99,6 @@ class _Stats:
 
 
 # -- plain data -----------------------------------------------------------------------------
-_URL_SECRETS = (
-    (re.compile(r"(?i)\b([a-z][a-z0-9+.\-]*://)[^/@\s]+@"), r"\1<redacted>@"),
-    (
-        re.compile(r"(?i)([?&][^=&\s]*(?:token|key|sig|credential|auth|pass|secret|session)[^=&\s]*=)[^&\s]+"),
-        r"\1<redacted>",
-    ),
-)
-
-
-def _redact_url(url: str) -> str:
-    """``url`` without user information or secret-looking query values (signed URLs)."""
-    for pattern, replacement in _URL_SECRETS:
-        url = pattern.sub(replacement, url)
-    return url
-
-
 def manifest_data(value: Any) -> Any:
     """Manifest dataclasses as JSON-ready data (``source`` paths left out: they are per machine;
     credentials in URLs redacted)."""
@@ -123,7 +107,7 @@ def manifest_data(value: Any) -> Any:
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         doc = {f.name: manifest_data(getattr(value, f.name)) for f in dataclasses.fields(value) if f.name != "source"}
         if isinstance(doc.get("urls"), list):
-            doc["urls"] = [_redact_url(str(u)) for u in doc["urls"]]
+            doc["urls"] = [redact_url(str(u)) for u in doc["urls"]]
         return doc
     if isinstance(value, Mapping):
         return {str(k): manifest_data(v) for k, v in value.items()}

@@ -64,8 +64,8 @@ def fetch(
             print_json(report.to_json())
         else:
             render_fetch(report, quiet)
-        for f in report.failures:
-            typer.echo(f"provision: error: {f.error}", err=True)
+        for line in report.error_lines():
+            typer.echo(f"provision: error: {line}", err=True)
         if not report.ok:
             raise typer.Exit(report.exit_code)
 

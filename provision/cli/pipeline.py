@@ -228,8 +228,8 @@ def run(
             if not fetched.ok:
                 render_fetch(fetched, quiet)
             render_run(report)
-        for f in fetched.failures:
-            typer.echo(f"provision: error: {f.error}", err=True)
+        for line in fetched.error_lines():
+            typer.echo(f"provision: error: {line}", err=True)
         if not fetched.ok:
             raise typer.Exit(fetched.exit_code)
         if report.verify is not None:

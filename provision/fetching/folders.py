@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from provision.errors import SourceError
+from provision.fetching.report import shown_attempt
 from provision.manifest.folders import as_fetched
 from provision.manifest.lockfile import LockFile
 from provision.manifest.model import Artifact, FileSpec
@@ -25,10 +26,10 @@ def _listing(art: Artifact, spec: FileSpec, ctx: SourceContext) -> tuple[str, li
         try:
             listed = list_url(url, ctx)
         except AttemptFailed as exc:
-            attempts.append((url, exc))
+            attempts.append(shown_attempt(url, exc))
             continue
         if not listed:
-            attempts.append((url, AttemptFailed("listed no files")))
+            attempts.append(shown_attempt(url, AttemptFailed("listed no files")))
             continue
         items: list[dict[str, Any]] = [
             {"path": i.path, "url": i.url, "checksum": str(i.checksum), "size": i.size}

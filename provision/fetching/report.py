@@ -13,15 +13,32 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from provision.config import redact_url
 from provision.errors import IntegrityError, OfflineError, ProvisionError, SourceError
 from provision.manifest.model import Artifact, FileSpec
-from provision.sources.base import AttemptFailed, IntegrityFailure, OfflineFailure
+from provision.sources.base import (
+    AttemptFailed,
+    IntegrityFailure,
+    LocalMismatch,
+    OfflineFailure,
+    UnreachableFailure,
+)
 from provision.sources.manual import manual_instructions
 
-__all__ = ["Attempt", "FetchReport", "FileResult", "file_failure"]
+__all__ = ["Attempt", "FetchReport", "FileResult", "file_failure", "no_source_reached", "shown_attempt"]
+
+#: The ways out when no host can be reached from this machine.
+WAYS_OUT = "bring the files with --from, set PROVISION_MIRRORS, or PROVISION_OFFLINE=1 to use the cache only"
 
 #: One source tried for a file: where, and how it failed.
 Attempt = tuple[str, AttemptFailed]
+
+
+def shown_attempt(url: str, exc: AttemptFailed) -> Attempt:
+    """The attempt as it is kept and shown: credentials in the URL and in the answer masked
+    (:func:`~provision.config.redact_url`), the failure's kind and fields unchanged."""
+    answer = redact_url(exc.answer)
+    return redact_url(url), exc if answer == exc.answer else exc.retold(answer)
 
 
 @dataclass
@@ -37,6 +54,12 @@ class FileResult:
     attempts: list[Attempt] = field(default_factory=list)
     extracted: str = ""  # the folder (or file) an archive was extracted to
     failure: ProvisionError | None = None
+    manual: str = ""  # a licensed file a person must bring: what to download, where, and the command
+
+    @property
+    def unreachable(self) -> bool:
+        """Failed, and every source tried for it could not be reached at all (no name, refused, no route)."""
+        return not self.ok and bool(self.attempts) and all(isinstance(a, UnreachableFailure) for _, a in self.attempts)
 
     @property
     def ok(self) -> bool:
@@ -79,8 +102,19 @@ class FetchReport:
 
     @property
     def failures(self) -> list[FileResult]:
-        """The files that could not be fetched."""
-        return [f for f in self.files if not f.ok]
+        """The files that could not be fetched; those a person must bring by hand (``manual``) first."""
+        bad = [f for f in self.files if not f.ok]
+        return [f for f in bad if f.manual] + [f for f in bad if not f.manual]
+
+    def error_lines(self) -> list[str]:
+        """The one-line errors to show: each failed file's, the files to bring by hand first; when every
+        other failure is a host that could not be reached at all, one line for all of them."""
+        bad = self.failures
+        manual = [f.error for f in bad if f.manual]
+        rest = [f for f in bad if not f.manual]
+        if len(rest) > 1 and all(f.unreachable for f in rest):
+            return [*manual, _unreachable_line(rest)]
+        return [*manual, *(f.error for f in rest)]
 
     @property
     def exit_code(self) -> int:
@@ -103,12 +137,43 @@ class FetchReport:
         if not bad or bad[0].failure is None:
             return
         first = bad[0].failure
+        lines = self.error_lines()
+        if not bad[0].manual and len(lines) == 1 and len(bad) > 1:
+            raise SourceError(lines[0], attempts=[a for f in bad for a in f.attempts])
         if len(bad) > 1:
             more = type(first).__new__(type(first))
             more.__dict__.update(first.__dict__)  # the error's own fields (path, attempts)
             more.args = (f"{bad[0].error} (and {len(bad) - 1} more failed)",)
             first = more
         raise first
+
+
+def no_source_reached(attempts: Sequence[Attempt]) -> str:
+    """``no source could be reached (name resolution failed for X, refused at Y); <the ways out>``."""
+    phrases = dict.fromkeys(a.phrase for _, a in attempts if isinstance(a, UnreachableFailure))
+    return f"no source could be reached ({', '.join(phrases)}); {WAYS_OUT}"
+
+
+def _unreachable_line(files: Sequence[FileResult]) -> str:
+    """One line for many files whose every source was unreachable: which files, which hosts, what to do."""
+    counts: dict[str, int] = {}
+    for f in files:
+        counts[f.artifact] = counts.get(f.artifact, 0) + 1
+    which = ", ".join(f"{art} ({n} file{'s' if n > 1 else ''})" for art, n in counts.items())
+    return f"{which}: {no_source_reached([a for f in files for a in f.attempts])}"
+
+
+def _local_mismatch(where: str, attempts: Sequence[Attempt], hint: str) -> IntegrityError:
+    """The error when the file given with --from is not the expected one: it is blamed, not the upstream."""
+    local = [(u, a) for u, a in attempts if isinstance(a, LocalMismatch)]
+    others = [(u, a) for u, a in attempts if not isinstance(a, LocalMismatch)]
+    blamed = "; ".join(f"{u}: {a}" for u, a in local)
+    rest = f"; the other sources: {'; '.join(f'{u} -> {a}' for u, a in others)}" if others else ""
+    return IntegrityError(
+        f"{where}: the local file given with --from is not the expected one ({blamed}){rest}; bring the right "
+        f"file, or leave it out of --from{hint}",
+        path=local[0][0],
+    )
 
 
 def file_failure(
@@ -144,7 +209,12 @@ def file_failure(
             attempts=attempts,
         )
     hint = f"; or download it by hand: {manual_instructions(spec, manual_url, art.name)}" if manual_url else ""
-    if any(isinstance(a, IntegrityFailure) for _, a in attempts):
+    remote_integrity = any(isinstance(a, IntegrityFailure) and not isinstance(a, LocalMismatch) for _, a in attempts)
+    if any(isinstance(a, LocalMismatch) for _, a in attempts) and not remote_integrity:
+        return _local_mismatch(where, attempts, hint)
+    if attempts and all(isinstance(a, UnreachableFailure) for _, a in attempts):
+        return SourceError(f"{where}: {no_source_reached(attempts)}{hint}", attempts=attempts)
+    if remote_integrity:
         return IntegrityError(
             f"{where}: no source delivered the expected data ({tried}); the file may have "
             f"been corrupted or replaced upstream, or the manifest checksum is outdated{hint}",

@@ -25,7 +25,7 @@ from provision.extract.unpack import drop_archive, extract_file
 from provision.fetching.folders import list_folders
 from provision.fetching.report import FetchReport, FileResult
 from provision.fetching.space import check_disk_space
-from provision.fetching.transfer import FileFetcher
+from provision.fetching.transfer import FileFetcher, announce_manual
 from provision.manifest.lockfile import LockFile
 from provision.manifest.model import Artifact, Catalog, FileSpec
 from provision.progress import NullProgress, Progress
@@ -211,7 +211,8 @@ def fetch(
             stack.enter_context(run.store.lock(art.name, settings.lock_timeout, ctx.progress.note))
         todo = run.inventory(artifacts)
         unpack = [(a, f) for a in artifacts for f in a.archives if not (f.checksum.known and tree_ok(run.store, a, f))]
-        check_disk_space(run.store, [(a, s) for a, s, _ in todo], unpack)
+        check_disk_space(run.store, [(a, s) for a, s, _ in todo], unpack, settings.disk_reserve)
+        announce_manual([(a, s) for a, s, _ in todo], ctx)
         run.transfer(artifacts, todo)
         artifacts = run.extract(artifacts)
     for art in artifacts:

@@ -20,9 +20,13 @@ DISK_RESERVE = 64 << 20
 
 
 def check_disk_space(
-    store: Store, todo: Iterable[tuple[Artifact, FileSpec]], unpack: Iterable[tuple[Artifact, FileSpec]] = ()
+    store: Store,
+    todo: Iterable[tuple[Artifact, FileSpec]],
+    unpack: Iterable[tuple[Artifact, FileSpec]] = (),
+    reserve: int = DISK_RESERVE,
 ) -> None:
-    """Refuse when the files still to download (and to extract) do not fit on the cache's filesystem."""
+    """Refuse when the files still to download (and to extract) do not fit on the cache's filesystem
+    with ``reserve`` bytes to spare."""
     needed = 0
     unknown = 0
     names: dict[str, None] = {}
@@ -44,10 +48,11 @@ def check_disk_space(
     if not names:
         return
     free = shutil.disk_usage(store.root).free
-    if needed + DISK_RESERVE > free:
-        extra = f" plus {unknown} file(s) of unknown size" if unknown else ""
+    if needed + reserve > free:
+        extra = f" and {unknown} file(s) of unknown size" if unknown else ""
         raise DiskSpaceError(
             f"not enough disk space in {store.root}: {', '.join(names)} need "
-            f"{human_bytes(needed)}{extra}, only {human_bytes(free)} free; free space "
-            "('provision gc'), or point --cache-dir / PROVISION_CACHE at a bigger disk"
+            f"{human_bytes(needed)}{extra} plus the {human_bytes(reserve)} reserve, only {human_bytes(free)} "
+            "free; free space ('provision gc'), point --cache-dir / PROVISION_CACHE at a bigger disk, "
+            "or lower PROVISION_DISK_RESERVE"
         )

@@ -8,20 +8,31 @@ the manifest's URLs; a wrong file from one source moves on to the next."""
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import threading
+from collections.abc import Iterable
 from dataclasses import replace
 from pathlib import Path
 
-from provision.errors import ProvisionError
-from provision.fetching.report import FileResult, file_failure
+from provision.config import redact_url
+from provision.errors import DiskSpaceError, ProvisionError
+from provision.fetching.report import FileResult, file_failure, shown_attempt
 from provision.fsutil import is_reclaimable, temp_name
 from provision.manifest.checksum import Checksum
 from provision.manifest.lockfile import LockFile
 from provision.manifest.model import Artifact, FileSpec
-from provision.sources.base import AttemptFailed, IntegrityFailure, OfflineFailure, SourceContext
-from provision.sources.manual import candidates
+from provision.sources.base import (
+    AttemptFailed,
+    IntegrityFailure,
+    LocalMismatch,
+    OfflineFailure,
+    SourceContext,
+    UnreachableFailure,
+    WriteFailure,
+)
+from provision.sources.manual import candidates, manual_instructions
 from provision.sources.mirrors import mirror_urls
 from provision.sources.partial import Sink, state_path
 from provision.sources.schemes import fetch_url, scheme_of
@@ -29,18 +40,50 @@ from provision.store.cache import Store
 from provision.store.hashing import FAST_ALG, hash_file
 from provision.store.records import FileRecord
 
-__all__ = ["FileFetcher"]
+__all__ = ["FileFetcher", "announce_manual"]
 
 
 def _verify_sink(sink: Sink) -> dict[str, str]:
+    """The digests of what ``sink`` holds, when its size and checksum are the manifest's; else the failure
+    (a page that began like HTML is reported as such: the published checksum, not the sniff, decided)."""
     spec = sink.spec
     if spec.size is not None and sink.written != spec.size:
-        raise IntegrityFailure(f"size mismatch: expected {spec.size} bytes, got {sink.written}")
+        why = f"size mismatch: expected {spec.size} bytes, got {sink.written}"
+        raise sink.html_refusal(why) or IntegrityFailure(why)
     digests = sink.hasher.hexdigests()
     got = digests[spec.checksum.alg]
     if spec.checksum.known and got != spec.checksum.hex:
-        raise IntegrityFailure(f"checksum mismatch: expected {spec.checksum}, got {spec.checksum.alg}:{got}")
+        why = f"checksum mismatch: expected {spec.checksum}, got {spec.checksum.alg}:{got}"
+        raise sink.html_refusal(why) or IntegrityFailure(why)
     return digests
+
+
+def announce_manual(todo: Iterable[tuple[Artifact, FileSpec]], ctx: SourceContext) -> None:
+    """Before any download, a note for each licensed file (a ``manual:`` source) that no ``--from`` path
+    holds: what a person must download, where, its name, size and checksum, and the command to run."""
+    for art, spec in todo:
+        page = next((u for u in spec.urls if scheme_of(u) == "manual"), None)
+        if page is None:
+            continue
+        if ctx.from_paths and next(candidates(spec, ctx.from_paths), None) is not None:
+            continue  # a candidate is there; its checksum is checked when its turn comes
+        others = [u for u in spec.urls if scheme_of(u) != "manual"]
+        then = " (its other sources are tried first)" if others else ""
+        ctx.progress.note(f"to bring by hand{then}: {manual_instructions(spec, page, art.name)}")
+
+
+def _write_error(where: str, exc: WriteFailure) -> ProvisionError:
+    """The file's error when its temp file could not be written (the temp and its state are gone by then)."""
+    if exc.disk_full:
+        return DiskSpaceError(
+            f"{where}: {exc}; the download stopped and its partial was removed; free space ('provision gc') "
+            "or point --cache-dir / PROVISION_CACHE at a bigger disk"
+        )
+    fix = {
+        errno.EROFS: "the cache filesystem is read-only: point --cache-dir / PROVISION_CACHE at a writable one",
+        errno.EFBIG: "a file-size limit (ulimit -f) or the filesystem's largest file is in the way",
+    }.get(exc.errno or 0, "check the disk (dmesg) or point --cache-dir / PROVISION_CACHE at another one")
+    return ProvisionError(f"{where}: {exc}; the download stopped and its partial was removed; {fix}")
 
 
 class FileFetcher:
@@ -75,6 +118,9 @@ class FileFetcher:
                 blob, spec = self._trust_on_first_use(art, spec, blob, digests, source)
         except _Undelivered as undelivered:
             result.fail(undelivered.failure)
+            return result, None
+        except WriteFailure as exc:
+            result.fail(_write_error(f"{art.name}/{spec.name}", exc))
             return result, None
         except OSError as exc:
             result.fail(ProvisionError(f"{art.name}/{spec.name}: {exc.strerror or exc} ({exc.filename or blob})"))
@@ -182,7 +228,7 @@ class FileFetcher:
         progress = self.ctx.progress
         blob.parent.mkdir(parents=True, exist_ok=True)
         tmp, resume_url = self._claim(blob)
-        sink = Sink(spec, tmp, key, progress)
+        sink = Sink(spec, tmp, key, progress, reserve=self.ctx.settings.disk_reserve)
         attempts = result.attempts
         keep = False  # whether a failed run leaves its partial data for a later resume
         try:
@@ -192,7 +238,9 @@ class FileFetcher:
                     digests = _verify_sink(sink)
                 except AttemptFailed as exc:
                     sink.reset()
-                    attempts.append((str(cand), exc))
+                    # The local file is blamed, not the upstream (expected vs got in the message).
+                    wrong = LocalMismatch(exc.answer) if isinstance(exc, IntegrityFailure) else exc
+                    attempts.append((str(cand), wrong))
                     continue
                 self.store.commit_blob(tmp, blob, read_only=how not in ("hardlink",))
                 progress.finish(key, True)
@@ -207,24 +255,29 @@ class FileFetcher:
                     sink.close()
                     digests = _verify_sink(sink)
                 except AttemptFailed as exc:
-                    keep = not isinstance(exc, IntegrityFailure) and sink.written > 0 and bool(sink.meta.get("ranges"))
+                    resumable = sink.written > 0 and bool(sink.meta.get("ranges")) and not sink.html_head
+                    keep = resumable and not isinstance(exc, IntegrityFailure)
                     if keep:
                         sink.suspend()
                     else:
                         sink.reset()
-                    attempts.append((url, exc))
-                    if not isinstance(exc, OfflineFailure):
-                        progress.note(f"{key}: {url} failed: {exc.answer}")
+                    shown, answered = shown_attempt(url, exc)
+                    attempts.append((shown, answered))
+                    quiet = isinstance(exc, OfflineFailure) or (isinstance(exc, UnreachableFailure) and exc.remembered)
+                    if not quiet:
+                        progress.note(f"{key}: {shown} failed: {answered.answer}")
                     continue
                 self.store.commit_blob(tmp, blob)
                 with contextlib.suppress(FileNotFoundError):
                     state_path(tmp).unlink()
                 progress.finish(key, True)
-                return digests, url
+                return digests, redact_url(url)
             progress.finish(key, False)
             failure = file_failure(
                 art, spec, attempts, manual_url=manual_url, from_paths=self.ctx.from_paths, path=result.path
             )
+            if manual_url:
+                result.manual = manual_instructions(spec, manual_url, art.name)
             raise _Undelivered(failure)
         except BaseException as exc:
             keep = keep or (isinstance(exc, KeyboardInterrupt) and sink.written > 0)

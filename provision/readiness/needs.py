@@ -9,7 +9,6 @@ from typing import Any
 
 from provision.config import Settings
 from provision.errors import ProvisionError
-from provision.fetching.space import DISK_RESERVE
 from provision.fsutil import human_bytes
 from provision.manifest.folders import as_fetched
 from provision.manifest.lockfile import LockFile
@@ -198,7 +197,7 @@ def check_disk(catalog: Catalog, settings: Settings, entry: Artifact | Benchmark
     except OSError as exc:
         return Check("disk", "fail", f"cannot read free space of {folder}: {exc.strerror or exc}")
     if entry is None:
-        status: Status = "ok" if free > DISK_RESERVE else "warn"
+        status: Status = "ok" if free > settings.disk_reserve else "warn"
         return Check(
             "disk",
             status,
@@ -234,11 +233,11 @@ def check_disk(catalog: Catalog, settings: Settings, entry: Artifact | Benchmark
         f"{entry.name} needs {human_bytes(needed)} more ({', '.join(parts)}; "
         f"{human_bytes(cached)} already downloaded), {human_bytes(free)} free in {folder}"
     )
-    if needed + DISK_RESERVE > free:
+    if needed + settings.disk_reserve > free:
         return Check(
             "disk",
             "fail",
-            f"not enough space: {detail} (plus a {human_bytes(DISK_RESERVE)} reserve)",
+            f"not enough space: {detail} (plus the {human_bytes(settings.disk_reserve)} reserve)",
             "free space ('provision gc') or point --cache-dir / PROVISION_CACHE at a bigger disk",
         )
     return Check("disk", "ok", detail)

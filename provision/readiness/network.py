@@ -8,7 +8,7 @@ import http.client
 import re
 import socket
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
@@ -25,6 +25,7 @@ from provision.readiness.machine import (
     Status,
 )
 from provision.readiness.needs import file_in_cache
+from provision.sources.base import causes
 from provision.sources.http import new_session
 from provision.sources.mirrors import mirror_urls
 from provision.sources.schemes import probe_url
@@ -53,21 +54,6 @@ def _origin(url: str) -> str:
 _NET_FIX = "check DNS, routes and proxy settings (HTTPS_PROXY, NO_PROXY)"
 
 
-def _causes(exc: BaseException) -> Iterator[BaseException]:
-    """``exc`` and everything under it: requests wraps urllib3's errors (``args[0]``, ``.reason``), which
-    wrap the socket's (``__cause__``/``__context__``)."""
-    seen: set[int] = set()
-    todo = [exc]
-    while todo:
-        e = todo.pop()
-        if id(e) in seen:
-            continue
-        seen.add(id(e))
-        yield e
-        inner = [e.__cause__, e.__context__, getattr(e, "reason", None), *e.args]
-        todo.extend(x for x in inner if isinstance(x, BaseException))
-
-
 def _reason(exc: requests.RequestException, timeout: float) -> tuple[str, str]:
     """A short description of why a HEAD failed, and the fix (never the URL's credentials), by the
     exception types under it."""
@@ -82,7 +68,7 @@ def _reason(exc: requests.RequestException, timeout: float) -> tuple[str, str]:
         return "the proxy failed or refused the connection", "check HTTPS_PROXY / HTTP_PROXY and NO_PROXY"
     if isinstance(exc, requests.exceptions.Timeout):
         return f"no answer within {timeout:g} s", _NET_FIX
-    for cause in _causes(exc):
+    for cause in causes(exc):
         if isinstance(cause, (socket.gaierror, urllib3.exceptions.NameResolutionError)):
             return "cannot resolve the host name (no DNS or no network)", _NET_FIX
         if isinstance(cause, ConnectionRefusedError):

@@ -13,7 +13,7 @@ import re
 from collections.abc import Mapping
 from urllib.parse import urlsplit
 
-from provision.config import Settings
+from provision.config import Settings, redact_url
 from provision.sources.base import AccessFailure, AttemptFailed, Credential
 
 __all__ = ["access_credential", "cloudflare_access_failure", "cloudflare_login_wanted", "sends_access_credentials"]
@@ -40,7 +40,7 @@ def cloudflare_access_failure(url: str, sent: dict[str, str]) -> AttemptFailed:
     never their values.
     """
     parts = urlsplit(url)
-    shown = f"{parts.scheme}://{parts.netloc}{parts.path}"
+    shown = redact_url(f"{parts.scheme}://{parts.netloc}{parts.path}")
     names = {k.lower() for k in sent}
     refused = ""
     if "cf-access-client-id" in names:

@@ -28,10 +28,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
-from provision.config import Settings
+from provision.config import Settings, redact_url
 from provision.fsutil import temp_name
 from provision.manifest.checksum import Checksum
 from provision.sources.base import (
+    QUICK_DELAY,
+    QUICK_RETRIES,
     AccessFailure,
     AttemptFailed,
     ConnectionFailure,
@@ -41,7 +43,10 @@ from provision.sources.base import (
     Probe,
     SourceContext,
     StatusFailure,
+    UnreachableFailure,
     backoff,
+    origin,
+    unreachable_kind,
 )
 from provision.sources.listing import Listed
 from provision.sources.partial import Sink
@@ -156,7 +161,7 @@ def _one_line(text: str, limit: int = 200) -> str:
 
 def _scrub(text: str, ctx: SourceContext) -> str:
     token = ctx.settings.hf_token
-    return text.replace(token, "<HF_TOKEN>") if token else text
+    return redact_url(text.replace(token, "<HF_TOKEN>") if token else text)
 
 
 def _status(exc: BaseException) -> int | None:
@@ -234,6 +239,13 @@ def _transient(exc: Exception) -> bool:
 def _call(ref: HubRef, ctx: SourceContext, what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
     """Run one ``huggingface_hub`` call; retry transient failures; map every error to :class:`AttemptFailed`."""
     settings = ctx.settings
+    endpoint = settings.hf_endpoint
+    fresh = what in ("metadata", "revision")  # the first call to the Hub for this file or folder
+    dead = ctx.dead.get(endpoint)
+    if fresh and dead is not None:
+        raise UnreachableFailure(
+            f"{dead.phrase} earlier in this run; not tried again", dead.how, dead.host, remembered=True
+        )
     tries = 0
     while True:
         if ctx.cancel.is_set():
@@ -245,6 +257,16 @@ def _call(ref: HubRef, ctx: SourceContext, what: str, fn: Any, *args: Any, **kwa
         except Exception as exc:
             failed = _failure(exc, ref, ctx)
             tries += 1
+            how = unreachable_kind(exc) if fresh else None
+            if how is not None and tries > QUICK_RETRIES:
+                _scheme, host, port = origin(endpoint)
+                where = host if how == "resolve" else f"{host}:{port}"
+                unreachable = UnreachableFailure(f"{failed.answer} ({tries} tries)", how, where)
+                ctx.dead.add(endpoint, unreachable)
+                raise unreachable from None
+            if how is not None:
+                time.sleep(min(QUICK_DELAY, backoff(settings, tries)))
+                continue
             if not _transient(exc) or tries > settings.retries:
                 if tries > 1:
                     failed = failed.retold(f"{failed.answer} (gave up after {tries} tries)")

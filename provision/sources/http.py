@@ -2,13 +2,17 @@
 
 - One ``requests.Session`` (injected), TLS verification always on, ``Accept-Encoding:
   identity`` so byte ranges mean bytes on disk. Redirects are followed here (at most 10),
-  so per-host tokens are sent only to their own host and https never drops to http.
+  so per-host tokens are sent only to the origin (scheme, host, port) of the URL asked for
+  and https never drops to http.
 - Resume: a partial file keeps (URL, ETag/Last-Modified, size, ranges done) beside it.
   A restart asks ``Range`` with ``If-Range``; a 200 where 206 was asked restarts from 0
   (never appends); a changed validator or size discards the partial.
 - Segments: a file of at least ``segment_threshold`` bytes from a server that answers
   ranges is split into pieces fetched over up to ``jobs`` connections and written with
-  ``os.pwrite``; a stalled or dropped connection gives its remaining range back.
+  ``os.pwrite``; a stalled, dropped or too slow connection gives its remaining range back.
+- Low speed: a connection under ``low_speed_limit`` bytes/s for ``low_speed_time`` seconds is
+  dropped and retried from what it brought (curl ``--speed-limit``/``--speed-time``); such a
+  drop counts as a failure in a row, so a server that drips is given up.
 - Retries: connection errors, timeouts, 408, 429 and 5xx back off exponentially with
   jitter (``Retry-After`` honoured); a URL is given up after ``retries`` failures in a
   row without progress. Other 4xx are final for the URL.
@@ -31,8 +35,10 @@ from urllib.parse import urljoin, urlsplit
 import requests
 import urllib3
 
-from provision.config import Settings
+from provision.config import Settings, redact_url
 from provision.sources.base import (
+    QUICK_DELAY,
+    QUICK_RETRIES,
     AttemptFailed,
     ConnectionFailure,
     Credential,
@@ -41,8 +47,14 @@ from provision.sources.base import (
     Restart,
     Retry,
     SourceContext,
+    SpeedGuard,
     StatusFailure,
+    TooSlow,
+    UnreachableFailure,
+    WriteFailure,
     backoff,
+    origin,
+    unreachable_kind,
 )
 from provision.sources.cloudflare import (
     access_credential,
@@ -54,7 +66,15 @@ from provision.sources.hf import hub_credential, hub_hosts
 from provision.sources.partial import RangeSet, Sink
 from provision.version import __version__
 
-__all__ = ["USER_AGENT", "HttpClient", "SegmentQueue", "fetch_http", "new_session", "probe_http", "short_error"]
+__all__ = [
+    "USER_AGENT",
+    "HttpClient",
+    "SegmentQueue",
+    "fetch_http",
+    "new_session",
+    "probe_http",
+    "short_error",
+]
 
 USER_AGENT = f"provision/{__version__} python-requests/{requests.__version__}"
 
@@ -63,7 +83,14 @@ _MAX_REDIRECTS = 10
 _MAX_RESTARTS = 3
 _PIECE_MIN = 1 << 20
 _RETRY_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
+#: Request headers that carry credentials: never sent past a redirect to another origin.
+_CREDENTIAL_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie"})
 _CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
+_UNREACHABLE = {
+    "resolve": "name resolution failed for",
+    "refused": "connection refused at",
+    "unreachable": "no route to",
+}
 #: Longest Retry-After we honour before treating the URL as failed for now.
 RETRY_AFTER_MAX = 600.0
 def new_session() -> requests.Session:
@@ -118,15 +145,26 @@ class HttpClient:
             return min(delay, RETRY_AFTER_MAX)
         return backoff(self.settings, failures)
 
-    def open(self, url: str, headers: dict[str, str]) -> requests.Response:
-        """GET ``url`` (streaming), following redirects; :class:`Retry`/:class:`AttemptFailed`."""
+    def open(self, url: str, headers: dict[str, str], *, fresh: bool = True) -> requests.Response:
+        """GET ``url`` (streaming), following redirects; :class:`Retry`/:class:`AttemptFailed`.
+
+        ``fresh``: nothing came from this URL yet in this run. Then a host that cannot be reached at all
+        (name resolution, refused, no route) gets one quick retry and ends the URL with an
+        :class:`UnreachableFailure`, remembered for the run (``ctx.dead``); later, the same is a
+        :class:`Retry` on the usual schedule (a network that blinked mid-download).
+        """
         timeout = (self.settings.connect_timeout, self.settings.read_timeout)
+        # Tokens belong to the origin of the URL asked for: a hop to another scheme, host or port
+        # carries none of them (requests' should_strip_auth, curl CVE-2022-27776).
+        home = origin(url)
+        tokens = self.settings.headers_for(home[1])
+        bare = {k: v for k, v in headers.items() if k.lower() not in _CREDENTIAL_HEADERS}
         current = url
         for _ in range(_MAX_REDIRECTS + 1):
-            host = urlsplit(current).hostname or ""
-            hdrs = {"Accept-Encoding": "identity", **headers, **self.settings.headers_for(host)}
+            own = origin(current) == home
+            hdrs = {"Accept-Encoding": "identity", **(headers if own else bare), **(tokens if own else {})}
             try:
-                resp = self.session.get(current, headers=hdrs, stream=True, timeout=timeout, allow_redirects=False)
+                resp = self._get(current, hdrs, timeout, fresh)
             except requests.exceptions.SSLError as exc:
                 raise ConnectionFailure(
                     f"TLS verification failed ({exc.__class__.__name__}); set REQUESTS_CA_BUNDLE "
@@ -148,7 +186,7 @@ class HttpClient:
                 resp.close()
                 nxt = urljoin(current, location)
                 if urlsplit(current).scheme == "https" and urlsplit(nxt).scheme != "https":
-                    raise AttemptFailed(f"refused redirect from https to {urlsplit(nxt).scheme} ({nxt})")
+                    raise AttemptFailed(f"refused redirect from https to {urlsplit(nxt).scheme} ({redact_url(nxt)})")
                 current = nxt
                 continue
             if resp.status_code in _RETRY_STATUS:
@@ -164,6 +202,33 @@ class HttpClient:
                 raise StatusFailure(answer, resp.status_code)
             return resp
         raise AttemptFailed(f"more than {_MAX_REDIRECTS} redirects")
+
+    def _get(self, url: str, hdrs: dict[str, str], timeout: tuple[float, float], fresh: bool) -> requests.Response:
+        """One request; a host found unreachable (now, or earlier in this run) fails fast when ``fresh``."""
+        dead = self.ctx.dead.get(url)
+        if fresh and dead is not None:
+            raise UnreachableFailure(
+                f"{dead.phrase} earlier in this run; not tried again", dead.how, dead.host, remembered=True
+            )
+        tries = 0
+        while True:
+            try:
+                return self.session.get(url, headers=hdrs, stream=True, timeout=timeout, allow_redirects=False)
+            except requests.exceptions.ConnectionError as exc:
+                how = unreachable_kind(exc)
+                if not fresh or how is None or isinstance(exc, requests.exceptions.SSLError):
+                    raise
+                tries += 1
+                if tries > QUICK_RETRIES:
+                    _scheme, host, port = origin(url)
+                    where = host if how == "resolve" else f"{host}:{port}"
+                    failure = UnreachableFailure(
+                        f"{_UNREACHABLE[how]} {where} ({short_error(exc)}; {tries} tries)", how, where
+                    )
+                    self.ctx.dead.add(url, failure)
+                    raise failure from None
+                if self.ctx.cancel.wait(min(QUICK_DELAY, backoff(self.settings, tries))):
+                    raise KeyboardInterrupt from None
 
 
 def short_error(exc: BaseException) -> str:
@@ -183,7 +248,7 @@ def short_error(exc: BaseException) -> str:
     head, sep, rest = text.partition("): ")
     if sep and head.startswith(("HTTPConnection(", "HTTPSConnection(", "<urllib3")):
         text = rest
-    return (text.splitlines()[0] if text else exc.__class__.__name__)[:200]
+    return redact_url(text.splitlines()[0] if text else exc.__class__.__name__)[:200]
 
 
 def _meta(url: str, resp: requests.Response) -> _Meta:
@@ -220,8 +285,9 @@ def _range_start(resp: requests.Response) -> int:
     return int(m.group(1))
 
 
-def _stream(resp: requests.Response, write: Any) -> None:
-    """Copy the body into ``write`` as bytes arrive; transport failures become :class:`Retry`.
+def _stream(resp: requests.Response, write: Any, guard: SpeedGuard) -> None:
+    """Copy the body into ``write`` as bytes arrive; transport failures become :class:`Retry`, a
+    connection under the low-speed limit (``guard``) :class:`TooSlow`.
 
     ``read1`` hands over whatever has arrived, so a connection that drops mid-body loses
     nothing that was already received.
@@ -233,6 +299,7 @@ def _stream(resp: requests.Response, write: Any) -> None:
             if not chunk:
                 break
             write(chunk)
+            guard.arrived(len(chunk))
     except (urllib3.exceptions.HTTPError, requests.exceptions.RequestException, OSError) as exc:
         if isinstance(exc, AttemptFailed):
             raise
@@ -259,6 +326,7 @@ class _Download:
         self.failures = 0
         self.last_answer = ""
         self._written_before = 0
+        self.delivered = False  # bytes came from this URL in this run
 
     # -- driver --------------------------------------------------------------------------
     def run(self) -> None:
@@ -285,7 +353,9 @@ class _Download:
                 state = None  # continue from what the sink holds in memory
 
     def _failed(self, exc: Retry) -> None:
-        progressed = self.sink.written > self._written_before
+        # A connection dropped for being too slow brought bytes, but is no progress: a drip is given up.
+        self.delivered = self.delivered or self.sink.written > self._written_before
+        progressed = self.sink.written > self._written_before and not isinstance(exc, TooSlow)
         self.failures = 1 if progressed else self.failures + 1
         self.last_answer = exc.answer
         self.sink.save_state(force=True)
@@ -319,7 +389,7 @@ class _Download:
         if offset and validator:
             headers["If-Range"] = validator
         with self.client.slots:
-            resp = self.client.open(self.url, headers)
+            resp = self.client.open(self.url, headers, fresh=not self.delivered)
             _check_html(resp, sink)
             meta = _meta(self.url, resp)
             if resp.status_code == 200 and offset:
@@ -339,7 +409,7 @@ class _Download:
                     sink.resume(offset, meta.size, meta.as_dict())
                 elif not offset:
                     sink.begin(meta.size, meta.as_dict())
-                _stream(resp, self._guarded(sink.write))
+                _stream(resp, self._guarded(sink.write), SpeedGuard(self.client.settings))
                 self._check_complete(meta.size)
                 return
         assert meta.size is not None
@@ -366,6 +436,9 @@ class _Download:
     def _check_complete(self, size: int | None) -> None:
         want = self.sink.spec.size if self.sink.spec.size is not None else size
         if want is not None and self.sink.written < want:
+            page = self.sink.html_refusal(f"{self.sink.written} bytes where {want} were expected")
+            if page is not None:
+                raise page  # a whole page, not a cut-off file: no retry brings the rest
             raise Retry(f"body ended early at {self.sink.written} of {want} bytes")
 
     # -- segments ------------------------------------------------------------------------------
@@ -397,7 +470,8 @@ class _Download:
         for thread in threads:
             thread.join()
         if queue.fatal is not None:
-            sink.save_state(force=True)
+            if not isinstance(queue.fatal, WriteFailure):  # a disk that failed a write takes no state
+                sink.save_state(force=True)
             raise queue.fatal
         if sink.done.total() < size:
             raise Retry(f"segments incomplete ({sink.done.total()} of {size} bytes)")
@@ -413,7 +487,8 @@ class _Download:
                 queue.progressed()
             except Retry as exc:
                 self.last_answer = exc.answer
-                failures = queue.retry(span.rest, progressed=span.pos > span.start, exc=exc)
+                moved = span.pos > span.start and not isinstance(exc, TooSlow)
+                failures = queue.retry(span.rest, progressed=moved, exc=exc)
                 if failures is None:
                     return
                 wait = self.client.sleep_for(failures, exc.delay)
@@ -440,7 +515,7 @@ class _Download:
             self.sink.save_state()
 
         with self.client.slots:
-            resp = self.client.open(self.url, headers)
+            resp = self.client.open(self.url, headers, fresh=False)  # the probe reached the host
             if resp.status_code != 206:
                 resp.close()
                 raise Restart("the server ignored a Range request (HTTP 200)")
@@ -450,7 +525,7 @@ class _Download:
             if self._changed(meta.as_dict() | {"size": size}, _meta(self.url, resp)):
                 resp.close()
                 raise Restart("the file changed on the server (ETag/Last-Modified/size)")
-            _stream(resp, put)
+            _stream(resp, put, SpeedGuard(self.client.settings))
 
 
 @dataclass

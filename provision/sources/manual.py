@@ -11,7 +11,7 @@ import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from provision.config import Settings
+from provision.config import Settings, redact_url
 from provision.manifest.model import FileSpec
 from provision.sources.base import Probe
 
@@ -20,7 +20,7 @@ __all__ = ["candidates", "manual_instructions"]
 
 def manual_instructions(spec: FileSpec, url: str, artifact: str) -> str:
     """One line telling a person what to download and how to hand it over."""
-    page = url.removeprefix("manual:")
+    page = redact_url(url.removeprefix("manual:"))
     size = f"{spec.size} bytes" if spec.size is not None else "size unknown"
     return (
         f"{artifact}/{spec.name} must be downloaded by hand from {page} (licence/registration); "
@@ -63,4 +63,4 @@ def candidates(spec: FileSpec, roots: Iterable[Path]) -> Iterator[Path]:
 
 def probe_manual(url: str, access: str, settings: Settings) -> Probe:
     """Doctor's view of a ``manual:`` URL: the page where a person registers and downloads the file."""
-    return Probe(manual=url.removeprefix("manual:"))
+    return Probe(manual=redact_url(url.removeprefix("manual:")))

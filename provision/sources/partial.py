@@ -11,18 +11,20 @@ arrive in order are hashed straight from memory.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
+import shutil
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from provision.fsutil import CHUNK_SIZE, link_or_copy
+from provision.fsutil import CHUNK_SIZE, human_bytes, link_or_copy
 from provision.manifest.model import FileSpec
 from provision.progress import Progress
-from provision.sources.base import AttemptFailed, IntegrityFailure, expects_html, looks_like_html
+from provision.sources.base import AttemptFailed, IntegrityFailure, WriteFailure, expects_html, looks_like_html
 from provision.store.hashing import FAST_ALG, MultiHasher
 
 __all__ = ["RangeSet", "Sink", "state_path"]
@@ -36,10 +38,31 @@ STATE_EVERY = 1.0
 STATE_BYTES = 8 << 20
 STATE_MIN = 0.05
 
+#: A body of undeclared size checks the free space each time this many bytes arrived (and needs
+#: that much above the reserve to go on).
+ROOM_EVERY = 8 << 20
+
+_HTML_PAGE = "got an HTML page where data was expected (a login or error page?)"
+
 
 def state_path(data: Path) -> Path:
     """The resume-state sidecar of a partial data file."""
     return data.with_name(data.name + ".json")
+
+
+def _state_temp(data: Path) -> Path:
+    """Where this process writes the next resume state of ``data`` before renaming it into place."""
+    path = state_path(data)
+    return path.with_name(path.name + f".tmp{os.getpid()}")
+
+
+@contextlib.contextmanager
+def _writing(path: Path) -> Iterator[None]:
+    """An ``OSError`` of the local filesystem inside becomes a :class:`WriteFailure` naming ``path``."""
+    try:
+        yield
+    except OSError as exc:
+        raise WriteFailure(path, exc) from exc
 
 
 class RangeSet:
@@ -103,8 +126,11 @@ class Sink:
     Either way :meth:`close` then :meth:`hexdigests`.
     """
 
-    def __init__(self, spec: FileSpec, dest: Path, key: str, progress: Progress) -> None:
+    def __init__(self, spec: FileSpec, dest: Path, key: str, progress: Progress, reserve: int | None = None) -> None:
         self.spec = spec
+        #: Free bytes a body of undeclared size must leave on the disk (None: not watched).
+        self.reserve = reserve
+        self._room_at = 0  # bytes written when free space is next checked
         self.dest = dest
         self.key = key
         self.progress = progress
@@ -124,6 +150,8 @@ class Sink:
         self._state_lock = threading.Lock()
         self.size: int | None = None
         self.mode: str | None = None  # "seq" (in-order writes) or "seg" (segments)
+        #: The body starts like an HTML page (kept, not refused: the published checksum decides).
+        self.html_head = False
 
     # -- state -------------------------------------------------------------------------
     @property
@@ -159,7 +187,8 @@ class Sink:
             with self._lock:
                 done = self.done.as_list()
                 self._saved_bytes = self.done.total()
-            os.fdatasync(self._fd)
+            with _writing(self.dest):
+                os.fdatasync(self._fd)
             doc = {
                 "schema": STATE_SCHEMA,
                 "checksum": str(self.spec.checksum),
@@ -169,9 +198,14 @@ class Sink:
                 "updated": time.time(),
             }
             path = state_path(self.dest)
-            tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-            tmp.write_text(json.dumps(doc), encoding="utf-8")
-            os.replace(tmp, path)
+            tmp = _state_temp(self.dest)
+            try:
+                with _writing(tmp):
+                    tmp.write_text(json.dumps(doc), encoding="utf-8")
+                    os.replace(tmp, path)
+            finally:
+                with contextlib.suppress(FileNotFoundError):
+                    tmp.unlink()  # gone after the rename; a failed write leaves no empty temp
         finally:
             self._state_lock.release()
 
@@ -183,12 +217,34 @@ class Sink:
 
     def _open(self, truncate: bool) -> None:
         self._close_fd()
-        self.dest.parent.mkdir(parents=True, exist_ok=True)
         flags = os.O_RDWR | os.O_CREAT | (os.O_TRUNC if truncate else 0)
-        self._fd = os.open(self.dest, flags, 0o644)
+        with _writing(self.dest):
+            self.dest.parent.mkdir(parents=True, exist_ok=True)
+            self._fd = os.open(self.dest, flags, 0o644)
         # The first state is written after STATE_MIN at the earliest: a small file that
         # arrives at once never pays for a state file and its fdatasync.
         self._last_state = time.monotonic()
+
+    def _check_room(self, coming: int) -> None:
+        """Stop a file of undeclared size before the next ``coming`` bytes would take free space under the
+        reserve (the check before the download could not count it)."""
+        if self.reserve is None or self.spec.size is not None:
+            return
+        try:
+            free = shutil.disk_usage(self.dest.parent).free
+        except OSError as exc:
+            raise WriteFailure(self.dest, exc) from exc
+        if free - coming < self.reserve:
+            have = f"after {human_bytes(self.written)} " if self.written else ""
+            raise WriteFailure(
+                self.dest,
+                reason=(
+                    f"{self.dest}: stopped {have}of a file whose size the manifest does not declare"
+                    + (f" ({human_bytes(self.size)} announced)" if self.size is not None else "")
+                    + f": only {human_bytes(free)} free, and the {human_bytes(self.reserve)} reserve"
+                    " (PROVISION_DISK_RESERVE) is kept"
+                ),
+            )
 
     def begin(self, total: int | None, meta: dict[str, Any] | None = None) -> None:
         """Start from byte 0 (truncating); ``total`` is the size the source announced."""
@@ -200,9 +256,14 @@ class Sink:
         self.size = self.spec.size if self.spec.size is not None else total
         self.meta = dict(meta or {})
         self.mode = "seq"
+        self.html_head = False
         self._open(truncate=True)
         with contextlib.suppress(FileNotFoundError):
             state_path(self.dest).unlink()
+        self._room_at = 0
+        if total is not None:
+            self._check_room(total)
+            self._room_at = total + 1  # it fits: no need to look again
         self.progress.start(self.key, self.spec.name, self.size)
 
     def resume(self, offset: int, total: int | None, meta: dict[str, Any]) -> None:
@@ -214,11 +275,17 @@ class Sink:
         self.mode = "seq"
         self._open(truncate=False)
         assert self._fd is not None
-        os.ftruncate(self._fd, offset)
+        with _writing(self.dest):
+            os.ftruncate(self._fd, offset)
         self.hasher = MultiHasher(self.algs)
         self._hash_range(0, offset)
         self.done = RangeSet([(0, offset)] if offset else [])
         self.resumed = offset
+        self._sniff_kept()
+        self._room_at = offset
+        if total is not None:
+            self._check_room(total - offset)
+            self._room_at = total + 1
         self.progress.start(self.key, self.spec.name, self.size, done=offset)
 
     def begin_segmented(self, size: int, meta: dict[str, Any], done: RangeSet | None = None) -> None:
@@ -229,17 +296,22 @@ class Sink:
         self.meta = {k: v for k, v in meta.items() if k != "size"}
         self.mode = "seg"
         keep = done is not None and done.total() > 0
+        self._check_room(size - (done.total() if done is not None and keep else 0))
         self._open(truncate=not keep)
         assert self._fd is not None
         if not keep:
             with contextlib.suppress(FileNotFoundError):
                 state_path(self.dest).unlink()
-        try:
-            os.posix_fallocate(self._fd, 0, size)
-        except OSError:
-            os.ftruncate(self._fd, size)
+        with _writing(self.dest):
+            try:
+                os.posix_fallocate(self._fd, 0, size)
+            except OSError as exc:
+                if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO):
+                    raise  # the file does not fit: say so now, not after a share of it arrived
+                os.ftruncate(self._fd, size)  # no fallocate on this filesystem: a sparse file
         self.done = done if keep and done is not None else RangeSet()
         self.resumed = self.done.total()
+        self._sniff_kept()
         self.hasher = MultiHasher(self.algs)
         self._closing = False
         self._follow_error = None
@@ -255,7 +327,11 @@ class Sink:
             raise RuntimeError("Sink.write before begin()")
         pos = self.done.prefix()
         self._check_chunk(pos, data)
-        os.pwrite(self._fd, data, pos)
+        if pos + len(data) > self._room_at:
+            self._check_room(ROOM_EVERY)  # undeclared size, nothing announced: look every ROOM_EVERY bytes
+            self._room_at = pos + ROOM_EVERY
+        with _writing(self.dest):
+            os.pwrite(self._fd, data, pos)
         self.hasher.update(data)
         with self._lock:
             self.done.add(pos, pos + len(data))
@@ -269,7 +345,8 @@ class Sink:
         if self._follow_error is not None:
             raise AttemptFailed(f"hashing failed: {self._follow_error}")
         self._check_chunk(offset, data)
-        os.pwrite(self._fd, data, offset)
+        with _writing(self.dest):
+            os.pwrite(self._fd, data, offset)
         with self._cond:
             self.done.add(offset, offset + len(data))
             self._cond.notify()
@@ -277,17 +354,32 @@ class Sink:
 
     def _check_chunk(self, offset: int, data: bytes) -> None:
         if offset == 0 and not expects_html(self.spec) and looks_like_html(data[:512]):
-            raise AttemptFailed("got an HTML page where data was expected (a login or error page?)")
+            if not self.spec.checksum.known:
+                raise AttemptFailed(_HTML_PAGE)
+            # A published checksum decides: an XML file may begin with "<!--" too.
+            self.html_head = True
         limit = self.spec.size if self.spec.size is not None else self.size
         if limit is not None and offset + len(data) > limit:
             raise IntegrityFailure(f"size mismatch: more than the {limit} bytes expected")
+
+    def html_refusal(self, why: str) -> AttemptFailed | None:
+        """The failure to report when the bytes are not the file (``why``: how they differ) and the
+        body began like an HTML page: a login or error page, not wrong data; None otherwise."""
+        return AttemptFailed(f"{_HTML_PAGE}: {why}") if self.html_head else None
+
+    def _sniff_kept(self) -> None:
+        """Whether the data kept from an earlier attempt began like an HTML page."""
+        assert self._fd is not None
+        head = os.pread(self._fd, 512, 0) if self.done.prefix() else b""
+        self.html_head = bool(head) and not expects_html(self.spec) and looks_like_html(head)
 
     def adopt(self, src: Path) -> str:
         """Take a local file in by reflink/hard link (or copy), hashing it in one read."""
         self.reset()
         self.dest.parent.mkdir(parents=True, exist_ok=True)
         self.progress.start(self.key, self.spec.name, self.spec.size)
-        how = link_or_copy(src, self.dest, allow_hardlink=True, hasher=self.hasher)
+        with _writing(self.dest):
+            how = link_or_copy(src, self.dest, allow_hardlink=True, hasher=self.hasher)
         size = self.dest.stat().st_size
         if how != "copy":
             self._fd = os.open(self.dest, os.O_RDONLY)
@@ -343,7 +435,8 @@ class Sink:
         if self._follow_error is not None:
             raise AttemptFailed(f"hashing failed: {self._follow_error}")
         if self._fd is not None:
-            os.fsync(self._fd)
+            with _writing(self.dest):
+                os.fsync(self._fd)
         self._close_fd()
 
     def hexdigests(self) -> dict[str, str]:
@@ -354,7 +447,7 @@ class Sink:
         """Keep the partial data and its state for a later resume (after a failure)."""
         self._stop_follower()
         if self._fd is not None:
-            with contextlib.suppress(OSError):
+            with contextlib.suppress(OSError, WriteFailure):
                 self.save_state(force=True)
         self._close_fd()
 
@@ -368,7 +461,7 @@ class Sink:
         """Drop the data and the state (before a fresh attempt or after a failure)."""
         self._stop_follower()
         self._close_fd()
-        for p in (self.dest, state_path(self.dest)):
+        for p in (self.dest, state_path(self.dest), _state_temp(self.dest)):
             with contextlib.suppress(FileNotFoundError):
                 p.unlink()
         self.hasher = MultiHasher(self.algs)
@@ -377,3 +470,4 @@ class Sink:
         self.resumed = 0
         self.size = None
         self.mode = None
+        self.html_head = False

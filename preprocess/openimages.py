@@ -3,8 +3,9 @@
 ``pre_process_openimages_retinanet`` of the MLPerf reference (``vision/classification_and_detection``,
 ``python/dataset.py``, through ``maybe_resize``), step for step:
 
-1. decode with OpenCV as ``cv2.imread`` does (``IMREAD_COLOR``: BGR uint8, 3 channels, EXIF
-   orientation applied, format taken from the content);
+1. decode with ``cv2.imread`` itself, as the reference does (``IMREAD_COLOR``: BGR uint8, 3
+   channels, EXIF orientation applied, format taken from the content, a truncated JPEG's missing
+   rows filled by libjpeg; see :func:`~preprocess.images.decode_bgr`);
 2. convert to float32 **before** anything else;
 3. if the array is 2-D or has other than 3 channels, ``cv2.COLOR_GRAY2RGB`` (kept for fidelity:
    ``IMREAD_COLOR`` always yields 3 channels, so grayscale JPEGs arrive as 3 equal channels);
@@ -73,6 +74,10 @@ RETINANET = "openimages-retinanet"
 
 #: The annotations file the MLPerf download script writes (``annotations/openimages-mlperf.json``).
 ANNOTATIONS_NAME = "openimages-mlperf.json"
+
+#: "2": images are decoded with ``cv2.imread`` itself (version 1 used ``cv2.imdecode``, which refuses
+#: a truncated JPEG, or in some OpenCV builds leaves its missing rows uninitialised).
+_RECIPE_VERSION = "2"
 
 _JPEG_SUFFIXES: tuple[str, ...] = (".jpg", ".jpeg")
 
@@ -239,7 +244,7 @@ def _process(item: str, inputs: Inputs, out_dir: Path, params: Params) -> None:
 register(
     Recipe(
         name=RETINANET,
-        version="1",
+        version=_RECIPE_VERSION,
         items=_items,
         process=_process,
         finalize=None,

@@ -8,9 +8,11 @@ sub-folders gets the same sub-folders), plus ``val_map.txt`` itself, so a consum
 
 ``imagenet-resnet50`` is ``pre_process_vgg`` of the reference (``python/dataset.py``):
 
-1. decode with OpenCV as ``cv2.imread`` does (``IMREAD_COLOR``: BGR, uint8, 3 channels;
-   grayscale and CMYK JPEGs are converted by OpenCV, the EXIF orientation is applied, and a
-   file is decoded by its content, so a PNG named ``.JPEG`` decodes as PNG);
+1. decode with ``cv2.imread`` itself, as the reference does (``IMREAD_COLOR``: BGR, uint8, 3
+   channels; grayscale and CMYK JPEGs are converted by OpenCV, the EXIF orientation is applied,
+   a file is decoded by its content, so a PNG named ``.JPEG`` decodes as PNG, and a JPEG whose
+   end is cut off decodes with the missing rows filled by libjpeg, see
+   :func:`~preprocess.images.decode_bgr`);
 2. BGR -> RGB;
 3. resize keeping the aspect ratio with ``cv2.resize`` (``interpolation``, default
    ``INTER_AREA``): the short side becomes ``S = resize_short_side`` (256 =
@@ -102,7 +104,9 @@ from provision.errors import IntegrityError, NotFetchedError, UsageError
 __all__ = ["Resnet50Config", "TorchvisionConfig", "resnet50_transform", "torchvision_transform"]
 
 
-_RECIPE_VERSION = "1"
+#: "2": images are decoded with ``cv2.imread`` itself (version 1 used ``cv2.imdecode``, which refuses
+#: a truncated JPEG, or in some OpenCV builds leaves its missing rows uninitialised).
+_RECIPE_VERSION = "2"
 
 _CV2_INTERPOLATION: dict[str, int] = {
     "area": cv2.INTER_AREA,

@@ -1,5 +1,6 @@
 """Helpers shared by the image recipes (imagenet, openimages): parameter checks, finding the
-image folder, decoding as ``cv2.imread`` does, writing ``.npy`` outputs, OpenCV build facts.
+image folder, decoding with ``cv2.imread`` as the reference does, writing ``.npy`` outputs,
+OpenCV build facts.
 """
 
 from __future__ import annotations
@@ -219,27 +220,45 @@ def present_items(names: Sequence[str], folder: Path, missing: str, source: Path
 
 
 def decode_bgr(path: Path) -> U8:
-    """The file's bytes decoded as ``cv2.imread(path)`` does (BGR uint8 HxWx3); one-line errors."""
+    """``cv2.imread(path)`` itself (BGR uint8 HxWx3), as the MLPerf reference decodes; one-line errors.
+
+    Not ``cv2.imdecode`` of the bytes: for a JPEG whose end is cut off, ``imread`` decodes what is
+    there and libjpeg fills the missing rows (deterministically), while ``imdecode`` refuses the
+    file, or in some OpenCV builds leaves those rows uninitialised. libjpeg's own warning ("Premature
+    end of JPEG file") goes to stderr, as it does in the reference. A file ``imread`` cannot read at
+    all (it returns ``None``; the reference then fails in ``cv2.cvtColor``) is an
+    :class:`IntegrityError` naming it. A name that is not valid UTF-8 is refused before OpenCV sees
+    it: ``cv2.imread`` of such a ``str`` crashes the process.
+    """
+    name = str(path)
     try:
-        data = path.read_bytes()
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        raise IntegrityError(
+            f"cannot decode image {name!r}: its name is not valid UTF-8, which cv2.imread cannot open; "
+            "rename the file (or extract the dataset again)",
+            path=name,
+        ) from None
+    try:
+        size = os.stat(path).st_size  # before imread, which logs its own warning for a missing file
     except FileNotFoundError:
-        raise NotFetchedError(f"image {path} does not exist; fetch the dataset again", path=str(path)) from None
+        raise NotFetchedError(f"image {path} does not exist; fetch the dataset again", path=name) from None
     except OSError as exc:
-        raise IntegrityError(f"cannot read image {path}: {exc.strerror or exc}", path=str(path)) from None
-    if not data:
-        raise IntegrityError(f"cannot decode image {path}: the file is empty; fetch the dataset again", path=str(path))
+        raise IntegrityError(f"cannot read image {path}: {exc.strerror or exc}", path=name) from None
+    if size == 0:
+        raise IntegrityError(f"cannot decode image {path}: the file is empty; fetch the dataset again", path=name)
     try:
-        image = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_COLOR)
+        image = cv2.imread(name)  # the reference's call: no flags, i.e. IMREAD_COLOR
     except cv2.error as exc:
         detail = " ".join(str(exc).split())
-        raise IntegrityError(
-            f"cannot decode image {path} with OpenCV {cv2.__version__}: {detail}", path=str(path)
-        ) from None
+        raise IntegrityError(f"cannot decode image {path} with OpenCV {cv2.__version__}: {detail}", path=name) from None
     if image is None:
+        if not os.access(path, os.R_OK):
+            raise IntegrityError(f"cannot read image {path}: permission denied", path=name)
         raise IntegrityError(
-            f"cannot decode image {path} with OpenCV {cv2.__version__}: not an image format it reads, or a corrupt "
-            f"file ({len(data)} bytes); verify the dataset ('provision verify')",
-            path=str(path),
+            f"cannot decode image {path} with OpenCV {cv2.__version__} (cv2.imread): not an image format it reads, "
+            f"or a corrupt file ({size} bytes); verify the dataset ('provision verify')",
+            path=name,
         )
     return cast(U8, image)
 

@@ -3,8 +3,9 @@
 ``pre_process_openimages_retinanet`` of the MLPerf reference (``vision/classification_and_detection``,
 ``python/dataset.py``, through ``maybe_resize``), step for step:
 
-1. decode with OpenCV as ``cv2.imread`` does (``IMREAD_COLOR``: BGR uint8, 3 channels, EXIF
-   orientation applied, format taken from the content);
+1. decode with ``cv2.imread`` itself, as the reference does (``IMREAD_COLOR``: BGR uint8, 3
+   channels, EXIF orientation applied, format taken from the content, a truncated JPEG's missing
+   rows filled by libjpeg; see :func:`~preprocess.images.decode_bgr`);
 2. convert to float32 **before** anything else;
 3. if the array is 2-D or has other than 3 channels, ``cv2.COLOR_GRAY2RGB`` (kept for fidelity:
    ``IMREAD_COLOR`` always yields 3 channels, so grayscale JPEGs arrive as 3 equal channels);
@@ -67,12 +68,16 @@ from preprocess.images import (
 from preprocess.recipe import Inputs, Params, Recipe, register
 from provision.errors import IntegrityError, NotFetchedError, UsageError
 
-__all__ = ["RetinanetConfig", "retinanet_transform"]
+__all__ = ["ANNOTATIONS_NAME", "RetinanetConfig", "annotations_file", "harness_annotations", "retinanet_transform"]
 
 RETINANET = "openimages-retinanet"
 
 #: The annotations file the MLPerf download script writes (``annotations/openimages-mlperf.json``).
 ANNOTATIONS_NAME = "openimages-mlperf.json"
+
+#: "2": images are decoded with ``cv2.imread`` itself (version 1 used ``cv2.imdecode``, which refuses
+#: a truncated JPEG, or in some OpenCV builds leaves its missing rows uninitialised).
+_RECIPE_VERSION = "2"
 
 _JPEG_SUFFIXES: tuple[str, ...] = (".jpg", ".jpeg")
 
@@ -190,8 +195,9 @@ def _annotations_file(inputs: Inputs, config: RetinanetConfig) -> Path | None:
     return found[0] if found else None
 
 
-def _annotation_names(path: Path) -> list[str]:
-    """``file_name`` of each ``images`` entry, keyed by ``id`` as the reference keys them."""
+def _read_annotations(path: Path) -> tuple[dict[str, Any], dict[Any, dict[str, Any]]]:
+    """The annotation document and its ``images`` entries keyed by ``id`` as the reference keys them
+    (``images[i["id"]] = ...`` in list order: a repeated id keeps its first position and its last entry)."""
     try:
         with open(path, encoding="utf-8") as fh:
             doc = json.load(fh)
@@ -202,7 +208,7 @@ def _annotation_names(path: Path) -> list[str]:
     entries = doc.get("images") if isinstance(doc, dict) else None
     if not isinstance(entries, list):
         raise IntegrityError(f"annotations file {path} has no 'images' list (COCO format expected)", path=str(path))
-    by_id: dict[Any, str] = {}
+    by_id: dict[Any, dict[str, Any]] = {}
     for index, entry in enumerate(entries):
         if not isinstance(entry, dict) or not isinstance(entry.get("file_name"), str) or "id" not in entry:
             raise IntegrityError(
@@ -213,8 +219,52 @@ def _annotation_names(path: Path) -> list[str]:
             raise IntegrityError(
                 f"annotations file {path}: images[{index}] has an id that is not a scalar", path=str(path)
             )
-        by_id[key] = entry["file_name"]
-    return list(dict.fromkeys(by_id.values()))
+        by_id[key] = entry
+    return doc, by_id
+
+
+def _annotation_names(path: Path) -> list[str]:
+    """``file_name`` of each ``images`` entry, keyed by ``id`` as the reference keys them (each name once)."""
+    _, by_id = _read_annotations(path)
+    return list(dict.fromkeys(entry["file_name"] for entry in by_id.values()))
+
+
+def annotations_file(run_inputs: Inputs, params: Params) -> Path | None:
+    """The annotation file a run with these inputs and parameters read (see the module docstring)."""
+    return _annotations_file(run_inputs, _config(params))
+
+
+def harness_annotations(path: Path, out_dir: Path) -> dict[str, Any]:
+    """The annotation file ``path`` cut to the samples in ``out_dir``, for MLPerf's reference harness.
+
+    The reference (``python/openimages.py`` with ``--use_preprocessed_dataset``) keys the images by
+    ``id`` and skips those without ``<file_name>.npy``; its accuracy script
+    (``tools/accuracy-openimages.py``) then takes sample ``i`` to be ``images[i]`` of the file, so a
+    file that lists an image the outputs lack shifts every later sample onto the wrong ground truth.
+    Returned: the document as it is, with ``images`` the entries of the recipe's items in their
+    order (per file name, the entry of the first id that names it; only those with an output) and
+    ``annotations`` only the boxes of those images.
+    """
+    doc, by_id = _read_annotations(path)
+    chosen: dict[str, Any] = {}
+    for key, entry in by_id.items():
+        chosen.setdefault(entry["file_name"], key)
+    kept = [key for name, key in chosen.items() if (out_dir / f"{name}.npy").is_file()]
+    ids = {key for key in kept if not isinstance(key, (list, dict))}
+    boxes = doc.get("annotations") or []
+    if not isinstance(boxes, list):
+        raise IntegrityError(f"annotations file {path}: 'annotations' is not a list (COCO format expected)")
+    return {
+        **doc,
+        "images": [by_id[key] for key in kept],
+        "annotations": [box for box in boxes if isinstance(box, dict) and _image_id(box) in ids],
+    }
+
+
+def _image_id(box: dict[str, Any]) -> Any:
+    """A box's ``image_id``, or ``None`` when it is not a scalar (it then matches no image)."""
+    value = box.get("image_id")
+    return None if isinstance(value, (list, dict)) else value
 
 
 def _items(inputs: Inputs, params: Params) -> list[str]:
@@ -239,7 +289,7 @@ def _process(item: str, inputs: Inputs, out_dir: Path, params: Params) -> None:
 register(
     Recipe(
         name=RETINANET,
-        version="1",
+        version=_RECIPE_VERSION,
         items=_items,
         process=_process,
         finalize=None,

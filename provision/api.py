@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from provision.fetching.report import FetchReport
     from provision.manifest.model import Catalog
     from provision.pipeline import RunReport
+    from provision.preprocessing.harness import HarnessReport
     from provision.preprocessing.runner import PreprocessReport
     from provision.readiness.run import DoctorReport
     from provision.store.gc import GcReport
@@ -41,6 +42,7 @@ __all__ = [
     "doctor",
     "fetch",
     "gc",
+    "harness",
     "hash_paths",
     "hash_trees",
     "lint",
@@ -238,6 +240,33 @@ def preprocessed_path(
 
     settings = _settings(settings)
     return made_path(make_plan(load(settings), name, settings, subset=subset, overrides=params, model=model))
+
+
+def harness(
+    name: str,
+    settings: Settings | None = None,
+    *,
+    model: str | None = None,
+    subset: str | None = None,
+    inference: Path | None = None,
+    progress: Progress | None = None,
+) -> HarnessReport:
+    """How to run MLPerf's reference implementation on benchmark ``name``'s preprocessed outputs here.
+
+    Returns the exact commands (working folder, environment, arguments) and writes beside the
+    outputs what the reference loads that the recipe does not produce (BERT's
+    ``eval_features.pickle``, RetinaNet's cut annotation file), recorded in ``harness.json``.
+    ``inference`` is the user's checkout of mlcommons/inference (default: ``$INFERENCE`` in the
+    commands). :class:`~provision.errors.UsageError` for a benchmark or model without a harness
+    story; :class:`~provision.errors.NotFetchedError` when the outputs or the model are not there.
+    See :mod:`provision.preprocessing.harness`.
+    """
+    from provision.preprocessing.harness import harness as reference_harness
+
+    settings = _settings(settings)
+    return reference_harness(
+        load(settings), name, settings, model=model, subset=subset, inference=inference, progress=progress
+    )
 
 
 def lint(paths: Sequence[Path] = (), settings: Settings | None = None) -> list[str]:

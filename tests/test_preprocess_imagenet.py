@@ -443,3 +443,92 @@ def test_resnet50_through_the_framework_is_identical_for_jobs_and_shards(
         if report.state != "shard":
             assert report.digest == digest, kwargs
     assert states == ["computed", "shard", "merged"]
+
+
+# ----------------------------------------------------------------------------------------
+# Truncated JPEGs: decoded as the reference's cv2.imread decodes them
+# ----------------------------------------------------------------------------------------
+
+
+def _truncated(width: int, height: int, seed: int, keep: float | int, **save: Any) -> Callable[[Path], None]:
+    """A JPEG writer that then cuts the end off: keeps that fraction of its bytes (a float) or drops that many
+    (an int)."""
+
+    def write(path: Path) -> None:
+        _jpeg(path, width, height, seed, **save)
+        data = path.read_bytes()
+        path.write_bytes(data[: int(len(data) * keep)] if isinstance(keep, float) else data[:-keep])
+
+    return write
+
+
+#: name -> writer of a JPEG whose end is cut off (the decoder sees it end early).
+TRUNCATED: dict[str, Callable[[Path], None]] = {
+    "half.JPEG": _truncated(500, 375, 21, 0.5),  # the lower half of the rows is missing
+    "no-eoi.JPEG": _truncated(333, 500, 22, 2),  # only the end-of-image marker is missing
+    "progressive.JPEG": _truncated(400, 300, 23, 0.6, progressive=True),  # later scans missing
+    "gray.JPEG": _truncated(300, 260, 24, 0.4, mode="L"),
+}
+
+
+@pytest.fixture(scope="module")
+def truncated(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("truncated")
+    for name, write in TRUNCATED.items():
+        write(folder / name)
+    return folder
+
+
+@pytest.mark.parametrize(
+    ("name", "reference"), [("imagenet-resnet50", mlperf_vgg), ("imagenet-torchvision", mlperf_pytorch)]
+)
+def test_truncated_jpegs_decode_as_the_reference_imread(
+    truncated: Path, tmp_path: Path, name: str, reference: Callable[[Path], F32]
+) -> None:
+    """The reference's cv2.imread decodes a JPEG cut short (libjpeg fills the rows it lacks); so does
+    provision, byte for byte, where cv2.imdecode of the same bytes refuses the file."""
+    recipe = preprocess.get(name)
+    inputs = {"data": truncated}
+    items = recipe.items(inputs, {})
+    assert items == sorted(TRUNCATED)
+    for item in items:
+        recipe.process(item, inputs, tmp_path / "out", {})
+        want = reference(truncated / item)
+        assert np.array_equal(np.load(tmp_path / "out" / f"{item}.npy"), want), item
+        assert (tmp_path / "out" / f"{item}.npy").read_bytes() == _npy_bytes(want), item
+
+
+def test_truncated_jpegs_give_the_same_bytes_in_another_process(truncated: Path, tmp_path: Path) -> None:
+    """Two runs, one here and one in a fresh interpreter, agree bit for bit (no uninitialised rows)."""
+    import subprocess
+
+    recipe = preprocess.get("imagenet-resnet50")
+    for item in sorted(TRUNCATED):
+        recipe.process(item, {"data": truncated}, tmp_path / "here", {})
+    script = (
+        "import sys, preprocess\nfrom pathlib import Path\nrecipe = preprocess.get('imagenet-resnet50')\n"
+        "for item in sys.argv[3:]:\n    recipe.process(item, {'data': Path(sys.argv[1])}, Path(sys.argv[2]), {})\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(truncated), str(tmp_path / "there"), *sorted(TRUNCATED)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert _tree_digest(tmp_path / "here") == _tree_digest(tmp_path / "there")
+    assert len(_tree_digest(tmp_path / "here")) == len(TRUNCATED)
+
+
+def test_a_name_cv2_imread_cannot_open_is_a_one_line_error(tmp_path: Path) -> None:
+    """cv2.imread of a str that is not valid UTF-8 crashes the interpreter: refused before OpenCV sees it."""
+    import os
+
+    data = tmp_path / "data"
+    data.mkdir()
+    raw = os.fsencode(data) + b"/bad\xff.JPEG"
+    _jpeg(Path(os.fsdecode(raw)), 240, 240, 25)
+    with pytest.raises(IntegrityError) as info:
+        preprocess.get("imagenet-resnet50").process(os.fsdecode(b"bad\xff.JPEG"), {"data": data}, tmp_path / "out", {})
+    assert "UTF-8" in str(info.value) and "\n" not in str(info.value)

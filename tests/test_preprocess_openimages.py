@@ -270,3 +270,26 @@ def test_libraries() -> None:
     assert set(libs) == {"numpy", "opencv", "opencv-jpeg"}
     assert libs["opencv"] == cv2.__version__ and libs["numpy"] == np.__version__
     assert "jpeg" in libs["opencv-jpeg"].lower()
+
+
+def test_truncated_jpegs_decode_as_the_reference_imread(tmp_path: Path) -> None:
+    """JPEGs cut short: the reference's cv2.imread decodes them (libjpeg fills the missing rows), and so
+    does the recipe, byte for byte and the same on a second run (where cv2.imdecode refuses the files)."""
+    images = tmp_path / "data"
+    images.mkdir()
+    names = ["aaaaaaaaaaaaaaa1.jpg", "aaaaaaaaaaaaaaa2.jpg", "aaaaaaaaaaaaaaa3.jpg"]
+    for name, (width, height, seed, mode), keep in zip(
+        names, [(640, 480, 31, "RGB"), (300, 500, 32, "L"), (500, 400, 33, "CMYK")], [0.5, 0.3, 0.7], strict=True
+    ):
+        _jpeg(width, height, seed, mode)(images / name)
+        data = (images / name).read_bytes()
+        (images / name).write_bytes(data[: int(len(data) * keep)])
+    recipe = preprocess.get("openimages-retinanet")
+    runs = []
+    for out in (tmp_path / "one", tmp_path / "two"):
+        assert _run({"data": images}, out) == names
+        runs.append({p.name: p.read_bytes() for p in sorted(out.iterdir())})
+    assert runs[0] == runs[1] and len(runs[0]) == len(names)
+    for name in names:
+        assert runs[0][f"{name}.npy"] == _npy_bytes(mlperf_retinanet(images / name)), name
+    assert recipe.version == "2"

@@ -88,6 +88,7 @@ COMMANDS: list[tuple[str, tuple[str, ...], int]] = [
     ("verify", ("verify",), 0),
     ("lint", ("lint",), 0),
     ("hash", ("hash", "FILE"), 0),
+    ("harness", ("harness", "3d-unet"), 2),  # no harness story: said before any stage is loaded
 ]
 
 

@@ -273,6 +273,7 @@ EXPORTED = [
     "doctor",
     "fetch",
     "gc",
+    "harness",
     "hash_paths",
     "hash_trees",
     "lint",

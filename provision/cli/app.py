@@ -1,7 +1,7 @@
 """The ``provision`` command: the Typer app, its commands in help order, and the entry point.
 
 Each command lives in the module of its group (:mod:`.catalog`, :mod:`.cache`, :mod:`.pipeline`,
-:mod:`.audit`, :mod:`.doctor`, :mod:`.demo`): it parses, calls one :mod:`provision.api` function
+:mod:`.harness`, :mod:`.audit`, :mod:`.doctor`, :mod:`.demo`): it parses, calls one :mod:`provision.api` function
 and renders. This module only assembles them, so no command module imports it back.
 
 Start-up matters (``provision --help`` is typed often): the command modules import only typer
@@ -22,7 +22,7 @@ from typing import Annotated
 
 import typer
 
-from provision.cli import audit, cache, catalog, demo, doctor, pipeline
+from provision.cli import audit, cache, catalog, demo, doctor, harness, pipeline
 from provision.cli.common import PlainCommand, PlainGroup
 from provision.version import __version__
 
@@ -74,6 +74,7 @@ for _name, _command in (
     ("preprocess", pipeline.preprocess),
     ("validate", pipeline.validate),
     ("run", pipeline.run),
+    ("harness", harness.harness),
     ("lint", catalog.lint),
     ("hash", cache.hash_cmd),
     ("status", cache.status),

@@ -124,11 +124,13 @@ def _preprocessed(store: Store, catalog: Catalog, drop: Drop, dry_run: bool) -> 
             doomed.append((bench, f"preprocessed outputs of benchmark {bench.name!r}, which is in no manifest"))
         else:
             for child in sorted(bench.iterdir()):
-                run = bench / child.name.removesuffix(".validation")
+                run = bench / child.name.removesuffix(".validation").removesuffix(".harness")
                 if child.name.endswith(".rejected"):
                     doomed.append((child, "outputs rejected by expected_tree"))
                 elif child.name.endswith(".validation") and not run.is_dir():
                     doomed.append((child, "validation results of a preprocessing run that no longer exists"))
+                elif child.name.endswith(".harness") and not run.is_dir():
+                    doomed.append((child, "reference-harness files of a preprocessing run that no longer exists"))
                 elif PART_MARKER in child.name and is_stale_temp(child):
                     doomed.append((child, "interrupted preprocessing run"))
         for folder, why in doomed:

@@ -57,7 +57,11 @@ def harness(
     subset: Subset = None,
     inference: Annotated[
         Path | None,
-        typer.Option("--inference", metavar="DIR", help="Your checkout of mlcommons/inference (default: $INFERENCE in the commands)."),
+        typer.Option(
+            "--inference",
+            metavar="DIR",
+            help="Your checkout of mlcommons/inference (default: $INFERENCE in the commands).",
+        ),
     ] = None,
     cache_dir: CacheDir = None,
     json_out: Json = False,

@@ -18,7 +18,7 @@ from httpserver import TestServer, sha256
 
 from provision import api
 from provision.config import Settings
-from provision.fsutil import STALE_AFTER, is_stale_temp
+from provision.fsutil import STALE_AFTER, TempName, is_stale_temp, parse_temp_name, temp_name
 from provision.manifest.checksum import Checksum
 from provision.manifest.parse import load_catalog
 from provision.store.cache import Store
@@ -231,16 +231,16 @@ def test_is_stale_temp(tmp_path: Path) -> None:
     plain = tmp_path / "data.bin"
     plain.write_bytes(b"x")
     assert not is_stale_temp(plain)
-    assert not is_stale_temp(tmp_path / f"gone.part-{HOST}-{_dead_pid()}-aaaa")  # no such file
-    live = tmp_path / f"f.part-{HOST}-{os.getpid()}-aaaa"
+    assert not is_stale_temp(tmp_path / f"gone.part-{HOST}-{_dead_pid()}-aaaa0000")  # no such file
+    live = tmp_path / f"f.part-{HOST}-{os.getpid()}-aaaa1111"
     live.write_bytes(b"x")
     assert not is_stale_temp(live)
     os.utime(live, (now - 10 * STALE_AFTER, now - 10 * STALE_AFTER))
     assert not is_stale_temp(live)  # its writer is alive, however old
-    dead = tmp_path / f"f.part-{HOST}-{_dead_pid()}-bbbb"
+    dead = tmp_path / f"f.part-{HOST}-{_dead_pid()}-bbbb2222"
     dead.write_bytes(b"x")
     assert is_stale_temp(dead)
-    elsewhere = tmp_path / "f.part-otherhost-1-cccc"
+    elsewhere = tmp_path / "f.part-otherhost-1-cccc3333"
     elsewhere.write_bytes(b"x")
     assert not is_stale_temp(elsewhere)
     assert is_stale_temp(elsewhere, now=now + STALE_AFTER + 60)
@@ -319,3 +319,65 @@ def test_gc_removes_preprocessing_leftovers_and_keeps_runs_of_defined_benchmarks
     api.gc(settings)
     assert all(p.exists() for p in kept)
     assert not any(p.exists() for p in gone) and not (top / "gonebench").exists()
+
+
+# -- issue 13: only the tool's own exact temp names are temp names ----------------------------
+
+
+def test_parse_temp_name_is_exact(tmp_path: Path) -> None:
+    made = temp_name(tmp_path / "data.bin")
+    parsed = parse_temp_name(made.name)
+    assert parsed is not None and parsed.final == "data.bin" and parsed.pid == os.getpid() and not parsed.sidecar
+    assert parse_temp_name(made.name + ".json") == TempName("data.bin", HOST, os.getpid(), True)
+    assert parse_temp_name(f"{made.name}.json.tmp{os.getpid()}") is not None
+    for name in (
+        "data.part-1.bin",  # a tar member
+        "data.tar.gz.part-00",  # a split archive
+        f"x.part-{HOST}-12-abcd",  # 4 hex, not 8
+        f"x.part-{HOST}-12-ABCDEF12",  # upper case: temp_name writes lower-case hex
+        f"x.part-{HOST}-12-abcdef12.bin",
+        "x.part-a-b-12-abcdef12",  # a host never holds '-' (temp_name turns it into '_')
+        f"x.part-{HOST}-pid-abcdef12",
+    ):
+        assert parse_temp_name(name) is None, name
+
+
+def test_gc_and_status_keep_files_that_merely_contain_part(
+    write_manifest: ManifestWriter, settings: Settings, tmp_path: Path
+) -> None:
+    """A tar member ``data.part-1.bin`` and split-archive files ``data.tar.gz.part-00``, all with old
+    mtimes (a hard link from --from keeps the source's), are data: gc keeps them, status counts no
+    partial bytes."""
+    import io
+    import tarfile
+
+    members = {"data.part-1.bin": b"one", "logs/run.part-a-1-bc": b"two", "x.tar.part-00/y.bin": b"three"}
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w") as tf:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size, info.mtime = len(data), 1_500_000_000
+            tf.addfile(info, io.BytesIO(data))
+    upstream = tmp_path / "upstream"
+    upstream.mkdir()
+    tar = upstream / "pack.tar"
+    tar.write_bytes(raw.getvalue())
+    splits = {"data.tar.gz.part-00": os.urandom(300), "data.tar.gz.part-01": os.urandom(200)}
+    for name, body in splits.items():
+        (upstream / name).write_bytes(body)
+    old = time.time() - 10 * STALE_AFTER
+    for p in upstream.iterdir():
+        os.utime(p, (old, old))
+    files = [(n, [str(upstream / "gone" / n)], (upstream / n).read_bytes(), None) for n in ["pack.tar", *splits]]
+    write_manifest(dataset_toml("parts", files).replace('name = "pack.tar"', 'name = "pack.tar"\nextract = "tar"'))
+    assert api.fetch(["parts"], settings, from_paths=[upstream]).ok
+    art = Store(settings.cache_dir).artifact_dir("parts")
+    assert (art / "data.tar.gz.part-00").stat().st_mtime < time.time() - STALE_AFTER  # linked, mtime kept
+    assert api.gc(settings, dry_run=True).removed == []
+    assert api.gc(settings).removed == []
+    for name, data in members.items():
+        assert (art / "pack" / name).read_bytes() == data
+    for name, body in splits.items():
+        assert (art / name).read_bytes() == body
+    assert api.status(settings)["partial_bytes"] == 0
+    assert api.verify(["parts"], settings).ok

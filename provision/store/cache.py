@@ -28,7 +28,7 @@ from typing import Any
 import filelock
 
 from provision.errors import LockTimeoutError, ProvisionError
-from provision.fsutil import PART_MARKER, atomic_write_text, link_or_copy, temp_name
+from provision.fsutil import atomic_write_text, link_or_copy, parse_temp_name, temp_name
 from provision.manifest.checksum import Checksum
 from provision.manifest.model import Artifact
 from provision.store.records import DROPPED, RECORD_SCHEMA, FileRecord
@@ -209,7 +209,7 @@ class Store:
 
     def partial_bytes(self) -> int:
         """Bytes held by in-flight or abandoned temp files."""
-        return sum(p.lstat().st_size for p in walk_files(self.root / "blobs") if PART_MARKER in p.name)
+        return sum(p.lstat().st_size for p in walk_files(self.root / "blobs") if parse_temp_name(p.name) is not None)
 
 
 def walk_files(top: Path) -> list[Path]:

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from provision.fsutil import PART_MARKER, is_stale_temp
+from provision.fsutil import is_stale_temp, parse_temp_name
 from provision.manifest.checksum import Checksum
 from provision.manifest.model import Catalog
 from provision.store.cache import Store, walk_files
@@ -71,7 +71,7 @@ def gc(store: Store, catalog: Catalog, *, dry_run: bool = False, pinned: Iterabl
 
 def _blobs(store: Store, keep: set[Path], drop: Drop) -> None:
     for path in walk_files(store.root / "blobs"):
-        if PART_MARKER in path.name:
+        if parse_temp_name(path.name) is not None:
             if is_stale_temp(path):
                 drop(path, "stale partial download")
         elif path not in keep:
@@ -84,10 +84,15 @@ def _artifacts(store: Store, catalog: Catalog, drop: Drop, dry_run: bool) -> Non
         return
     for child in sorted(base.iterdir()):
         if child.name not in catalog.artifacts:
+            if child.is_symlink() or not child.is_dir():  # a link is removed, never followed
+                drop(child, f"artifact {child.name!r} is in no manifest")
+                continue
             for path in walk_files(child):
                 drop(path, f"artifact {child.name!r} is in no manifest")
             if not dry_run:
                 _prune_dirs(child)
+            continue
+        if child.is_symlink():
             continue
         for path in _stale_parts(child):
             if path.is_dir() and not path.is_symlink():
@@ -118,10 +123,12 @@ def _preprocessed(store: Store, catalog: Catalog, drop: Drop, dry_run: bool) -> 
     top = store.root / "preprocessed"
     if not top.is_dir():
         return
-    for bench in sorted(p for p in top.iterdir() if p.is_dir()):
+    for bench in sorted(p for p in top.iterdir() if p.is_dir() or p.is_symlink()):
         doomed: list[tuple[Path, str]] = []
         if bench.name not in catalog.benchmarks:
             doomed.append((bench, f"preprocessed outputs of benchmark {bench.name!r}, which is in no manifest"))
+        elif bench.is_symlink():
+            continue  # never followed
         else:
             for child in sorted(bench.iterdir()):
                 run = bench / child.name.removesuffix(".validation")
@@ -129,28 +136,28 @@ def _preprocessed(store: Store, catalog: Catalog, drop: Drop, dry_run: bool) -> 
                     doomed.append((child, "outputs rejected by expected_tree"))
                 elif child.name.endswith(".validation") and not run.is_dir():
                     doomed.append((child, "validation results of a preprocessing run that no longer exists"))
-                elif PART_MARKER in child.name and is_stale_temp(child):
+                elif is_stale_temp(child):
                     doomed.append((child, "interrupted preprocessing run"))
         for folder, why in doomed:
-            for path in walk_files(folder) if folder.is_dir() else [folder]:
+            for path in walk_files(folder) if folder.is_dir() and not folder.is_symlink() else [folder]:
                 drop(path, why)
             if not dry_run:
                 _prune_dirs(folder)
 
 
 def _stale_parts(top: Path) -> list[Path]:
-    """Temp files and folders (``*.part-*``) under ``top`` whose writer is gone."""
+    """Temp files and folders (exact temp names, :func:`parse_temp_name`) under ``top`` whose writer is gone."""
     out: list[Path] = []
     for dirpath, dirs, files in os.walk(top):
         for name in [*dirs, *files]:
-            if PART_MARKER in name and is_stale_temp(Path(dirpath) / name):
+            if is_stale_temp(Path(dirpath) / name):
                 out.append(Path(dirpath) / name)
-        dirs[:] = [d for d in dirs if PART_MARKER not in d]
+        dirs[:] = [d for d in dirs if parse_temp_name(d) is None]
     return sorted(out)
 
 
 def _prune_dirs(top: Path, keep_top: bool = False) -> None:
-    if not top.is_dir():
+    if top.is_symlink() or not top.is_dir():
         return
     # Deepest first, so that a folder emptied by removing its children goes too.
     for dirpath, _dirs, _files in sorted(os.walk(top), key=lambda walked: walked[0].count(os.sep), reverse=True):

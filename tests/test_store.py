@@ -381,3 +381,117 @@ def test_gc_and_status_keep_files_that_merely_contain_part(
         assert (art / name).read_bytes() == body
     assert api.status(settings)["partial_bytes"] == 0
     assert api.verify(["parts"], settings).ok
+
+
+# -- issue 13: records and trees of the wrong shape are missing records, never a crash --------
+
+_DEEP = "[" * 100_000 + "]" * 100_000  # nesting deeper than the JSON parser's recursion limit
+
+BAD_RECORDS = [
+    "null",
+    '{"files": []}',
+    '{"complete": true, "files": "x"}',
+    '{"complete": true, "files": {"f.bin": null}}',
+    '{"complete": true, "files": {"f.bin": {"checksum": 5, "xxh3_128": "", "size": 1, "mtime_ns": 1, "ino": 1}}}',
+    '{"complete": true, "files": {"f.bin": {"checksum": "md5:00", "xxh3_128": "", "size": true, "mtime_ns": 1, '
+    '"ino": 1}}}',
+    _DEEP,
+    "\x00\xff not json",
+]
+
+
+@pytest.mark.parametrize("text", BAD_RECORDS, ids=range(len(BAD_RECORDS)))
+def test_record_of_the_wrong_shape_is_taken_as_missing(
+    server: TestServer, write_manifest: ManifestWriter, settings: Settings, text: str
+) -> None:
+    from typer.testing import CliRunner
+
+    from provision.cli.app import app
+
+    body = os.urandom(999)
+    view = _fetch_one(server, write_manifest, settings, "shapes", body)
+    store = Store(settings.cache_dir)
+    store.record_path("shapes").write_text(text, encoding="utf-8")
+    catalog = load_catalog(settings.all_manifest_dirs)
+    assert store.load_record("shapes") == {} or "f.bin" not in store.load_record("shapes")
+    assert store.usage(catalog.artifacts["shapes"])["state"] == "unverified"
+    runner = CliRunner()
+    for args in (["status"], ["list"], ["show", "shapes"], ["path", "shapes"], ["gc", "--dry-run"]):
+        result = runner.invoke(app, args)
+        assert "unexpected" not in result.output, (args, result.output)
+    report = api.verify(["shapes"], settings)  # re-hashed against the manifest, then recorded again
+    assert report.ok and report.files_hashed == 1
+    assert store.load_record("shapes")["f.bin"].size == len(body)
+    store.record_path("shapes").write_text(text, encoding="utf-8")
+    fetched = api.fetch(["shapes"], settings)
+    assert fetched.ok and [f.state for f in fetched.files] == ["cached"]
+    assert store.record_complete("shapes") and view.read_bytes() == body
+    result = runner.invoke(app, ["path", "shapes"])
+    assert result.exit_code == 0 and result.output.strip() == str(store.artifact_dir("shapes"))
+
+
+BAD_TREES = [
+    "null",
+    '{"trees": []}',
+    '{"trees": {"pack.tar": null}}',
+    '{"trees": {"pack.tar": {"key": KEY, "kind": "dir", "files": []}}}',
+    '{"trees": {"pack.tar": {"key": KEY, "kind": "dir", "files": {"a.txt": [6, "x"]}}}}',
+    '{"trees": {"pack.tar": {"key": KEY, "kind": "dir", "files": {"a.txt": ["6", "x", 1, 1]}}}}',
+    '{"trees": {"pack.tar": {"key": KEY, "kind": "blob", "files": {}}}}',
+    '{"trees": {"pack.tar": {"key": KEY, "kind": "dir", "files": {}, "links": {"l": 5}}}}',
+    _DEEP,
+]
+
+
+@pytest.mark.parametrize("text", BAD_TREES, ids=range(len(BAD_TREES)))
+def test_tree_record_of_the_wrong_shape_means_not_extracted(
+    write_manifest: ManifestWriter, settings: Settings, tmp_path: Path, text: str
+) -> None:
+    import tarfile
+
+    from typer.testing import CliRunner
+
+    from provision.cli.app import app
+    from provision.store.trees import extraction_key
+
+    member = tmp_path / "a.txt"
+    member.write_bytes(b"inside")
+    tar = tmp_path / "pack.tar"
+    with tarfile.open(tar, "w") as tf:
+        tf.add(member, arcname="a.txt")
+    write_manifest(dataset_toml("treeshape", [("pack.tar", [str(tar)], tar.read_bytes(), None)]) + 'extract = "tar"\n')
+    assert api.fetch(["treeshape"], settings).ok
+    catalog = load_catalog(settings.all_manifest_dirs)
+    key = extraction_key(catalog.artifacts["treeshape"].files[0])
+    trees = settings.cache_dir / "records" / "treeshape.trees.json"
+    trees.write_text(text.replace("KEY", json.dumps(key)), encoding="utf-8")
+    runner = CliRunner()
+    for args in (["status"], ["list"], ["verify"], ["verify", "treeshape"], ["gc", "--dry-run"]):
+        result = runner.invoke(app, args)
+        assert "unexpected" not in result.output, (args, result.output)
+    report = api.verify(["treeshape"], settings)
+    assert not report.ok and "no completion record" in report.failures[0].message()
+    fetched = api.fetch(["treeshape"], settings)  # extracted again, recorded again
+    assert fetched.ok, fetched.failures
+    assert api.verify(["treeshape"], settings).ok
+    assert (Store(settings.cache_dir).artifact_dir("treeshape") / "pack" / "a.txt").read_bytes() == b"inside"
+
+
+@pytest.mark.parametrize("note", ["[1, 2]", "null", '{"pid": "x", "host": 5}', _DEEP])
+def test_lock_owner_note_of_the_wrong_shape(settings: Settings, note: str) -> None:
+    import filelock
+
+    from provision.errors import LockTimeoutError
+
+    store = Store(settings.cache_dir)
+    store.ensure()
+    held = filelock.FileLock(str(store.root / "locks" / "busy.lock"))
+    held.acquire()
+    try:
+        (store.root / "locks" / "busy.owner").write_text(note, encoding="utf-8")
+        waits: list[str] = []
+        with pytest.raises(LockTimeoutError, match="another process"), store.lock("busy", 0.05, waits.append):
+            pass
+        assert waits and "another process" in waits[0]
+    finally:
+        held.release()

@@ -28,7 +28,7 @@ from typing import Any
 import filelock
 
 from provision.errors import LockTimeoutError, ProvisionError
-from provision.fsutil import atomic_write_text, link_or_copy, parse_temp_name, temp_name
+from provision.fsutil import atomic_write_text, link_or_copy, parse_temp_name, read_json, temp_name
 from provision.manifest.checksum import Checksum
 from provision.manifest.model import Artifact
 from provision.store.records import DROPPED, RECORD_SCHEMA, FileRecord
@@ -76,22 +76,31 @@ class Store:
         return self.root / "records" / f"{name}.json"
 
     # -- records -------------------------------------------------------------------
+    def _record_doc(self, name: str) -> dict[str, Any] | None:
+        """The record document of ``name`` when it has the shape :meth:`save_record` writes, else None
+        (missing, unreadable, not JSON, ``null``, ``{"files": []}``...: taken as no record at all)."""
+        doc = read_json(self.record_path(name))
+        if not isinstance(doc, dict) or not isinstance(doc.get("files"), dict):
+            return None
+        return doc
+
     def load_record(self, name: str) -> dict[str, FileRecord]:
-        """``{file name: FileRecord}`` for artifact ``name`` (empty when none or unreadable)."""
-        try:
-            data = json.loads(self.record_path(name).read_text(encoding="utf-8"))
-            files = data["files"]
-            return {k: FileRecord(**v) for k, v in files.items()}
-        except (OSError, ValueError, KeyError, TypeError):
+        """``{file name: FileRecord}`` for artifact ``name`` (empty when none or unreadable); an entry
+        of the wrong shape is left out, so that its file is verified again."""
+        doc = self._record_doc(name)
+        if doc is None:
             return {}
+        out = {}
+        for key, value in doc["files"].items():
+            entry = FileRecord.from_json(value)
+            if entry is not None:
+                out[key] = entry
+        return out
 
     def record_complete(self, name: str) -> bool:
         """Whether the record of ``name`` says every file was fetched and verified."""
-        try:
-            data = json.loads(self.record_path(name).read_text(encoding="utf-8"))
-            return bool(data.get("complete"))
-        except (OSError, ValueError):
-            return False
+        doc = self._record_doc(name)
+        return doc is not None and doc.get("complete") is True
 
     def save_record(self, artifact: Artifact, files: dict[str, FileRecord]) -> None:
         """Atomically write the record of ``artifact`` (only files it still defines)."""
@@ -102,7 +111,7 @@ class Store:
             "kind": artifact.kind,
             "complete": len(keep) == len(artifact.files),
             "updated": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "files": {k: vars(v) for k, v in sorted(keep.items())},
+            "files": {k: v.to_json() for k, v in sorted(keep.items())},
         }
         atomic_write_text(self.record_path(artifact.name), json.dumps(doc, indent=1) + "\n")
 
@@ -165,11 +174,10 @@ class Store:
 
     @staticmethod
     def _lock_owner(owner: Path) -> str:
-        try:
-            info = json.loads(owner.read_text(encoding="utf-8"))
+        info = read_json(owner)
+        if isinstance(info, dict) and type(info.get("pid")) is int and isinstance(info.get("host"), str):
             return f"pid {info['pid']} on {info['host']}"
-        except (OSError, ValueError, KeyError):
-            return "another process"
+        return "another process"
 
     def usage(self, artifact: Artifact) -> dict[str, Any]:
         """Disk use and completeness of ``artifact`` in this cache."""
@@ -195,7 +203,8 @@ class Store:
                 nbytes += st.st_size
         total = len(artifact.files)
         state = "absent" if present == 0 else ("partial" if present < total else "present")
-        if state == "present" and not self.record_complete(artifact.name):
+        recorded = all(spec.name in records for spec in artifact.files)
+        if state == "present" and not (recorded and self.record_complete(artifact.name)):
             state = "unverified"
         return {
             "name": artifact.name,

@@ -17,7 +17,7 @@ from typing import IO, Any
 
 import xxhash
 
-from provision.fsutil import CHUNK_SIZE, atomic_write_text
+from provision.fsutil import CHUNK_SIZE, atomic_write_text, read_json
 from provision.manifest.model import Artifact, FileSpec
 from provision.progress import NullProgress, Progress
 from provision.store.cache import Store
@@ -75,9 +75,31 @@ class TreeRecord:
 
     @classmethod
     def from_json(cls, doc: dict[str, Any]) -> TreeRecord:
-        """Inverse of :meth:`to_json`."""
-        files = {p: TreeFile(int(v[0]), str(v[1]), int(v[2]), int(v[3])) for p, v in doc["files"].items()}
-        return cls(str(doc["kind"]), files, {str(k): str(v) for k, v in doc.get("links", {}).items()})
+        """Inverse of :meth:`to_json`; ``ValueError`` when ``doc`` is not of that shape."""
+        record = cls.parse(doc)
+        if record is None:
+            raise ValueError("not a tree record (kind, files, links)")
+        return record
+
+    @classmethod
+    def parse(cls, doc: Any) -> TreeRecord | None:
+        """:meth:`from_json`, or None when ``doc`` is not of the shape it writes (``null``, a list,
+        wrong types): a tree whose record is unreadable is taken as not extracted."""
+        if not isinstance(doc, dict) or doc.get("kind") not in ("dir", "file"):
+            return None
+        files_doc, links_doc = doc.get("files"), doc.get("links", {})
+        if not isinstance(files_doc, dict) or not isinstance(links_doc, dict):
+            return None
+        files = {}
+        for path, v in files_doc.items():
+            if not (isinstance(v, list) and len(v) == 4 and isinstance(v[1], str)):
+                return None
+            if not all(type(n) is int for n in (v[0], v[2], v[3])):
+                return None
+            files[path] = TreeFile(v[0], v[1], v[2], v[3])
+        if not all(isinstance(t, str) for t in links_doc.values()):
+            return None
+        return cls(doc["kind"], files, dict(links_doc))
 
 
 def tree_digest(files: dict[str, TreeFile], links: dict[str, str] | None = None) -> str:
@@ -163,12 +185,13 @@ def trees_path(store: Store, name: str) -> Path:
 
 
 def load_trees(store: Store, name: str) -> dict[str, dict[str, Any]]:
-    """``{archive file name: {"key", "to", "kind", "digest", "files", "links"}}``."""
-    try:
-        doc = json.loads(trees_path(store, name).read_text(encoding="utf-8"))
-        return dict(doc.get("trees", {}))
-    except (OSError, ValueError):
+    """``{archive file name: {"key", "to", "kind", "digest", "files", "links"}}``; a document or entry of
+    the wrong shape counts as missing (the archive is extracted again)."""
+    doc = read_json(trees_path(store, name))
+    trees = doc.get("trees") if isinstance(doc, dict) else None
+    if not isinstance(trees, dict):
         return {}
+    return {k: v for k, v in trees.items() if isinstance(v, dict)}
 
 
 def save_trees(store: Store, name: str, trees: dict[str, dict[str, Any]]) -> None:
@@ -179,10 +202,7 @@ def tree_record(store: Store, art: Artifact, spec: FileSpec) -> TreeRecord | Non
     entry = load_trees(store, art.name).get(spec.name)
     if not entry or entry.get("key") != extraction_key(spec):
         return None
-    try:
-        return TreeRecord.from_json(entry)
-    except (KeyError, TypeError, ValueError, IndexError):
-        return None
+    return TreeRecord.parse(entry)
 
 
 def check_tree(

@@ -84,7 +84,7 @@ def test_record_is_complete_json(server: TestServer, write_manifest: ManifestWri
     store = Store(settings.cache_dir)
     path = store.record_path("recorded")
     doc = json.loads(path.read_text(encoding="utf-8"))
-    assert doc["schema"] == 1
+    assert doc["schema"] == 2
     assert doc["artifact"] == "recorded"
     assert doc["kind"] == "dataset"
     assert doc["complete"] is True

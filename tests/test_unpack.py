@@ -259,7 +259,9 @@ def test_verify_fast_path_and_full(src: Path, write_manifest: ManifestWriter, se
     assert report.ok and report.bytes_hashed == 0
 
 
-@pytest.mark.parametrize("damage", ["changed", "extra", "missing", "extra-link", "changed-link"])
+@pytest.mark.parametrize(
+    "damage", ["changed", "changed-mtime-kept", "extra", "missing", "extra-link", "changed-link"]
+)
 def test_verify_names_the_damage_and_fetch_repairs(
     src: Path, write_manifest: ManifestWriter, settings: Settings, damage: str
 ) -> None:
@@ -271,6 +273,12 @@ def test_verify_names_the_damage_and_fetch_repairs(
         st = path.stat()
         path.write_bytes(b"X" + TREE["sub/b.bin"][1:])  # same size, one byte differs
         os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 2_000_000_000))
+        want = "changed sub/b.bin"
+    elif damage == "changed-mtime-kept":  # an edit in place with size and mtime kept moves ctime
+        path = target / "sub" / "b.bin"
+        st = path.stat()
+        path.write_bytes(b"X" + TREE["sub/b.bin"][1:])
+        os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
         want = "changed sub/b.bin"
     elif damage == "extra":
         (target / "sub" / "c" / "new.txt").write_bytes(b"new")

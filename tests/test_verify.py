@@ -101,25 +101,53 @@ def test_flipped_byte_is_corrupt(server: TestServer, write_manifest: ManifestWri
     assert again.files[0].expected.startswith("md5:")
 
 
-def test_flip_with_restored_mtime_needs_full(
+def test_flip_with_restored_mtime_is_seen_by_ctime(
     server: TestServer, write_manifest: ManifestWriter, settings: Settings
 ) -> None:
+    """An edit in place that keeps size and mtime moves ctime (git's core.trustctime): the fast path
+    re-hashes the file and finds it corrupt, and fetch repairs it."""
     body = os.urandom(8000)
     paths = _fetched(server, write_manifest, settings, "v-sneaky", {"a.bin": body})
     path = paths["a.bin"]
     st = path.stat()
     _flip(path)
     os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
-    assert path.stat().st_mtime_ns == st.st_mtime_ns
+    assert (path.stat().st_size, path.stat().st_mtime_ns) == (st.st_size, st.st_mtime_ns)
     fast = api.verify(["v-sneaky"], settings)
-    assert fast.ok  # the stat fast path cannot see it, by design
-    assert fast.bytes_hashed == 0
+    assert not fast.ok
+    assert fast.files[0].state == "corrupt" and fast.bytes_hashed == len(body)
+    assert fast.files[0].expected.startswith("xxh3_128:")
     full = api.verify(["v-sneaky"], settings, full=True)
     assert not full.ok
     assert full.files[0].state == "corrupt"
     assert full.files[0].expected == md5(body)
     assert full.files[0].got.startswith("md5:") and full.files[0].got != md5(body)
     assert full.bytes_hashed == len(body)
+    fetched = api.fetch(["v-sneaky"], settings)
+    assert fetched.ok and [f.state for f in fetched.files] == ["repaired"]
+    assert path.read_bytes() == body
+    assert api.verify(["v-sneaky"], settings).files_hashed == 0
+
+
+def test_record_without_ctime_is_rehashed_once(
+    server: TestServer, write_manifest: ManifestWriter, settings: Settings
+) -> None:
+    """A schema 1 record (no ctime_ns) still loads; its files are re-hashed once with xxh3_128."""
+    import json
+
+    body = os.urandom(5000)
+    _fetched(server, write_manifest, settings, "v-old", {"a.bin": body})
+    record = Store(settings.cache_dir).record_path("v-old")
+    doc = json.loads(record.read_text())
+    doc["schema"] = 1
+    for entry in doc["files"].values():
+        del entry["ctime_ns"]
+    record.write_text(json.dumps(doc))
+    first = api.verify(["v-old"], settings)
+    assert first.ok and first.files_hashed == 1 and first.bytes_hashed == len(body)
+    again = api.verify(["v-old"], settings)
+    assert again.ok and again.files_hashed == 0
+    assert json.loads(record.read_text())["files"]["a.bin"]["ctime_ns"] > 0
 
 
 def test_missing_file(server: TestServer, write_manifest: ManifestWriter, settings: Settings) -> None:

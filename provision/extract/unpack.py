@@ -14,7 +14,15 @@ from provision.extract.archive import extract_archive
 from provision.manifest.model import Artifact, FileSpec
 from provision.progress import Progress
 from provision.store.cache import Store
-from provision.store.trees import TreeRecord, diff_trees, extraction_key, load_trees, save_trees, tree_record
+from provision.store.trees import (
+    TreeRecord,
+    diff_trees,
+    extraction_key,
+    load_trees,
+    save_trees,
+    stamp_ctimes,
+    tree_record,
+)
 
 __all__ = ["drop_archive", "extract_file"]
 
@@ -34,6 +42,7 @@ def extract_file(store: Store, art: Artifact, spec: FileSpec, progress: Progress
         progress.finish(key, False)
         raise
     progress.finish(key, True)
+    stamp_ctimes(dest, record)
     if old is not None and spec.extract.tree is None:
         diffs = diff_trees(old, record)
         if diffs:

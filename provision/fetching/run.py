@@ -9,6 +9,7 @@ manifest's URLs; a wrong file from one source moves on to the next.
 from __future__ import annotations
 
 import contextlib
+import os
 import time
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -152,6 +153,8 @@ class _Fetch:
                 result, record = fut.result()
                 self.results[(art.name, spec.name)] = result
                 if record is not None:
+                    with contextlib.suppress(OSError):  # the ctime the fast path of verify compares too
+                        record = record.with_ctime(os.stat(self.store.artifact_dir(art.name) / spec.name))
                     self.records[art.name][spec.name] = record
                     dirty.add(art.name)
                 if dirty and time.monotonic() - last_save > _CHECKPOINT_SECONDS:

@@ -30,6 +30,7 @@ __all__ = [
     "hash_tree",
     "iter_paths",
     "load_trees",
+    "stamp_ctimes",
     "tree_digest",
     "tree_ok",
     "verify_tree",
@@ -38,12 +39,22 @@ __all__ = [
 
 @dataclass
 class TreeFile:
-    """One extracted file: size, xxh3_128, and the stat that proves it unchanged."""
+    """One extracted file: size, xxh3_128, and the stat that proves it unchanged (mtime, inode, ctime)."""
 
     size: int
     xxh3_128: str
     mtime_ns: int = 0
     ino: int = 0
+    ctime_ns: int = 0
+
+    def stat_matches(self, st: os.stat_result) -> bool:
+        """True when ``st`` is the stat recorded: size, mtime, inode and ctime (as :class:`FileRecord`)."""
+        return (st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns) == (
+            self.size,
+            self.mtime_ns,
+            self.ino,
+            self.ctime_ns,
+        )
 
 
 @dataclass
@@ -65,11 +76,11 @@ class TreeRecord:
         return sum(f.size for f in self.files.values())
 
     def to_json(self) -> dict[str, Any]:
-        """JSON-ready, compact: ``files`` maps path -> [size, xxh3, mtime_ns, ino]."""
+        """JSON-ready, compact: ``files`` maps path -> [size, xxh3, mtime_ns, ino, ctime_ns]."""
         return {
             "kind": self.kind,
             "digest": self.digest,
-            "files": {p: [f.size, f.xxh3_128, f.mtime_ns, f.ino] for p, f in sorted(self.files.items())},
+            "files": {p: [f.size, f.xxh3_128, f.mtime_ns, f.ino, f.ctime_ns] for p, f in sorted(self.files.items())},
             "links": dict(sorted(self.links.items())),
         }
 
@@ -84,7 +95,9 @@ class TreeRecord:
     @classmethod
     def parse(cls, doc: Any) -> TreeRecord | None:
         """:meth:`from_json`, or None when ``doc`` is not of the shape it writes (``null``, a list,
-        wrong types): a tree whose record is unreadable is taken as not extracted."""
+        wrong types): a tree whose record is unreadable is taken as not extracted. A file entry of
+        four numbers (written before ``ctime_ns`` was recorded) loads with ``ctime_ns = 0``: that file
+        is re-hashed once by the next check and recorded again."""
         if not isinstance(doc, dict) or doc.get("kind") not in ("dir", "file"):
             return None
         files_doc, links_doc = doc.get("files"), doc.get("links", {})
@@ -92,11 +105,12 @@ class TreeRecord:
             return None
         files = {}
         for path, v in files_doc.items():
-            if not (isinstance(v, list) and len(v) == 4 and isinstance(v[1], str)):
+            if not (isinstance(v, list) and len(v) in (4, 5) and isinstance(v[1], str)):
                 return None
-            if not all(type(n) is int for n in (v[0], v[2], v[3])):
+            numbers = [v[0], *v[2:]]
+            if not all(type(n) is int for n in numbers):
                 return None
-            files[path] = TreeFile(v[0], v[1], v[2], v[3])
+            files[path] = TreeFile(v[0], v[1], *numbers[1:])
         if not all(isinstance(t, str) for t in links_doc.values()):
             return None
         return cls(doc["kind"], files, dict(links_doc))
@@ -130,7 +144,7 @@ def hash_tree(root: Path, on_file: Callable[[int], None] | None = None) -> TreeR
         with open(root, "rb") as fh:
             size, digest = _hash_stream(fh)
         st = root.stat()
-        return TreeRecord("file", {root.name: TreeFile(size, digest, st.st_mtime_ns, st.st_ino)})
+        return TreeRecord("file", {root.name: TreeFile(size, digest, st.st_mtime_ns, st.st_ino, st.st_ctime_ns)})
     record = TreeRecord("dir")
     for dirpath, dirs, names in os.walk(root):
         # os.walk lists a symlink to a folder among the folders (without following it)
@@ -143,10 +157,23 @@ def hash_tree(root: Path, on_file: Callable[[int], None] | None = None) -> TreeR
             elif stat.S_ISREG(st.st_mode):
                 with open(full, "rb") as fh:
                     size, digest = _hash_stream(fh)
-                record.files[rel] = TreeFile(size, digest, st.st_mtime_ns, st.st_ino)
+                record.files[rel] = TreeFile(size, digest, st.st_mtime_ns, st.st_ino, st.st_ctime_ns)
                 if on_file is not None:
                     on_file(size)
     return record
+
+
+def stamp_ctimes(root: Path, record: TreeRecord) -> None:
+    """Record the ctime of each file of ``record`` under ``root`` whose size, mtime and inode are the
+    recorded ones (after extraction: the stat that the fast path of ``verify`` compares)."""
+    base = os.fspath(root)
+    for rel, f in record.files.items():
+        try:
+            st = os.lstat(os.path.join(base, rel) if record.kind == "dir" else base)
+        except OSError:
+            continue
+        if (st.st_size, st.st_mtime_ns, st.st_ino) == (f.size, f.mtime_ns, f.ino):
+            f.ctime_ns = st.st_ctime_ns
 
 
 def diff_trees(expected: TreeRecord, actual: TreeRecord, limit: int = 5) -> list[str]:
@@ -239,7 +266,7 @@ def check_tree(
         except OSError:
             problems.append(f"missing {rel}")
             continue
-        if not full and (st.st_size, st.st_mtime_ns, st.st_ino) == (want.size, want.mtime_ns, want.ino):
+        if not full and want.stat_matches(st):
             continue
         import xxhash
 
@@ -252,7 +279,7 @@ def check_tree(
         if (st.st_size, h.hexdigest()) != (want.size, want.xxh3_128):
             problems.append(f"changed {rel}")
         else:
-            fresh.files[rel] = TreeFile(want.size, want.xxh3_128, st.st_mtime_ns, st.st_ino)
+            fresh.files[rel] = TreeFile(want.size, want.xxh3_128, st.st_mtime_ns, st.st_ino, st.st_ctime_ns)
     return problems, nbytes, fresh
 
 

@@ -527,3 +527,49 @@ def test_lint_accepts_good_extract_entries(write_manifest: ManifestWriter, manif
     assert specs["b.zip"] is not None and specs["b.zip"].to == "b" and not specs["b.zip"].keep_archive
     assert specs["labels.txt.gz"] is not None and specs["labels.txt.gz"].to == "labels.txt"
     assert specs["imgs/readme.txt"] is None
+
+
+@pytest.mark.parametrize("what", ["fifo", "dev-zero", "folder-link"])
+def test_tree_file_replaced_by_a_non_regular_file_is_changed_and_fetch_repairs(
+    src: Path, write_manifest: ManifestWriter, settings: Settings, tmp_path: Path, what: str
+) -> None:
+    """verify and fetch never read a FIFO or follow a link in an extracted tree (a hang otherwise:
+    run as real processes with a timeout)."""
+    import subprocess
+    import sys
+
+    archive_manifest(write_manifest, "oddtree", tar_gz(src / "oddtree.tar.gz"))
+    api.fetch(["oddtree"], settings).raise_for_errors()
+    target = art_dir(settings, "oddtree") / "oddtree"
+    outside = tmp_path / "outside"
+    (outside / "c").mkdir(parents=True)
+    (outside / "b.bin").write_bytes(TREE["sub/b.bin"])
+    os.mkfifo(outside / "c" / "deep.txt")
+    if what == "fifo":
+        (target / "sub" / "b.bin").unlink()
+        os.mkfifo(target / "sub" / "b.bin")
+        want = "changed sub/b.bin (a FIFO"
+    elif what == "dev-zero":
+        (target / "a.txt").unlink()
+        os.symlink("/dev/zero", target / "a.txt")
+        want = "changed a.txt (a symlink"
+    else:  # the folder sub replaced by a link to a folder outside the cache (holding a FIFO)
+        for p in sorted(target.joinpath("sub").rglob("*"), reverse=True):
+            p.rmdir() if p.is_dir() else p.unlink()
+        (target / "sub").rmdir()
+        os.symlink(outside, target / "sub")
+        want = "extra sub"
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "provision.cli", *args], capture_output=True, text=True, timeout=60
+        )
+
+    proc = cli("verify", "oddtree")
+    assert proc.returncode == EXIT_INTEGRITY, proc.stderr
+    assert "extracted tree corrupt" in proc.stderr and want in proc.stderr, proc.stderr
+    proc = cli("fetch", "oddtree")
+    assert proc.returncode == 0, proc.stderr
+    assert files_of(target) == TREE
+    assert (outside / "b.bin").read_bytes() == TREE["sub/b.bin"] and (outside / "c" / "deep.txt").exists()
+    assert api.verify(["oddtree"], settings, full=True).ok

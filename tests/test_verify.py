@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -184,3 +186,69 @@ def test_full_hashes_every_byte(server: TestServer, write_manifest: ManifestWrit
     assert report.files_hashed == 3
     assert report.bytes_hashed == sum(len(b) for b in bodies.values())
     assert api.verify(["v-full"], settings).bytes_hashed == 0
+
+
+# -- issue 13: only regular files are read; anything else is "changed" and fetch replaces it ---
+
+
+def _cli(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """``provision ARGS`` as a real process: a hang fails the test (TimeoutExpired) instead of the suite."""
+    return subprocess.run(
+        [sys.executable, "-m", "provision.cli", *args], capture_output=True, text=True, timeout=timeout
+    )
+
+
+def _plant(path: Path, what: str, outside: Path) -> None:
+    path.unlink()
+    if what == "fifo":
+        os.mkfifo(path)
+    elif what == "dev-zero":
+        os.symlink("/dev/zero", path)
+    elif what == "outside-link":  # a link to a file outside the cache, even one with the right bytes
+        os.symlink(outside, path)
+    else:
+        path.mkdir()
+        (path / "inner").write_bytes(b"x")
+
+
+@pytest.mark.parametrize("what", ["fifo", "dev-zero", "outside-link", "folder"])
+def test_file_replaced_by_a_non_regular_file_is_changed_and_fetch_replaces_it(
+    server: TestServer, write_manifest: ManifestWriter, settings: Settings, tmp_path: Path, what: str
+) -> None:
+    body = os.urandom(4000)
+    paths = _fetched(server, write_manifest, settings, "v-odd", {"a.bin": body, "b.bin": os.urandom(10)})
+    outside = tmp_path / "outside.bin"
+    outside.write_bytes(body)
+    _plant(paths["a.bin"], what, outside)
+    proc = _cli("verify", "v-odd")
+    assert proc.returncode == EXIT_INTEGRITY, proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("provision: error:")]
+    assert len(errors) == 1 and "not a regular file" in errors[0] and str(paths["a.bin"]) in errors[0], errors
+    assert "provision fetch v-odd" in errors[0]
+    report = api.verify(["v-odd"], settings) if what != "fifo" else None
+    if report is not None:
+        assert [f.state for f in report.files] == ["changed", "ok"]
+    proc = _cli("fetch", "v-odd")
+    assert proc.returncode == 0, proc.stderr
+    assert paths["a.bin"].is_file() and not paths["a.bin"].is_symlink()
+    assert paths["a.bin"].read_bytes() == body
+    assert outside.read_bytes() == body
+    assert api.verify(["v-odd"], settings, full=True).ok
+
+
+def test_symlink_to_its_own_blob_is_fine(
+    server: TestServer, write_manifest: ManifestWriter, settings: Settings
+) -> None:
+    """Where hard links are impossible the view is a symlink to its blob: that stays valid."""
+    from provision.manifest.parse import load_catalog
+
+    body = os.urandom(3000)
+    paths = _fetched(server, write_manifest, settings, "v-link", {"a.bin": body})
+    spec = load_catalog(settings.all_manifest_dirs).artifacts["v-link"].files[0]
+    blob = Store(settings.cache_dir).blob_path(spec.checksum)
+    paths["a.bin"].unlink()
+    os.symlink(os.path.abspath(blob), paths["a.bin"])
+    assert api.verify(["v-link"], settings).ok
+    assert api.verify(["v-link"], settings).files_hashed == 0
+    assert api.verify(["v-link"], settings, full=True).ok
+    assert [f.state for f in api.fetch(["v-link"], settings).files] == ["cached"]

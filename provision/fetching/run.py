@@ -129,7 +129,11 @@ class _Fetch:
                     )
                 else:
                     records.pop(spec.name, None)
-                    todo.append((art, spec, state == "corrupt"))
+                    # Not a regular file (a FIFO, a link elsewhere): removed, never read; then fetched.
+                    store.clear_irregular(store.artifact_dir(art.name) / spec.name)
+                    if spec.checksum.known:
+                        store.clear_irregular(store.blob_path(spec.checksum))
+                    todo.append((art, spec, state in ("corrupt", "changed")))
         return todo
 
     def transfer(self, artifacts: list[Artifact], todo: list[Todo]) -> None:

@@ -19,7 +19,9 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import socket
+import stat
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -28,7 +30,7 @@ from typing import Any
 import filelock
 
 from provision.errors import LockTimeoutError, ProvisionError
-from provision.fsutil import atomic_write_text, link_or_copy, parse_temp_name, read_json, temp_name
+from provision.fsutil import atomic_write_text, file_kind, link_or_copy, parse_temp_name, read_json, temp_name
 from provision.manifest.checksum import Checksum
 from provision.manifest.model import Artifact
 from provision.store.records import DROPPED, RECORD_SCHEMA, FileRecord
@@ -138,6 +140,29 @@ class Store:
             with contextlib.suppress(FileNotFoundError):
                 tmp.unlink()
         return how
+
+    def clear_irregular(self, path: Path) -> bool:
+        """Remove whatever is at ``path`` unless it is a regular file (a FIFO, a device, a folder, a
+        symlink: the link itself, never what it points at); True when something was removed."""
+        try:
+            st = os.lstat(path)
+        except FileNotFoundError:
+            return False
+        if stat.S_ISREG(st.st_mode):
+            return False
+        try:
+            if stat.S_ISDIR(st.st_mode):
+                aside = temp_name(path)
+                os.rename(path, aside)
+                shutil.rmtree(aside)
+            else:
+                os.unlink(path)
+        except OSError as exc:
+            raise ProvisionError(
+                f"cannot remove {path} ({exc.strerror or exc}), a {file_kind(st.st_mode)} where the cache "
+                "keeps a regular file; remove it by hand and fetch again"
+            ) from exc
+        return True
 
     # -- locks -----------------------------------------------------------------------
     @contextlib.contextmanager

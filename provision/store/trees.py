@@ -17,7 +17,7 @@ from typing import IO, Any
 
 import xxhash
 
-from provision.fsutil import CHUNK_SIZE, atomic_write_text, read_json
+from provision.fsutil import CHUNK_SIZE, NotRegularFileError, atomic_write_text, file_kind, open_regular, read_json
 from provision.manifest.model import Artifact, FileSpec
 from provision.progress import NullProgress, Progress
 from provision.store.cache import Store
@@ -141,7 +141,7 @@ def _hash_stream(fh: IO[bytes]) -> tuple[int, str]:
 def hash_tree(root: Path, on_file: Callable[[int], None] | None = None) -> TreeRecord:
     """Walk ``root`` (never following symlinks) and build its :class:`TreeRecord`."""
     if root.is_file():
-        with open(root, "rb") as fh:
+        with open(open_regular(root, follow_symlinks=True), "rb") as fh:
             size, digest = _hash_stream(fh)
         st = root.stat()
         return TreeRecord("file", {root.name: TreeFile(size, digest, st.st_mtime_ns, st.st_ino, st.st_ctime_ns)})
@@ -155,7 +155,7 @@ def hash_tree(root: Path, on_file: Callable[[int], None] | None = None) -> TreeR
             if stat.S_ISLNK(st.st_mode):
                 record.links[rel] = os.readlink(full)
             elif stat.S_ISREG(st.st_mode):
-                with open(full, "rb") as fh:
+                with open(open_regular(full), "rb") as fh:
                     size, digest = _hash_stream(fh)
                 record.files[rel] = TreeFile(size, digest, st.st_mtime_ns, st.st_ino, st.st_ctime_ns)
                 if on_file is not None:
@@ -235,7 +235,11 @@ def tree_record(store: Store, art: Artifact, spec: FileSpec) -> TreeRecord | Non
 def check_tree(
     store: Store, art: Artifact, spec: FileSpec, record: TreeRecord, *, full: bool, progress: Progress
 ) -> tuple[list[str], int, TreeRecord]:
-    """Compare the tree on disk with ``record``: (first problems, bytes read, refreshed record)."""
+    """Compare the tree on disk with ``record``: (first problems, bytes read, refreshed record).
+
+    Only regular files are read, and no symlink is followed: a FIFO, a device or a link where a file
+    was extracted is ``changed``, and so is a link or a file where the extracted folder was.
+    """
     assert spec.extract is not None
     root = store.artifact_dir(art.name) / spec.extract.to
     problems: list[str] = []
@@ -245,6 +249,12 @@ def check_tree(
         paths = {spec.extract.to.rsplit("/", 1)[-1]: root}
     else:
         paths = {rel: root / rel for rel in record.files}
+        try:
+            mode = os.lstat(root).st_mode
+        except OSError:
+            mode = stat.S_IFDIR  # missing: every file below is reported missing
+        if not stat.S_ISDIR(mode):
+            return [f"changed {spec.extract.to}/ (a {file_kind(mode)}, not the extracted folder)"], 0, fresh
         if root.is_dir():
             on_disk = {
                 (Path(d) / n).relative_to(root).as_posix()
@@ -262,20 +272,28 @@ def check_tree(
     for rel, path in paths.items():
         want = record.files[rel]
         try:
-            st = path.stat()
+            st = os.lstat(path)
         except OSError:
             problems.append(f"missing {rel}")
             continue
+        if not stat.S_ISREG(st.st_mode):
+            problems.append(f"changed {rel} (a {file_kind(st.st_mode)}, not a regular file)")
+            continue
         if not full and want.stat_matches(st):
             continue
-        import xxhash
-
         h = xxhash.xxh3_128()
-        with open(path, "rb") as fh:
-            while chunk := fh.read(CHUNK_SIZE):
-                h.update(chunk)
-                nbytes += len(chunk)
-                progress.advance(f"{art.name}/{spec.extract.to}", len(chunk))
+        try:
+            with open(open_regular(path), "rb") as fh:
+                while chunk := fh.read(CHUNK_SIZE):
+                    h.update(chunk)
+                    nbytes += len(chunk)
+                    progress.advance(f"{art.name}/{spec.extract.to}", len(chunk))
+        except NotRegularFileError:  # replaced between the stat and the open
+            problems.append(f"changed {rel} (not a regular file)")
+            continue
+        except OSError:
+            problems.append(f"missing {rel}")
+            continue
         if (st.st_size, h.hexdigest()) != (want.size, want.xxh3_128):
             problems.append(f"changed {rel}")
         else:

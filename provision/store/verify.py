@@ -1,19 +1,25 @@
 """Checking cached artifacts: the stat fast path, the xxh3 re-check and ``--full``.
 
-A file whose (size, mtime_ns, inode) equals its record is taken as unchanged and not
-read. A file whose stat changed is re-hashed with xxh3_128 (fast) and compared with the
-recorded digest. ``full=True`` re-hashes every file with the published algorithm too
-and compares it with the manifest.
+Only regular files are read (a symlink is followed only when it points at the file's own blob):
+a FIFO, a device or a link elsewhere at a file's path is ``changed``, never opened. A file whose
+(size, mtime_ns, inode, ctime_ns) equals its record is taken as unchanged and not read. A file
+whose stat changed is re-hashed with xxh3_128 (fast) and compared with the recorded digest.
+``full=True`` re-hashes every file with the published algorithm too and compares it with the
+manifest.
 """
 
 from __future__ import annotations
 
+import errno
+import os
+import stat
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from provision.config import Settings
 from provision.errors import IntegrityError
+from provision.fsutil import NotRegularFileError, file_kind
 from provision.manifest.checksum import Checksum
 from provision.manifest.folders import as_fetched
 from provision.manifest.lockfile import LockFile
@@ -24,7 +30,7 @@ from provision.store.hashing import FAST_ALG, hash_file
 from provision.store.records import DROPPED, FileRecord
 from provision.store.trees import verify_tree
 
-__all__ = ["FileCheck", "VerifyReport", "check_file", "verify"]
+__all__ = ["FileCheck", "VerifyReport", "check_file", "regular_file", "verify"]
 
 
 @dataclass
@@ -33,7 +39,7 @@ class FileCheck:
 
     artifact: str
     name: str
-    state: str  # ok | missing | corrupt
+    state: str  # ok | missing | corrupt | changed (not a regular file)
     path: str
     hashed: bool = False
     expected: str = ""
@@ -53,6 +59,11 @@ class FileCheck:
             )
         if self.state == "missing":
             return f"{self.artifact}/{self.name}: missing at {self.path}; run 'provision fetch {self.artifact}'"
+        if self.state == "changed":
+            return (
+                f"{self.artifact}/{self.name}: not a regular file at {self.path} ({self.got}); "
+                f"run 'provision fetch {self.artifact}' to replace it"
+            )
         return (
             f"{self.artifact}/{self.name}: checksum mismatch at {self.path}: expected {self.expected}, "
             f"got {self.got}; run 'provision fetch {self.artifact}' to repair it"
@@ -85,6 +96,30 @@ class VerifyReport:
             raise IntegrityError(bad[0].message() + more, path=bad[0].path)
 
 
+def regular_file(view: Path, blob: Path | None) -> tuple[Path, os.stat_result]:
+    """The regular file that is ``view``, and its stat (never following a link but the one allowed).
+
+    ``view`` itself when it is a regular file; the blob when ``view`` is a symlink to ``blob`` (what
+    :meth:`Store.link_view` makes where hard links are impossible). ``FileNotFoundError`` when nothing
+    is there (or the link's blob is gone); :class:`NotRegularFileError` for anything else: a FIFO,
+    a device, a folder, a symlink elsewhere (``/dev/zero``, a file outside the cache).
+    """
+    st = os.lstat(view)
+    if stat.S_ISREG(st.st_mode):
+        return view, st
+    if stat.S_ISLNK(st.st_mode):
+        target = os.readlink(view)
+        if blob is not None and os.path.realpath(view) == os.path.realpath(blob):
+            real = Path(os.path.realpath(blob))
+            bst = os.lstat(real)
+            if stat.S_ISREG(bst.st_mode):
+                return real, bst
+            what = f"a symlink to its blob, which is a {file_kind(bst.st_mode)}"
+            raise NotRegularFileError(errno.EINVAL, what, str(view))
+        raise NotRegularFileError(errno.EINVAL, f"a symlink to {target}, not to its blob", str(view))
+    raise NotRegularFileError(errno.EINVAL, f"a {file_kind(st.st_mode)}", str(view))
+
+
 def check_file(
     store: Store,
     artifact: Artifact,
@@ -94,14 +129,17 @@ def check_file(
     full: bool = False,
     progress: Progress | None = None,
 ) -> tuple[FileCheck, FileRecord | None, int]:
-    """Check one file; returns (result, record to keep, bytes read)."""
+    """Check one file; returns (result, record to keep, bytes read).
+
+    Only a regular file (or a symlink to its own blob) is ever read; anything else at the file's
+    path is ``changed``, which ``fetch`` replaces.
+    """
     view = store.artifact_dir(artifact.name) / spec.name
     check = FileCheck(artifact.name, spec.name, "ok", str(view))
-    try:
-        if spec.is_folder:  # a folder entry whose listing was never pinned: not fetched
-            raise FileNotFoundError(view)
-        st = view.stat()
-    except OSError:
+    if spec.is_folder:  # a folder entry whose listing was never pinned: not fetched
+        check.state = "missing"
+        return check, None, 0
+    if not os.path.lexists(view):
         check.state = "missing"
         return check, None, 0
     if not spec.checksum.known:
@@ -109,6 +147,14 @@ def check_file(
             check.state, check.expected, check.got = "corrupt", "a pinned checksum", "none (fetch it again)"
             return check, None, 0
         spec = replace(spec, checksum=Checksum.parse(entry.checksum))
+    try:
+        path, st = regular_file(view, store.blob_path(spec.checksum))
+    except NotRegularFileError as exc:
+        check.state, check.expected, check.got = "changed", "a regular file", exc.strerror or str(exc)
+        return check, None, 0
+    except OSError as exc:
+        check.state, check.got = "missing", exc.strerror or str(exc)
+        return check, None, 0
     published = str(spec.checksum)
     if entry is not None and entry.checksum != published:
         entry = None  # the manifest changed: the record says nothing about the new checksum
@@ -120,7 +166,12 @@ def check_file(
     if progress is not None:
         progress.start(key, spec.name, st.st_size)
     try:
-        digests = hash_file(view, algs, (lambda n: progress.advance(key, n)) if progress else None)
+        digests = hash_file(
+            path, algs, (lambda n: progress.advance(key, n)) if progress else None, follow_symlinks=False
+        )
+    except NotRegularFileError as exc:  # replaced between the stat and the open
+        check.state, check.expected, check.got = "changed", "a regular file", exc.strerror or str(exc)
+        return check, None, 0
     except OSError as exc:
         check.state = "missing"
         check.got = str(exc)

@@ -573,3 +573,117 @@ def test_tree_file_replaced_by_a_non_regular_file_is_changed_and_fetch_repairs(
     assert files_of(target) == TREE
     assert (outside / "b.bin").read_bytes() == TREE["sub/b.bin"] and (outside / "c" / "deep.txt").exists()
     assert api.verify(["oddtree"], settings, full=True).ok
+
+
+# -- issue 13: present only when every tree is extracted and recorded; killed runs cleaned ----
+
+
+def _states(settings: Settings, name: str) -> dict[str, object]:
+    """What path, status, list and show say about artifact ``name``."""
+    path = runner.invoke(app, ["path", name])
+    status = {r["name"]: r["state"] for r in api.status(settings)["artifacts"]}
+    listed = {r["name"]: r["state"] for r in api.list_entries(settings)}
+    shown = api.describe(name, settings)["cache"]["state"]
+    return {"path": path.exit_code, "status": status.get(name), "list": listed[name], "show": shown}
+
+
+@pytest.mark.parametrize("how", ["refused", "corrupt"])
+def test_failed_extraction_is_not_present(
+    src: Path, write_manifest: ManifestWriter, settings: Settings, how: str
+) -> None:
+    """An archive whose extraction was refused (a ../ member) or failed (a corrupt payload with the
+    published checksum) is downloaded and verified, but not present: path exits 3, all agree."""
+    if how == "refused":
+        raw = io.BytesIO()
+        with tarfile.open(fileobj=raw, mode="w") as tf:
+            info = tarfile.TarInfo("../evil.txt")
+            info.size = 4
+            tf.addfile(info, io.BytesIO(b"evil"))
+        archive = src / "bad.tar"
+        archive.parent.mkdir(parents=True, exist_ok=True)
+        archive.write_bytes(raw.getvalue())
+        archive_manifest(write_manifest, "bad", archive, 'extract = "tar"')
+    else:
+        archive = tar_gz(src / "bad.tar.gz")
+        archive.write_bytes(archive.read_bytes()[:-40])  # truncated; the manifest pins these very bytes
+        archive_manifest(write_manifest, "bad", archive)
+    report = api.fetch(["bad"], settings)
+    assert not report.ok and report.exit_code == EXIT_INTEGRITY
+    assert (art_dir(settings, "bad") / archive.name).is_file()  # the archive itself is fine
+    want = {"path": EXIT_INTEGRITY, "status": "partial", "list": "partial", "show": "partial"}
+    assert _states(settings, "bad") == want
+    result = runner.invoke(app, ["path", "bad"])
+    assert "0/1 archives extracted" in result.stderr and "provision fetch bad" in result.stderr
+
+
+def test_killed_extraction_is_not_present_and_the_next_fetch_removes_its_temp_folder(
+    src: Path, write_manifest: ManifestWriter, settings: Settings
+) -> None:
+    """A fetch killed (SIGKILL) half-way through an extraction of 3,000 files: path exits 3, and the
+    next fetch extracts again and removes the dead run's temp folder (not only gc)."""
+    import signal
+    import subprocess
+    import sys
+
+    tree = {f"d{i % 10}/f{i:04d}.txt": f"{i}\n".encode() for i in range(3000)}
+    archive_manifest(write_manifest, "killed", tar_gz(src / "killed.tar.gz", tree))
+    script = (
+        "import os, signal\n"
+        "from provision import api\n"
+        "from provision.config import Settings\n"
+        "class P:\n"
+        "    n = 0\n"
+        "    def start(self, *a, **k): pass\n"
+        "    def finish(self, *a): pass\n"
+        "    def note(self, *a): pass\n"
+        "    def advance(self, key, n):\n"
+        "        if key == 'killed/killed':\n"
+        "            P.n += 1\n"
+        "            if P.n == 2000: os.kill(os.getpid(), signal.SIGKILL)\n"
+        "api.fetch(['killed'], Settings.from_env(), progress=P())\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    folder = art_dir(settings, "killed")
+    temps = [p for p in folder.iterdir() if p.name.startswith("killed.part-")]
+    assert len(temps) == 1 and temps[0].is_dir() and sum(1 for _ in temps[0].rglob("*.txt")) >= 1999
+    assert not (folder / "killed").exists()
+    assert _states(settings, "killed") == {
+        "path": EXIT_INTEGRITY,
+        "status": "partial",
+        "list": "partial",
+        "show": "partial",
+    }
+    report = api.fetch(["killed"], settings)
+    assert report.ok, report.failures
+    assert sorted(p.name for p in folder.iterdir()) == ["killed", "killed.tar.gz"]
+    assert files_of(folder / "killed") == tree
+    assert _states(settings, "killed") == {"path": 0, "status": "present", "list": "present", "show": "present"}
+
+
+def test_extraction_that_runs_out_of_room_is_one_line_and_not_present(
+    src: Path, write_manifest: ManifestWriter, settings: Settings
+) -> None:
+    """An extraction whose writes fail (here: RLIMIT_FSIZE, EFBIG, as a full disk gives ENOSPC) fails
+    the fetch with one line naming the artifact; nothing is placed, and path exits 3."""
+    import subprocess
+    import sys
+
+    archive_manifest(write_manifest, "full", tar_gz(src / "full.tar.gz", {"zeros.bin": bytes(4 << 20)}))
+    script = (
+        "import resource, signal, sys\n"
+        "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
+        "resource.setrlimit(resource.RLIMIT_FSIZE, (1 << 20, 1 << 20))\n"
+        "from provision.cli.app import main\n"
+        "sys.argv = ['provision', 'fetch', 'full']\n"
+        "main()\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("provision: error:")]
+    assert proc.returncode == 1 and len(errors) == 1, proc.stderr
+    assert "full/full.tar.gz: extraction failed" in errors[0] and "unexpected" not in errors[0], errors
+    folder = art_dir(settings, "full")
+    assert sorted(p.name for p in folder.iterdir()) == ["full.tar.gz"]
+    assert runner.invoke(app, ["path", "full"]).exit_code == EXIT_INTEGRITY
+    assert api.fetch(["full"], settings).ok  # with room again
+    assert runner.invoke(app, ["path", "full"]).exit_code == 0

@@ -18,9 +18,7 @@ from pathlib import Path
 import requests
 
 from provision.config import Settings
-from provision.errors import (
-    SourceError,
-)
+from provision.errors import ProvisionError, SourceError
 from provision.extract.archive import ExtractError
 from provision.extract.unpack import drop_archive, extract_file
 from provision.fetching.folders import list_folders
@@ -33,6 +31,7 @@ from provision.progress import NullProgress, Progress
 from provision.sources.base import AttemptFailed, SourceContext
 from provision.sources.http import HttpClient, new_session
 from provision.store.cache import Store
+from provision.store.gc import sweep_artifact
 from provision.store.records import DROPPED, FileRecord
 from provision.store.trees import tree_ok
 from provision.store.verify import check_file
@@ -60,6 +59,15 @@ def _extract_all(
             extract_file(store, art, spec, progress)
         except ExtractError as exc:
             result.fail(exc)
+            continue
+        except OSError as exc:  # disk full, a file too big, a folder not writable: nothing was placed
+            where = exc.filename or store.artifact_dir(art.name) / spec.extract.to
+            result.fail(
+                ProvisionError(
+                    f"{art.name}/{spec.name}: extraction failed: {exc.strerror or exc} ({where}); "
+                    f"free space or fix that folder, then run 'provision fetch {art.name}' again"
+                )
+            )
             continue
         result.extracted = str(store.artifact_dir(art.name) / spec.extract.to)
         if not spec.extract.keep_archive:
@@ -216,6 +224,7 @@ def fetch(
     with contextlib.ExitStack() as stack:
         for art in sorted(artifacts, key=lambda a: a.name):
             stack.enter_context(run.store.lock(art.name, settings.lock_timeout, ctx.progress.note))
+            sweep_artifact(run.store, art)  # what killed runs left in its folder (a half-extracted tree)
         todo = run.inventory(artifacts)
         unpack = [(a, f) for a in artifacts for f in a.archives if not (f.checksum.known and tree_ok(run.store, a, f))]
         check_disk_space(run.store, [(a, s) for a, s, _ in todo], unpack)

@@ -17,6 +17,7 @@ the lock only saves duplicate work.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import shutil
@@ -30,12 +31,21 @@ from typing import Any
 import filelock
 
 from provision.errors import LockTimeoutError, ProvisionError
-from provision.fsutil import atomic_write_text, file_kind, link_or_copy, parse_temp_name, read_json, temp_name
+from provision.fsutil import (
+    NotRegularFileError,
+    atomic_write_text,
+    file_kind,
+    link_or_copy,
+    parse_temp_name,
+    read_json,
+    temp_name,
+)
 from provision.manifest.checksum import Checksum
 from provision.manifest.model import Artifact
 from provision.store.records import DROPPED, RECORD_SCHEMA, FileRecord
+from provision.store.trees import tree_present
 
-__all__ = ["CACHEDIR_TAG", "Store", "walk_files"]
+__all__ = ["CACHEDIR_TAG", "Store", "regular_view", "walk_files"]
 
 CACHEDIR_TAG = (
     "Signature: 8a477f597d28d172789f06886806bc55\n"
@@ -205,7 +215,14 @@ class Store:
         return "another process"
 
     def usage(self, artifact: Artifact) -> dict[str, Any]:
-        """Disk use and completeness of ``artifact`` in this cache."""
+        """Disk use and completeness of ``artifact`` in this cache (stats only; reads no data).
+
+        ``present`` only when every file is there as a regular file (or a symlink to its blob) with a
+        valid record entry, the record is complete, and every archive's extraction is complete and
+        recorded (:func:`provision.store.trees.tree_present`): an archive refused, an extraction that
+        failed or was killed half-way leaves the artifact ``partial``. ``provision path``, ``status``,
+        ``list`` and ``show`` all read this one state.
+        """
         present = 0
         nbytes = 0
         seen: set[tuple[int, int]] = set()
@@ -219,7 +236,7 @@ class Store:
                 present += 1
                 continue
             try:
-                st = (base / spec.name).stat()
+                _, st = regular_view(base / spec.name, self.blob_path(spec.checksum) if spec.checksum.known else None)
             except OSError:
                 continue
             present += 1
@@ -227,16 +244,24 @@ class Store:
                 seen.add((st.st_dev, st.st_ino))
                 nbytes += st.st_size
         total = len(artifact.files)
-        state = "absent" if present == 0 else ("partial" if present < total else "present")
-        recorded = all(spec.name in records for spec in artifact.files)
-        if state == "present" and not (recorded and self.record_complete(artifact.name)):
+        archives = artifact.archives
+        trees = sum(1 for spec in archives if spec.checksum.known and tree_present(self, artifact, spec))
+        if present == 0 and trees == 0:
+            state = "absent"
+        elif present < total or trees < len(archives):
+            state = "partial"
+        elif not (all(spec.name in records for spec in artifact.files) and self.record_complete(artifact.name)):
             state = "unverified"
+        else:
+            state = "present"
         return {
             "name": artifact.name,
             "kind": artifact.kind,
             "state": state,
             "files": present,
             "files_total": total,
+            "trees": trees,
+            "trees_total": len(archives),
             "bytes": nbytes,
             "path": str(base),
         }
@@ -244,6 +269,30 @@ class Store:
     def partial_bytes(self) -> int:
         """Bytes held by in-flight or abandoned temp files."""
         return sum(p.lstat().st_size for p in walk_files(self.root / "blobs") if parse_temp_name(p.name) is not None)
+
+
+def regular_view(view: Path, blob: Path | None) -> tuple[Path, os.stat_result]:
+    """The regular file that is ``view``, and its stat (never following a link but the one allowed).
+
+    ``view`` itself when it is a regular file; the blob when ``view`` is a symlink to ``blob`` (what
+    :meth:`Store.link_view` makes where hard links are impossible). ``FileNotFoundError`` when nothing
+    is there (or the link's blob is gone); :class:`NotRegularFileError` for anything else: a FIFO,
+    a device, a folder, a symlink elsewhere (``/dev/zero``, a file outside the cache).
+    """
+    st = os.lstat(view)
+    if stat.S_ISREG(st.st_mode):
+        return view, st
+    if stat.S_ISLNK(st.st_mode):
+        target = os.readlink(view)
+        if blob is not None and os.path.realpath(view) == os.path.realpath(blob):
+            real = Path(os.path.realpath(blob))
+            bst = os.lstat(real)
+            if stat.S_ISREG(bst.st_mode):
+                return real, bst
+            what = f"a symlink to its blob, which is a {file_kind(bst.st_mode)}"
+            raise NotRegularFileError(errno.EINVAL, what, str(view))
+        raise NotRegularFileError(errno.EINVAL, f"a symlink to {target}, not to its blob", str(view))
+    raise NotRegularFileError(errno.EINVAL, f"a {file_kind(st.st_mode)}", str(view))
 
 
 def walk_files(top: Path) -> list[Path]:

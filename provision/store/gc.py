@@ -19,10 +19,10 @@ from pathlib import Path
 
 from provision.fsutil import is_stale_temp, parse_temp_name
 from provision.manifest.checksum import Checksum
-from provision.manifest.model import Catalog
+from provision.manifest.model import Artifact, Catalog
 from provision.store.cache import Store, walk_files
 
-__all__ = ["GcReport", "gc", "referenced_blobs"]
+__all__ = ["GcReport", "gc", "referenced_blobs", "sweep_artifact"]
 
 Drop = Callable[[Path, str], None]
 
@@ -143,6 +143,37 @@ def _preprocessed(store: Store, catalog: Catalog, drop: Drop, dry_run: bool) -> 
                 drop(path, why)
             if not dry_run:
                 _prune_dirs(folder)
+
+
+def sweep_artifact(store: Store, art: Artifact) -> list[Path]:
+    """Remove the stale temp files and folders that interrupted runs left beside ``art``'s files and
+    extracted trees (a killed extraction's ``<to>.part-<host>-<pid>-<hex>/``, a link or an old tree
+    set aside); returns what was removed. ``fetch`` calls this for each artifact it fetches, under
+    its lock; nothing is followed through a symlink, and nothing a live process writes is touched."""
+    base = store.artifact_dir(art.name)
+    real_base = os.path.realpath(base)
+    folders = {(base / f.name).parent for f in art.files}
+    folders |= {(base / f.extract.to).parent for f in art.archives if f.extract is not None}
+    removed: list[Path] = []
+    for folder in sorted(folders):
+        rel = os.path.relpath(folder, base)
+        if os.path.realpath(folder) != os.path.normpath(os.path.join(real_base, rel)):
+            continue  # reached through a symlink: not ours to clean
+        try:
+            names = sorted(os.listdir(folder))
+        except OSError:
+            continue
+        for name in names:
+            path = folder / name
+            if not is_stale_temp(path):
+                continue
+            with contextlib.suppress(OSError):
+                if path.is_dir() and not path.is_symlink():
+                    shutil.rmtree(path)
+                else:
+                    path.unlink()
+                removed.append(path)
+    return removed
 
 
 def _stale_parts(top: Path) -> list[Path]:

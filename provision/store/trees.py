@@ -7,20 +7,23 @@ format + strip/members + target) and the completion record. An extraction withou
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import stat
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import xxhash
 
 from provision.fsutil import CHUNK_SIZE, NotRegularFileError, atomic_write_text, file_kind, open_regular, read_json
 from provision.manifest.model import Artifact, FileSpec
 from provision.progress import NullProgress, Progress
-from provision.store.cache import Store
+
+if TYPE_CHECKING:  # the store's usage asks this module whether a tree is present: no import cycle
+    from provision.store.cache import Store
 
 __all__ = [
     "TreeFile",
@@ -33,6 +36,7 @@ __all__ = [
     "stamp_ctimes",
     "tree_digest",
     "tree_ok",
+    "tree_present",
     "verify_tree",
 ]
 
@@ -302,12 +306,32 @@ def check_tree(
 
 
 def tree_ok(store: Store, art: Artifact, spec: FileSpec) -> bool:
-    """True when ``spec``'s extraction is recorded and unchanged (stat fast path)."""
+    """True when ``spec``'s extraction is recorded and unchanged (stat fast path; a file whose stat
+    changed is re-hashed, and the record refreshed when it is unchanged, as by ``verify``)."""
+    state, _, _ = verify_tree(store, art, spec, full=False, progress=NullProgress())
+    return state == "ok"
+
+
+def tree_present(store: Store, art: Artifact, spec: FileSpec) -> bool:
+    """True when ``spec``'s extraction is complete and recorded: its completion record matches the
+    manifest, and every file it lists is a regular file (every link a link) on disk. Reads no data
+    (``status``, ``list`` and ``path`` ask this; ``verify`` checks the bytes)."""
     record = tree_record(store, art, spec)
-    if record is None:
+    if record is None or spec.extract is None:
         return False
-    problems, _, _ = check_tree(store, art, spec, record, full=False, progress=NullProgress())
-    return not problems
+    root = store.artifact_dir(art.name) / spec.extract.to
+    if record.kind == "file":
+        paths = [root]
+    else:
+        if not os.path.isdir(root) or os.path.islink(root):
+            return False
+        paths = [root / rel for rel in record.files]
+        if not all(os.path.islink(root / rel) for rel in record.links):
+            return False
+    try:
+        return all(stat.S_ISREG(os.lstat(p).st_mode) for p in paths)
+    except OSError:
+        return False
 
 
 def verify_tree(
@@ -321,5 +345,6 @@ def verify_tree(
     if not problems and fresh.files != record.files:
         trees = load_trees(store, art.name)
         trees[spec.name] = {**trees[spec.name], **fresh.to_json()}
-        save_trees(store, art.name, trees)
+        with contextlib.suppress(OSError):  # a refresh only: a read-only cache is checked all the same
+            save_trees(store, art.name, trees)
     return ("ok" if not problems else "corrupt"), nbytes, problems

@@ -10,27 +10,25 @@ manifest.
 
 from __future__ import annotations
 
-import errno
 import os
-import stat
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from provision.config import Settings
 from provision.errors import IntegrityError
-from provision.fsutil import NotRegularFileError, file_kind
+from provision.fsutil import NotRegularFileError
 from provision.manifest.checksum import Checksum
 from provision.manifest.folders import as_fetched
 from provision.manifest.lockfile import LockFile
 from provision.manifest.model import Artifact, Catalog, FileSpec
 from provision.progress import NullProgress, Progress
-from provision.store.cache import Store
+from provision.store.cache import Store, regular_view
 from provision.store.hashing import FAST_ALG, hash_file
 from provision.store.records import DROPPED, FileRecord
 from provision.store.trees import verify_tree
 
-__all__ = ["FileCheck", "VerifyReport", "check_file", "regular_file", "verify"]
+__all__ = ["FileCheck", "VerifyReport", "check_file", "verify"]
 
 
 @dataclass
@@ -96,30 +94,6 @@ class VerifyReport:
             raise IntegrityError(bad[0].message() + more, path=bad[0].path)
 
 
-def regular_file(view: Path, blob: Path | None) -> tuple[Path, os.stat_result]:
-    """The regular file that is ``view``, and its stat (never following a link but the one allowed).
-
-    ``view`` itself when it is a regular file; the blob when ``view`` is a symlink to ``blob`` (what
-    :meth:`Store.link_view` makes where hard links are impossible). ``FileNotFoundError`` when nothing
-    is there (or the link's blob is gone); :class:`NotRegularFileError` for anything else: a FIFO,
-    a device, a folder, a symlink elsewhere (``/dev/zero``, a file outside the cache).
-    """
-    st = os.lstat(view)
-    if stat.S_ISREG(st.st_mode):
-        return view, st
-    if stat.S_ISLNK(st.st_mode):
-        target = os.readlink(view)
-        if blob is not None and os.path.realpath(view) == os.path.realpath(blob):
-            real = Path(os.path.realpath(blob))
-            bst = os.lstat(real)
-            if stat.S_ISREG(bst.st_mode):
-                return real, bst
-            what = f"a symlink to its blob, which is a {file_kind(bst.st_mode)}"
-            raise NotRegularFileError(errno.EINVAL, what, str(view))
-        raise NotRegularFileError(errno.EINVAL, f"a symlink to {target}, not to its blob", str(view))
-    raise NotRegularFileError(errno.EINVAL, f"a {file_kind(st.st_mode)}", str(view))
-
-
 def check_file(
     store: Store,
     artifact: Artifact,
@@ -148,7 +122,7 @@ def check_file(
             return check, None, 0
         spec = replace(spec, checksum=Checksum.parse(entry.checksum))
     try:
-        path, st = regular_file(view, store.blob_path(spec.checksum))
+        path, st = regular_view(view, store.blob_path(spec.checksum))
     except NotRegularFileError as exc:
         check.state, check.expected, check.got = "changed", "a regular file", exc.strerror or str(exc)
         return check, None, 0

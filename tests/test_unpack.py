@@ -654,6 +654,9 @@ def test_killed_extraction_is_not_present_and_the_next_fetch_removes_its_temp_fo
         "list": "partial",
         "show": "partial",
     }
+    checked = api.verify([], settings)  # never extracted: absent, not bad
+    assert checked.ok and [(c.name, c.state) for c in checked.files] == [("killed.tar.gz", "ok"), ("killed/", "absent")]
+    assert runner.invoke(app, ["verify", "killed"]).exit_code == EXIT_INTEGRITY  # named: it must be there
     report = api.fetch(["killed"], settings)
     assert report.ok, report.failures
     assert sorted(p.name for p in folder.iterdir()) == ["killed", "killed.tar.gz"]

@@ -252,3 +252,60 @@ def test_symlink_to_its_own_blob_is_fine(
     assert api.verify(["v-link"], settings).files_hashed == 0
     assert api.verify(["v-link"], settings, full=True).ok
     assert [f.state for f in api.fetch(["v-link"], settings).files] == ["cached"]
+
+
+# -- issue 13: never-fetched files are "absent" for verify with no names, not "bad" -----------
+
+
+def test_verify_all_after_a_failed_first_fetch_reports_absent_files(
+    server: TestServer, write_manifest: ManifestWriter, settings: Settings
+) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from provision.cli.app import app
+
+    files = [(f"f{i}.bin", [server.url(f"/verify/never/f{i}.bin")], os.urandom(100), None) for i in range(6)]
+    write_manifest(dataset_toml("v-never", files))
+    assert not api.fetch(["v-never"], settings).ok  # every URL answers 404
+    runner = CliRunner()
+    result = runner.invoke(app, ["verify"])
+    assert result.exit_code == 0, result.output
+    assert "0 bad, 6 never fetched" in result.stdout
+    doc = json.loads(runner.invoke(app, ["verify", "--json"]).stdout)
+    assert doc["ok"] is True and {f["state"] for f in doc["files"]} == {"absent"}
+    assert set(doc["files"][0]) == {"artifact", "name", "state", "path", "hashed", "expected", "got", "ok"}
+    named = runner.invoke(app, ["verify", "v-never"])  # asked for by name: it must be there
+    assert named.exit_code == EXIT_INTEGRITY
+    assert "v-never/f0.bin: missing" in named.stderr and "provision fetch v-never" in named.stderr
+    # gc removes the record of a fetch that completed nothing (and the empty folder): nothing cached
+    store = Store(settings.cache_dir)
+    report = api.gc(settings)
+    assert any(p == str(store.record_path("v-never")) for p, _n, _w in report.removed)
+    assert not store.record_path("v-never").exists() and not store.artifact_dir("v-never").exists()
+    assert api.verify([], settings).files == []
+
+
+def test_verify_all_checks_what_was_fetched(
+    server: TestServer, write_manifest: ManifestWriter, settings: Settings
+) -> None:
+    """Two of three files fetched: the third is absent (ok); a fetched file deleted later is missing,
+    and stays missing on the next run (its record is kept), until fetch brings it back."""
+    a, b = os.urandom(300), os.urandom(400)
+    files = [
+        ("a.bin", [server.add("/verify/some/a.bin", a)], a, None),
+        ("b.bin", [server.add("/verify/some/b.bin", b)], b, None),
+        ("c.bin", [server.url("/verify/some/c.bin")], b"c", None),
+    ]
+    write_manifest(dataset_toml("v-some", files))
+    assert not api.fetch(["v-some"], settings).ok
+    report = api.verify([], settings)
+    assert report.ok
+    assert [(f.name, f.state) for f in report.files] == [("a.bin", "ok"), ("b.bin", "ok"), ("c.bin", "absent")]
+    assert [f.name for f in report.absent] == ["c.bin"]
+    (Store(settings.cache_dir).artifact_dir("v-some") / "b.bin").unlink()
+    for _ in range(2):
+        again = api.verify([], settings)
+        assert not again.ok and [(f.name, f.state) for f in again.failures] == [("b.bin", "missing")]
+    assert api.gc(settings).removed == []  # the record still vouches for a.bin

@@ -97,9 +97,10 @@ def verify(
                 }
             )
         elif not quiet:
+            absent = f", {len(report.absent)} never fetched" if report.absent else ""
             typer.echo(
                 f"{len(report.files)} files checked, {report.files_hashed} re-hashed "
-                f"({human_bytes(report.bytes_hashed)}), {len(report.failures)} bad"
+                f"({human_bytes(report.bytes_hashed)}), {len(report.failures)} bad{absent}"
             )
         for f in report.failures:
             typer.echo(f"provision: error: {f.message()}", err=True)

@@ -13,14 +13,17 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from provision.errors import LockTimeoutError
 from provision.fsutil import is_stale_temp, parse_temp_name
 from provision.manifest.checksum import Checksum
 from provision.manifest.model import Artifact, Catalog
 from provision.store.cache import Store, walk_files
+from provision.store.records import DROPPED
+from provision.store.trees import load_trees
 
 __all__ = ["GcReport", "gc", "referenced_blobs", "sweep_artifact"]
 
@@ -94,6 +97,11 @@ def _artifacts(store: Store, catalog: Catalog, drop: Drop, dry_run: bool) -> Non
             continue
         if child.is_symlink():
             continue
+        if not dry_run and not any(child.iterdir()):
+            with _unless_busy(store, child.name) as free, contextlib.suppress(OSError):
+                if free:
+                    child.rmdir()  # a first fetch that failed left the folder empty
+            continue
         for path in _stale_parts(child):
             if path.is_dir() and not path.is_symlink():
                 for inner in walk_files(path):
@@ -110,9 +118,34 @@ def _records(store: Store, catalog: Catalog, drop: Drop) -> None:
         return
     for rec in sorted(records.glob("*.json")):
         # <name>.json (fetch record) and <name>.trees.json (extraction record, store/trees.py)
-        owner = rec.name.removesuffix(".trees.json") if rec.name.endswith(".trees.json") else rec.stem
+        is_trees = rec.name.endswith(".trees.json")
+        owner = rec.name.removesuffix(".trees.json") if is_trees else rec.stem
         if owner not in catalog.artifacts:
             drop(rec, f"record of artifact {owner!r}, which is in no manifest")
+        elif _vouches_for_nothing(store, owner, is_trees):
+            with _unless_busy(store, owner) as free:
+                if free and _vouches_for_nothing(store, owner, is_trees):
+                    drop(rec, "record of a fetch that completed nothing")
+
+
+def _vouches_for_nothing(store: Store, name: str, is_trees: bool) -> bool:
+    """A record with no entry for anything there: a first fetch that failed writes one, and a record
+    unreadable or of the wrong shape vouches for nothing either (then ``verify`` finds the artifact
+    absent, not bad)."""
+    if is_trees:
+        return not load_trees(store, name)
+    base = store.artifact_dir(name)
+    return not any(e.link == DROPPED or os.path.lexists(base / f) for f, e in store.load_record(name).items())
+
+
+@contextlib.contextmanager
+def _unless_busy(store: Store, name: str) -> Iterator[bool]:
+    """Hold artifact ``name``'s lock if it is free at once (True); False while a fetch holds it."""
+    try:
+        with store.lock(name, 0):
+            yield True
+    except LockTimeoutError:
+        yield False
 
 
 def _preprocessed(store: Store, catalog: Catalog, drop: Drop, dry_run: bool) -> None:

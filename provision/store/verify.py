@@ -26,7 +26,7 @@ from provision.progress import NullProgress, Progress
 from provision.store.cache import Store, regular_view
 from provision.store.hashing import FAST_ALG, hash_file
 from provision.store.records import DROPPED, FileRecord
-from provision.store.trees import verify_tree
+from provision.store.trees import tree_record, verify_tree
 
 __all__ = ["FileCheck", "VerifyReport", "check_file", "verify"]
 
@@ -37,7 +37,7 @@ class FileCheck:
 
     artifact: str
     name: str
-    state: str  # ok | missing | corrupt | changed (not a regular file)
+    state: str  # ok | absent (never fetched; verify with no names) | missing | corrupt | changed (not a regular file)
     path: str
     hashed: bool = False
     expected: str = ""
@@ -45,8 +45,8 @@ class FileCheck:
 
     @property
     def ok(self) -> bool:
-        """True when the file is present and matches."""
-        return self.state == "ok"
+        """True when the file is present and matches, or was never fetched (``absent``, no names given)."""
+        return self.state in ("ok", "absent")
 
     def message(self) -> str:
         """One line for a failed check."""
@@ -78,8 +78,13 @@ class VerifyReport:
 
     @property
     def ok(self) -> bool:
-        """True when every file is present and matches."""
+        """True when every file is present and matches (or was never fetched)."""
         return all(f.ok for f in self.files)
+
+    @property
+    def absent(self) -> list[FileCheck]:
+        """The files (and trees) never fetched (or never extracted): reported, not failures."""
+        return [f for f in self.files if f.state == "absent"]
 
     @property
     def failures(self) -> list[FileCheck]:
@@ -186,10 +191,17 @@ def verify(
     full: bool = False,
     progress: Progress | None = None,
 ) -> VerifyReport:
-    """Check the named artifacts (all cached ones when ``names`` is empty)."""
+    """Check the named artifacts (all cached ones when ``names`` is empty).
+
+    With no names, what was fetched is checked: a file with no record and nothing at its path, a
+    folder entry never listed, or an archive never extracted (no completion record) is ``absent`` —
+    reported, not a failure (a first fetch that failed leaves such files). A named artifact must be
+    there in full: the same file is ``missing``, an error naming ``provision fetch``.
+    """
     progress = progress or NullProgress()
     store = Store(settings.cache_dir)
     names = list(names)
+    explicit = bool(names)
     lock = LockFile(settings.lock_path)
     chosen = catalog.resolve(names) if names else cached_artifacts(store, catalog)
     artifacts = [as_fetched(a, lock) for a in chosen]
@@ -205,26 +217,31 @@ def verify(
                 entry = records.get(spec.name)
                 if entry is not None and entry.link == DROPPED:
                     continue  # the archive was removed after extraction; its tree is checked below
-                result, entry, nbytes = check_file(
-                    store, art, spec, records.get(spec.name), full=full, progress=progress
-                )
+                view = store.artifact_dir(art.name) / spec.name
+                if not explicit and entry is None and (spec.is_folder or not os.path.lexists(view)):
+                    report.files.append(FileCheck(art.name, spec.name, "absent", str(view)))
+                    continue
+                result, fresh, nbytes = check_file(store, art, spec, entry, full=full, progress=progress)
                 if result.hashed:
                     progress.finish(key, result.ok)
                 report.files.append(result)
                 if result.hashed:
                     report.files_hashed += 1
                     report.bytes_hashed += nbytes
-                if entry is not None and entry != records.get(spec.name):
-                    records[spec.name] = entry
+                if fresh is not None and fresh != entry:
+                    records[spec.name] = fresh
                     changed = True
-                elif entry is None and spec.name in records:
-                    del records[spec.name]
+                elif fresh is None and entry is not None and result.state != "missing":
+                    del records[spec.name]  # the record no longer vouches for what is there (a lost file keeps it)
                     changed = True
             if changed:
                 store.save_record(art, records)
             for spec in art.archives:
                 assert spec.extract is not None
                 tree_path = store.artifact_dir(art.name) / spec.extract.to
+                if not explicit and tree_record(store, art, spec) is None:
+                    report.files.append(FileCheck(art.name, spec.extract.to + "/", "absent", str(tree_path)))
+                    continue
                 state, nbytes, problems = verify_tree(store, art, spec, full=full, progress=progress)
                 check = FileCheck(art.name, spec.extract.to + "/", state, str(tree_path), hashed=nbytes > 0)
                 check.got = ", ".join(problems)

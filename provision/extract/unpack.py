@@ -35,6 +35,7 @@ def extract_file(store: Store, art: Artifact, spec: FileSpec, progress: Progress
     key = f"{art.name}/{spec.extract.to}"
     label = f"{art.name}/{spec.name}"
     old = tree_record(store, art, spec)
+    store.make_folder(dest.parent)  # through real folders only: a planted link is removed, not followed
     progress.start(key, f"extract {spec.name}", spec.extract.extracted_size)
     try:
         record = extract_archive(archive, spec.extract, dest, label=label, advance=lambda n: progress.advance(key, n))

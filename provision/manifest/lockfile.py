@@ -167,7 +167,10 @@ class LockFile:
 
     def _update(self, key: str, entry: dict[str, Any]) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        with filelock.FileLock(str(self.path) + ".lck", timeout=60):
+        guard = Path(str(self.path) + ".lck")
+        if guard.is_symlink():  # a link planted at the guard is removed, never followed (nor truncated)
+            guard.unlink()
+        with filelock.FileLock(str(guard), timeout=60):
             files = self._read()
             if key in files:
                 return

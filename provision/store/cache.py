@@ -45,7 +45,16 @@ from provision.manifest.model import Artifact
 from provision.store.records import DROPPED, RECORD_SCHEMA, FileRecord
 from provision.store.trees import tree_present
 
-__all__ = ["CACHEDIR_TAG", "Store", "regular_view", "walk_files"]
+__all__ = ["CACHEDIR_TAG", "NOT_WRITABLE", "WRITABLE_FIX", "Store", "regular_view", "walk_files"]
+
+#: The errors of a write the file system refuses (read-only mount, permissions, an immutable file).
+NOT_WRITABLE = frozenset({errno.EROFS, errno.EACCES, errno.EPERM})
+
+#: What to do about a cache that is not writable.
+WRITABLE_FIX = (
+    "make it writable (remount read-write, chmod/chown, chattr -i) or point --cache-dir or "
+    "PROVISION_CACHE at a writable cache"
+)
 
 CACHEDIR_TAG = (
     "Signature: 8a477f597d28d172789f06886806bc55\n"
@@ -67,7 +76,7 @@ class Store:
             for sub in ("blobs", "artifacts", "records", "locks"):
                 (self.root / sub).mkdir(parents=True, exist_ok=True)
             tag = self.root / "CACHEDIR.TAG"
-            if not tag.exists():
+            if not os.path.lexists(tag):  # anything there (a link too) is left alone, never written through
                 atomic_write_text(tag, CACHEDIR_TAG)
         except OSError as exc:
             raise ProvisionError(
@@ -141,7 +150,7 @@ class Store:
 
     def link_view(self, blob: Path, view: Path) -> str:
         """Point ``view`` at ``blob`` (reflink, hard link, else symlink); atomic replace."""
-        view.parent.mkdir(parents=True, exist_ok=True)
+        self.make_folder(view.parent)
         tmp = temp_name(view)
         try:
             how = link_or_copy(blob, tmp, allow_hardlink=True, allow_symlink=True)
@@ -150,6 +159,32 @@ class Store:
             with contextlib.suppress(FileNotFoundError):
                 tmp.unlink()
         return how
+
+    def make_folder(self, folder: Path) -> None:
+        """Create ``folder`` (inside ``artifacts/``) through real folders only: a symlink (or a FIFO...)
+        planted where a folder of an artifact belongs is removed, never followed out of the cache."""
+        top = self.root / "artifacts"
+        try:
+            parts = folder.relative_to(top).parts
+        except ValueError:
+            folder.mkdir(parents=True, exist_ok=True)
+            return
+        top.mkdir(parents=True, exist_ok=True)
+        current = top
+        for part in parts:
+            current = current / part
+            try:
+                mode = os.lstat(current).st_mode
+            except FileNotFoundError:
+                mode = 0
+            if stat.S_ISDIR(mode):
+                continue
+            if stat.S_ISREG(mode):
+                raise NotADirectoryError(errno.ENOTDIR, "a file where the cache needs a folder", str(current))
+            if mode:
+                self.clear_irregular(current)
+            with contextlib.suppress(FileExistsError):  # another process made it meanwhile
+                os.mkdir(current)
 
     def clear_irregular(self, path: Path) -> bool:
         """Remove whatever is at ``path`` unless it is a regular file (a FIFO, a device, a folder, a
@@ -176,36 +211,64 @@ class Store:
 
     # -- locks -----------------------------------------------------------------------
     @contextlib.contextmanager
-    def lock(self, name: str, timeout: float, on_wait: Callable[[str], None] | None = None) -> Iterator[None]:
-        """Hold artifact ``name``'s inter-process lock; tell ``on_wait`` who holds it."""
+    def lock(
+        self, name: str, timeout: float, on_wait: Callable[[str], None] | None = None, *, required: bool = True
+    ) -> Iterator[bool]:
+        """Hold artifact ``name``'s inter-process lock; tell ``on_wait`` who holds it. Yields True.
+
+        A symlink (or anything but a regular file) at the lock file is removed, never followed, and
+        the ``.owner`` note is written through a temp file and a rename. ``required=False`` (verify,
+        which only reads) goes on without the lock where the cache is not writable, and yields False.
+        """
         path = self.root / "locks" / f"{name}.lock"
-        path.parent.mkdir(parents=True, exist_ok=True)
+        lock = self._acquire(path, name, timeout, on_wait, required)
+        if lock is None:
+            yield False
+            return
         owner = path.with_suffix(".owner")
-        lock = filelock.FileLock(str(path), mode=0o664)
-        try:
-            lock.acquire(timeout=0)
-        except filelock.Timeout:
-            holder = self._lock_owner(owner)
-            if on_wait is not None:
-                on_wait(f"waiting for {holder} (lock on {name}, timeout {timeout:.0f}s)")
-            try:
-                lock.acquire(timeout=timeout)
-            except filelock.Timeout:
-                raise LockTimeoutError(
-                    f"gave up after {timeout:.0f}s waiting for {holder} to release the lock on "
-                    f"{name} ({path}); wait for it, raise PROVISION_LOCK_TIMEOUT, or stop that process"
-                ) from None
         try:
             with contextlib.suppress(OSError):
-                owner.write_text(
-                    json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "since": time.time()}),
-                    encoding="utf-8",
-                )
-            yield
+                note = {"pid": os.getpid(), "host": socket.gethostname(), "since": time.time()}
+                atomic_write_text(owner, json.dumps(note), durable=False)
+            yield True
         finally:
             with contextlib.suppress(OSError):
                 owner.unlink()
             lock.release()
+
+    def _acquire(
+        self, path: Path, name: str, timeout: float, on_wait: Callable[[str], None] | None, required: bool
+    ) -> filelock.BaseFileLock | None:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self.clear_irregular(path)
+            lock = filelock.FileLock(str(path), mode=0o664)
+            try:
+                lock.acquire(timeout=0)
+            except filelock.Timeout:
+                holder = self._lock_owner(path.with_suffix(".owner"))
+                if on_wait is not None:
+                    on_wait(f"waiting for {holder} (lock on {name}, timeout {timeout:.0f}s)")
+                try:
+                    lock.acquire(timeout=timeout)
+                except filelock.Timeout:
+                    raise LockTimeoutError(
+                        f"gave up after {timeout:.0f}s waiting for {holder} to release the lock on "
+                        f"{name} ({path}); wait for it, raise PROVISION_LOCK_TIMEOUT, or stop that process"
+                    ) from None
+        except LockTimeoutError:  # a TimeoutError, hence an OSError: not a file-system refusal
+            raise
+        except OSError as exc:
+            if not required and exc.errno in NOT_WRITABLE:
+                return None
+            raise ProvisionError(
+                f"cannot take the lock {path} ({exc.strerror or exc}); {WRITABLE_FIX}"
+            ) from exc
+        except ProvisionError:  # clear_irregular could not remove a link planted at the lock file
+            if not required and not os.access(path.parent, os.W_OK):
+                return None
+            raise
+        return lock
 
     @staticmethod
     def _lock_owner(owner: Path) -> str:

@@ -117,3 +117,89 @@ def test_links_planted_in_the_cache_are_never_followed(
     assert not os.path.lexists(cache / "artifacts" / "gone-artifact")
     assert not os.path.lexists(cache / "records" / "gone-artifact.json")
     assert os.path.islink(cache / "CACHEDIR.TAG")  # never written through (nor replaced)
+
+
+# -- issue 13: a read-only cache: verify works, fetch names the path it cannot write ----------
+
+
+def _read_only_runner(tmp_path: Path) -> str:
+    """How this test can make folders really read-only: 'mount' (root: a read-only bind mount in a
+    private mount namespace, since root ignores permission bits), 'chmod' (not root), or ''."""
+    if os.geteuid() != 0:
+        return "chmod"
+    probe = tmp_path / "ro-probe"
+    probe.mkdir()
+    cmd = f"mount --bind {probe} {probe} && mount -o remount,bind,ro {probe} {probe} && ! touch {probe}/x 2>/dev/null"
+    try:
+        ok = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c", cmd], timeout=30).returncode
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+    return "mount" if ok == 0 else ""
+
+
+def _run_read_only(how: str, folders: list[Path], *args: str) -> subprocess.CompletedProcess[str]:
+    """``provision ARGS`` as a real process while ``folders`` are read-only (for that process only)."""
+    cmd = [sys.executable, "-m", "provision.cli", *args]
+    if how == "mount":
+        binds = " && ".join(f'mount --bind "{f}" "{f}" && mount -o remount,bind,ro "{f}" "{f}"' for f in folders)
+        wrapped = ["unshare", "--mount", "--propagation", "private", "sh", "-c", f'{binds} && exec "$@"', "sh", *cmd]
+        return subprocess.run(wrapped, capture_output=True, text=True, timeout=120)
+    modes = {}
+    for folder in folders:
+        for p in [folder, *folder.rglob("*")]:
+            if p.is_dir() and not p.is_symlink():
+                modes[p] = p.stat().st_mode
+                p.chmod(modes[p] & ~0o222)
+    try:
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    finally:
+        for p, mode in modes.items():
+            p.chmod(mode)
+
+
+def _errors(proc: subprocess.CompletedProcess[str]) -> list[str]:
+    return [line for line in proc.stderr.splitlines() if line.startswith("provision: error:")]
+
+
+def test_read_only_cache_verify_works_and_fetch_names_the_path(
+    server: TestServer, write_manifest: ManifestWriter, settings: Settings, tmp_path: Path
+) -> None:
+    import pytest
+
+    how = _read_only_runner(tmp_path)
+    if not how:
+        pytest.skip("cannot make a folder read-only here: running as root without mount namespaces")
+    a, b = os.urandom(2000), os.urandom(3000)
+    ua, ub = server.add("/ro/a.bin", a), server.add("/ro/b.bin", b)
+    write_manifest(dataset_toml("ro", [("a.bin", [ua], a, None), ("b.bin", [ub], b, None)]))
+    assert api.fetch(["ro"], settings).ok
+    cache = settings.cache_dir
+    store = Store(cache)
+    view = store.artifact_dir("ro") / "a.bin"
+    st = view.stat()
+    os.utime(view, ns=(st.st_atime_ns, st.st_mtime_ns + 3_000_000_000))  # verify must re-hash, cannot record
+    (cache / "locks" / "ro.lock").unlink()  # nor can it create the lock file
+    record = store.record_path("ro").read_bytes()
+
+    for args in (["verify", "ro"], ["verify"], ["verify", "--full", "ro"], ["status"], ["path", "ro"]):
+        proc = _run_read_only(how, [cache], *args)
+        assert proc.returncode == 0 and not _errors(proc), (args, proc.stderr)
+    proc = _run_read_only(how, [cache], "fetch", "ro")  # everything cached: nothing to write, fine
+    assert proc.returncode == 0 and not _errors(proc), proc.stderr
+    assert store.record_path("ro").read_bytes() == record  # nothing was written
+
+    view.unlink()
+    proc = _run_read_only(how, [cache], "verify", "ro")
+    assert proc.returncode == 3 and "ro/a.bin: missing" in proc.stderr, proc.stderr
+    proc = _run_read_only(how, [cache], "fetch", "ro")
+    errors = _errors(proc)
+    assert proc.returncode == 1 and len(errors) == 1, proc.stderr
+    assert f"cannot write to {cache}/" in errors[0] and "ro/a.bin" in errors[0] and "writable" in errors[0], errors
+    assert "unexpected" not in errors[0]
+
+    folder = store.artifact_dir("ro")  # only the artifact's folder read-only: that folder is named
+    proc = _run_read_only(how, [folder], "fetch", "ro")
+    errors = _errors(proc)
+    assert proc.returncode == 1 and len(errors) == 1 and f"cannot write to {folder} (" in errors[0], proc.stderr
+    assert not view.exists()
+    assert api.fetch(["ro"], settings).ok and view.read_bytes() == a  # writable again

@@ -209,6 +209,27 @@ class Store:
             ) from exc
         return True
 
+    def unwritable(self, artifacts: list[Artifact]) -> tuple[Path, str] | None:
+        """The first folder a fetch of ``artifacts`` would write in but cannot, and why (None when all
+        can be written). Each folder is probed by creating and removing a temp file in it, which tells
+        a read-only mount, permissions, ACLs and ``chattr +i`` apart from a writable folder, as root too."""
+        folders = [self.root / sub for sub in ("blobs", "records", "locks", "artifacts")]
+        for art in artifacts:
+            base = self.artifact_dir(art.name)
+            folders += [base, *((base / f.name).parent for f in art.files)]
+            folders += [(base / f.extract.to).parent for f in art.archives if f.extract is not None]
+        for folder in dict.fromkeys(folders):
+            while not folder.is_dir() and folder != self.root and self.root in folder.parents:
+                folder = folder.parent  # made by the fetch: its nearest existing folder must be writable
+            probe = temp_name(folder / ".write-probe")
+            try:
+                os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600))
+                os.unlink(probe)
+            except OSError as exc:
+                if exc.errno in NOT_WRITABLE:
+                    return folder, exc.strerror or str(exc)
+        return None
+
     # -- locks -----------------------------------------------------------------------
     @contextlib.contextmanager
     def lock(

@@ -10,6 +10,7 @@ manifest.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
@@ -209,7 +210,8 @@ def verify(
     for art in artifacts:
         if not Path(store.root).exists():
             break
-        with store.lock(art.name, settings.lock_timeout, progress.note):
+        # verify only reads: on a read-only cache it goes on without the lock and without refreshing records
+        with store.lock(art.name, settings.lock_timeout, progress.note, required=False):
             records = store.load_record(art.name)
             changed = False
             for spec in art.files:
@@ -235,7 +237,8 @@ def verify(
                     del records[spec.name]  # the record no longer vouches for what is there (a lost file keeps it)
                     changed = True
             if changed:
-                store.save_record(art, records)
+                with contextlib.suppress(OSError):  # a refresh only: a read-only cache is checked all the same
+                    store.save_record(art, records)
             for spec in art.archives:
                 assert spec.extract is not None
                 tree_path = store.artifact_dir(art.name) / spec.extract.to

@@ -5,13 +5,16 @@ Layout under the cache root::
     CACHEDIR.TAG
     blobs/<alg>/<hh>/<hex>        content, keyed by the manifest's checksum (read-only)
     artifacts/<name>/<file>       the human-readable folder (reflinks/hard links to blobs)
-    records/<name>.json           per file: checksum, xxh3_128, size, mtime_ns, inode
+    records/<name>.json           per file: checksum, xxh3_128, size, mtime_ns, inode, ctime_ns
+    records/<name>.trees.json     per archive: its extraction record (store/trees.py)
     locks/<name>.lock             per-artifact inter-process lock (+ .owner note)
 
 Nothing appears at a final path before it is complete and verified: files are written
 to a temp name unique to the process beside their target and moved with ``os.replace``.
 Correctness never depends on the lock (shared filesystems may grant it to everyone);
-the lock only saves duplicate work.
+the lock only saves duplicate work. No write follows a link planted in the cache: records and
+notes go through a new temp file and a rename, a link at a lock file is removed, and an
+artifact's folders are made through real folders only.
 """
 
 from __future__ import annotations

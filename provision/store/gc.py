@@ -1,8 +1,10 @@
 """``provision gc``: remove what no manifest can use any more, and what interrupted runs left.
 
 Blobs no manifest references (pins of the lock file count as references), temp files whose
-process is gone (or, from another host, untouched for a day), folders and records of artifacts
-no manifest defines, and preprocessing leftovers: outputs of benchmarks no manifest defines,
+process is gone (or, from another host, untouched for a day; only the exact names
+:func:`provision.fsutil.temp_name` makes), folders and records of artifacts no manifest defines,
+records that vouch for nothing (a first fetch that failed writes one) and the empty folder of such
+an artifact, and preprocessing leftovers: outputs of benchmarks no manifest defines,
 outputs rejected by ``expected_tree``, validation results of runs that are gone, interrupted
 runs. Preprocessed runs of a defined benchmark are kept whatever their key: another model,
 subset or machine sharing the cache may use them.

@@ -259,14 +259,19 @@ def check_tree(
             mode = stat.S_IFDIR  # missing: every file below is reported missing
         if not stat.S_ISDIR(mode):
             return [f"changed {spec.extract.to}/ (a {file_kind(mode)}, not the extracted folder)"], 0, fresh
+        linked: set[str] = set()  # folders replaced by symlinks: nothing below them is read
         if root.is_dir():
-            on_disk = {
-                (Path(d) / n).relative_to(root).as_posix()
-                for d, subs, names in os.walk(root)
-                for n in [*names, *(s for s in subs if os.path.islink(os.path.join(d, s)))]
-            }
+            on_disk: set[str] = set()
+            for d, subs, names in os.walk(root):
+                for n in [*names, *subs]:
+                    rel = (Path(d) / n).relative_to(root).as_posix()
+                    if n in names or os.path.islink(os.path.join(d, n)):
+                        on_disk.add(rel)
+                        if n in subs and rel not in record.links:
+                            linked.add(rel)
             for extra in sorted(on_disk - set(record.files) - set(record.links))[:5]:
                 problems.append(f"extra {extra}")
+        paths = {rel: p for rel, p in paths.items() if not any(rel.startswith(f"{d}/") for d in linked)}
         for rel, target in record.links.items():
             try:
                 if os.readlink(root / rel) != target:

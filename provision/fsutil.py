@@ -11,24 +11,34 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import json
 import os
+import re
 import shutil
 import socket
+import stat
 import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, BinaryIO, Protocol
 
 __all__ = [
     "CHUNK_SIZE",
     "PART_MARKER",
     "STALE_AFTER",
     "Feed",
+    "NotRegularFileError",
+    "TempName",
     "atomic_write_text",
+    "file_kind",
     "human_bytes",
     "is_reclaimable",
     "is_stale_temp",
     "link_or_copy",
+    "open_regular",
+    "parse_temp_name",
+    "read_json",
     "temp_name",
 ]
 
@@ -51,22 +61,58 @@ PART_MARKER = ".part-"
 STALE_AFTER = 24 * 3600
 
 
+#: Exactly what :func:`temp_name` makes (``<final>.part-<host>-<pid>-<8 hex>``; the host has its ``-``
+#: turned into ``_``), optionally followed by a sidecar of that temp: the resume state of a partial
+#: download (``<temp>.json``) and the temp name that state is written through (``<temp>.json.tmp<pid>``).
+_TEMP_NAME = re.compile(
+    r"(?P<final>.+)\.part-(?P<host>[^-/]+)-(?P<pid>[0-9]{1,10})-[0-9a-f]{8}(?P<sidecar>\.json(?:\.tmp[0-9]{1,10})?)?"
+)
+
+
+@dataclass(frozen=True)
+class TempName:
+    """What a temp name says: the final name it stands for, who writes it, and whether it is a sidecar."""
+
+    final: str
+    host: str
+    pid: int
+    sidecar: bool
+
+
+def parse_temp_name(name: str) -> TempName | None:
+    """The parts of ``name`` when it is exactly one of this tool's temp names (or their sidecars), else None.
+
+    A file that merely contains ``.part-`` (a tar member ``data.part-1.bin``, a split archive
+    ``data.tar.gz.part-00``) is not a temp name: nothing that looks at temp names touches it.
+    """
+    m = _TEMP_NAME.fullmatch(name)
+    if m is None:
+        return None
+    return TempName(m["final"], m["host"], int(m["pid"]), m["sidecar"] is not None)
+
+
+def _this_host() -> str:
+    return socket.gethostname().replace("-", "_") or "host"
+
+
 def is_stale_temp(path: Path, now: float | None = None) -> bool:
-    """A ``*.part-<host>-<pid>-<rand>`` file whose writer is gone (or, elsewhere, old)."""
-    name = path.name
-    if PART_MARKER not in name:
+    """A temp name of this tool (:func:`parse_temp_name`) whose writer is gone (or, from another host, old).
+
+    Never follows a symlink: a link planted at a temp name is judged by its own mtime.
+    """
+    parsed = parse_temp_name(path.name)
+    if parsed is None:
         return False
-    tail = name.rsplit(PART_MARKER, 1)[1].split("-")
     try:
-        mtime = path.stat().st_mtime
+        mtime = path.lstat().st_mtime
     except FileNotFoundError:
         return False
-    if len(tail) >= 3 and tail[0] == socket.gethostname().replace("-", "_"):
+    if parsed.host == _this_host():
         try:
-            os.kill(int(tail[1]), 0)
+            os.kill(parsed.pid, 0)
         except ProcessLookupError:
             return True
-        except (PermissionError, ValueError):
+        except (PermissionError, OverflowError):
             pass
         else:
             return False
@@ -74,22 +120,91 @@ def is_stale_temp(path: Path, now: float | None = None) -> bool:
 
 
 def is_reclaimable(path: Path) -> bool:
-    """A partial download this process may continue: its writer is gone, or is this process."""
-    tail = path.name.rsplit(PART_MARKER, 1)[-1].split("-")
-    if len(tail) >= 3 and tail[0] == socket.gethostname().replace("-", "_") and tail[1] == str(os.getpid()):
+    """A partial download this process may continue: a regular temp file (never a sidecar, never a link)
+    whose writer is gone, or is this process."""
+    parsed = parse_temp_name(path.name)
+    if parsed is None or parsed.sidecar:
+        return False
+    try:
+        if not stat.S_ISREG(path.lstat().st_mode):
+            return False
+    except FileNotFoundError:
+        return False
+    if parsed.host == _this_host() and parsed.pid == os.getpid():
         return True
     return is_stale_temp(path)
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a fsynced temp file and one rename (never half-written)."""
+class NotRegularFileError(OSError):
+    """A path that should be a regular file is something else (a FIFO, a device, a folder, a link)."""
+
+
+def open_regular(path: str | Path, *, follow_symlinks: bool = False) -> int:
+    """A read-only descriptor of ``path``, which must be a regular file (a file descriptor to close).
+
+    Opened non-blocking, so a FIFO planted at ``path`` can never hang the caller, and without
+    following a final symlink unless ``follow_symlinks``; anything but a regular file raises
+    :class:`NotRegularFileError`.
+    """
+    flags = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | (0 if follow_symlinks else os.O_NOFOLLOW)
+    try:
+        fd = os.open(path, flags)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise NotRegularFileError(errno.ELOOP, "a symbolic link, not a regular file", str(path)) from None
+        raise
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise NotRegularFileError(errno.EINVAL, f"not a regular file ({file_kind(mode)})", str(path))
+        os.set_blocking(fd, True)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def file_kind(mode: int) -> str:
+    """``regular file``, ``symlink``, ``folder``, ``FIFO``, ``socket``, ``device``: what ``mode`` is."""
+    if stat.S_ISREG(mode):
+        return "regular file"
+    if stat.S_ISLNK(mode):
+        return "symlink"
+    if stat.S_ISDIR(mode):
+        return "folder"
+    if stat.S_ISFIFO(mode):
+        return "FIFO"
+    if stat.S_ISSOCK(mode):
+        return "socket"
+    return "device"
+
+
+def read_json(path: Path, *, follow_symlinks: bool = False) -> Any:
+    """The JSON document in the regular file ``path``; None when it is missing, not a regular file,
+    unreadable, or not JSON (nesting too deep for the parser included). Never hangs on a FIFO."""
+    try:
+        with os.fdopen(open_regular(path, follow_symlinks=follow_symlinks), "rb") as fh:
+            return json.loads(fh.read())
+    except (OSError, ValueError, RecursionError):
+        return None
+
+
+def atomic_write_text(path: Path, text: str, *, durable: bool = True) -> None:
+    """Write ``text`` to ``path`` through a temp file and one rename (never half-written).
+
+    The temp file is created new (``O_EXCL | O_NOFOLLOW``: never written through a planted link)
+    and the rename replaces whatever is at ``path`` — a symlink there is replaced, never followed.
+    ``durable`` fsyncs the data before the rename (records); a note that may be lost skips it.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = temp_name(path)
     try:
-        with open(tmp, "w", encoding="utf-8") as fh:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+        with open(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
             fh.flush()
-            os.fsync(fh.fileno())
+            if durable:
+                os.fsync(fh.fileno())
         os.replace(tmp, path)
     finally:
         with contextlib.suppress(FileNotFoundError):
@@ -97,9 +212,8 @@ def atomic_write_text(path: Path, text: str) -> None:
 
 
 def temp_name(final: Path) -> Path:
-    """A temp path beside ``final``, unique to this process: ``<name>.part-<host>-<pid>-<rand>``."""
-    host = socket.gethostname().replace("-", "_") or "host"
-    return final.with_name(f"{final.name}.part-{host}-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+    """A temp path beside ``final``, unique to this process: ``<name>.part-<host>-<pid>-<8 hex>``."""
+    return final.with_name(f"{final.name}.part-{_this_host()}-{os.getpid()}-{uuid.uuid4().hex[:8]}")
 
 
 _FICLONE = 0x40049409  # linux/fs.h: _IOW(0x94, 9, int)
@@ -107,6 +221,12 @@ _FICLONE = 0x40049409  # linux/fs.h: _IOW(0x94, 9, int)
 
 #: Devices (st_dev) where FICLONE failed: not tried again in this process.
 _NO_REFLINK: set[int] = set()
+
+
+def _open_new(dst: Path) -> BinaryIO:
+    """``dst`` opened for writing from byte 0; a symlink at ``dst`` is refused, never written through."""
+    fd = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+    return open(fd, "wb")
 
 
 def _reflink(src: Path, dst: Path) -> bool:
@@ -117,7 +237,7 @@ def _reflink(src: Path, dst: Path) -> bool:
     if dev in _NO_REFLINK:
         return False
     try:
-        with open(src, "rb") as s, open(dst, "wb") as d:
+        with open(src, "rb") as s, _open_new(dst) as d:
             fcntl.ioctl(d.fileno(), _FICLONE, s.fileno())
         return True
     except OSError as exc:
@@ -159,7 +279,7 @@ def link_or_copy(
     if allow_symlink:
         os.symlink(os.path.abspath(src), dst)
         return "symlink"
-    with open(src, "rb") as s, open(dst, "wb") as d:
+    with open(src, "rb") as s, _open_new(dst) as d:
         if hasher is None:
             shutil.copyfileobj(s, d, CHUNK_SIZE)
         else:

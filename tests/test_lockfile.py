@@ -7,12 +7,15 @@ import os
 import shutil
 from pathlib import Path
 
+import pytest
 from conftest import ManifestWriter
 from httpserver import TestServer
+from typer.testing import CliRunner
 
 from provision import api
+from provision.cli.app import app
 from provision.config import Settings
-from provision.errors import EXIT_INTEGRITY
+from provision.errors import EXIT_INTEGRITY, ProvisionError
 from provision.manifest.lockfile import LockFile
 from provision.store.cache import Store
 
@@ -88,3 +91,73 @@ def test_lint_requires_trust_note(write_manifest: ManifestWriter, manifests: Pat
     )
     problems = api.lint([manifests])
     assert len(problems) == 1 and "trust" in problems[0] and "dataset 'nt'" in problems[0]
+
+
+# -- issue 13: a pin of the wrong type is one line naming the lock file and the entry ---------
+
+BAD_PINS = [
+    5,
+    None,
+    "sha256:" + "0" * 64,
+    {},
+    {"checksum": 5},
+    {"checksum": "sha256:abc"},
+    {"checksum": "unpublished"},
+    {"checksum": "sha256:" + "0" * 64, "size": "big"},
+    {"checksum": "sha256:" + "0" * 64, "size": -1},
+    {"checksum": "sha256:" + "0" * 64, "url": ["x"]},
+]
+
+
+@pytest.mark.parametrize("pin", BAD_PINS, ids=range(len(BAD_PINS)))
+def test_pin_of_the_wrong_type_is_a_one_line_error(
+    server: TestServer, write_manifest: ManifestWriter, settings: Settings, pin: object
+) -> None:
+    body = os.urandom(3_000)
+    url = server.add("/tofu-bad/w.bin", body)
+    write_manifest(_manifest(url, "tofubad"))
+    assert api.fetch(["tofubad"], settings).ok
+    doc = json.loads(settings.lock_path.read_text())
+    doc["files"]["tofubad/w.bin"] = pin
+    settings.lock_path.write_text(json.dumps(doc))
+    runner = CliRunner()
+    for args in (["fetch", "tofubad"], ["verify", "tofubad"], ["verify"], ["path", "tofubad"], ["status"], ["gc"]):
+        result = runner.invoke(app, args)
+        assert result.exit_code == 1, (args, result.output)
+        lines = result.output.strip().splitlines()
+        assert len(lines) == 1 and "unexpected" not in lines[0], (args, result.output)
+        assert str(settings.lock_path) in lines[0] and "'tofubad/w.bin'" in lines[0], lines[0]
+        assert "delete this entry" in lines[0]
+    with pytest.raises(ProvisionError):
+        LockFile(settings.lock_path).pinned("tofubad", "w.bin")
+    assert (Store(settings.cache_dir).artifact_dir("tofubad") / "w.bin").read_bytes() == body  # gc kept it
+
+
+BAD_LISTINGS = [
+    "x",
+    [5],
+    [{"path": 5, "url": "https://e.org/a", "checksum": "unpublished", "size": 1}],
+    [{"path": "a.bin", "url": None, "checksum": "unpublished", "size": 1}],
+    [{"path": "a.bin", "url": "https://e.org/a", "checksum": "md5:zz", "size": 1}],
+    [{"path": "a.bin", "url": "https://e.org/a", "checksum": "unpublished", "size": 1.5}],
+]
+
+
+@pytest.mark.parametrize("listing", BAD_LISTINGS, ids=range(len(BAD_LISTINGS)))
+def test_listing_pin_of_the_wrong_type_is_a_one_line_error(
+    write_manifest: ManifestWriter, settings: Settings, listing: object
+) -> None:
+    write_manifest(
+        'schema = 1\n[[dataset]]\nname = "listed"\ndescription = "d"\n[[dataset.files]]\nname = "imgs/"\n'
+        'urls = ["s3://bucket/imgs/"]\nchecksum = "listed"\n'
+    )
+    settings.lock_path.parent.mkdir(parents=True, exist_ok=True)
+    doc = {"schema": 1, "files": {"listed/imgs/": {"url": "s3://bucket/imgs/", "listing": listing}}}
+    settings.lock_path.write_text(json.dumps(doc))
+    runner = CliRunner()
+    for args in (["fetch", "listed"], ["verify", "listed"], ["path", "listed"], ["status"], ["list"], ["gc"]):
+        result = runner.invoke(app, args, env={"PROVISION_OFFLINE": "1"})
+        assert result.exit_code == 1, (args, result.output)
+        lines = result.output.strip().splitlines()
+        assert len(lines) == 1 and "unexpected" not in lines[0], (args, result.output)
+        assert str(settings.lock_path) in lines[0] and "'listed/imgs/'" in lines[0], lines[0]

@@ -18,7 +18,7 @@ from httpserver import TestServer, sha256
 
 from provision import api
 from provision.config import Settings
-from provision.fsutil import STALE_AFTER, is_stale_temp
+from provision.fsutil import STALE_AFTER, TempName, is_stale_temp, parse_temp_name, temp_name
 from provision.manifest.checksum import Checksum
 from provision.manifest.parse import load_catalog
 from provision.store.cache import Store
@@ -84,7 +84,7 @@ def test_record_is_complete_json(server: TestServer, write_manifest: ManifestWri
     store = Store(settings.cache_dir)
     path = store.record_path("recorded")
     doc = json.loads(path.read_text(encoding="utf-8"))
-    assert doc["schema"] == 1
+    assert doc["schema"] == 2
     assert doc["artifact"] == "recorded"
     assert doc["kind"] == "dataset"
     assert doc["complete"] is True
@@ -231,16 +231,16 @@ def test_is_stale_temp(tmp_path: Path) -> None:
     plain = tmp_path / "data.bin"
     plain.write_bytes(b"x")
     assert not is_stale_temp(plain)
-    assert not is_stale_temp(tmp_path / f"gone.part-{HOST}-{_dead_pid()}-aaaa")  # no such file
-    live = tmp_path / f"f.part-{HOST}-{os.getpid()}-aaaa"
+    assert not is_stale_temp(tmp_path / f"gone.part-{HOST}-{_dead_pid()}-aaaa0000")  # no such file
+    live = tmp_path / f"f.part-{HOST}-{os.getpid()}-aaaa1111"
     live.write_bytes(b"x")
     assert not is_stale_temp(live)
     os.utime(live, (now - 10 * STALE_AFTER, now - 10 * STALE_AFTER))
     assert not is_stale_temp(live)  # its writer is alive, however old
-    dead = tmp_path / f"f.part-{HOST}-{_dead_pid()}-bbbb"
+    dead = tmp_path / f"f.part-{HOST}-{_dead_pid()}-bbbb2222"
     dead.write_bytes(b"x")
     assert is_stale_temp(dead)
-    elsewhere = tmp_path / "f.part-otherhost-1-cccc"
+    elsewhere = tmp_path / "f.part-otherhost-1-cccc3333"
     elsewhere.write_bytes(b"x")
     assert not is_stale_temp(elsewhere)
     assert is_stale_temp(elsewhere, now=now + STALE_AFTER + 60)
@@ -319,3 +319,179 @@ def test_gc_removes_preprocessing_leftovers_and_keeps_runs_of_defined_benchmarks
     api.gc(settings)
     assert all(p.exists() for p in kept)
     assert not any(p.exists() for p in gone) and not (top / "gonebench").exists()
+
+
+# -- issue 13: only the tool's own exact temp names are temp names ----------------------------
+
+
+def test_parse_temp_name_is_exact(tmp_path: Path) -> None:
+    made = temp_name(tmp_path / "data.bin")
+    parsed = parse_temp_name(made.name)
+    assert parsed is not None and parsed.final == "data.bin" and parsed.pid == os.getpid() and not parsed.sidecar
+    assert parse_temp_name(made.name + ".json") == TempName("data.bin", HOST, os.getpid(), True)
+    assert parse_temp_name(f"{made.name}.json.tmp{os.getpid()}") is not None
+    for name in (
+        "data.part-1.bin",  # a tar member
+        "data.tar.gz.part-00",  # a split archive
+        f"x.part-{HOST}-12-abcd",  # 4 hex, not 8
+        f"x.part-{HOST}-12-ABCDEF12",  # upper case: temp_name writes lower-case hex
+        f"x.part-{HOST}-12-abcdef12.bin",
+        "x.part-a-b-12-abcdef12",  # a host never holds '-' (temp_name turns it into '_')
+        f"x.part-{HOST}-pid-abcdef12",
+    ):
+        assert parse_temp_name(name) is None, name
+
+
+def test_gc_and_status_keep_files_that_merely_contain_part(
+    write_manifest: ManifestWriter, settings: Settings, tmp_path: Path
+) -> None:
+    """A tar member ``data.part-1.bin`` and split-archive files ``data.tar.gz.part-00``, all with old
+    mtimes (a hard link from --from keeps the source's), are data: gc keeps them, status counts no
+    partial bytes."""
+    import io
+    import tarfile
+
+    members = {"data.part-1.bin": b"one", "logs/run.part-a-1-bc": b"two", "x.tar.part-00/y.bin": b"three"}
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w") as tf:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size, info.mtime = len(data), 1_500_000_000
+            tf.addfile(info, io.BytesIO(data))
+    upstream = tmp_path / "upstream"
+    upstream.mkdir()
+    tar = upstream / "pack.tar"
+    tar.write_bytes(raw.getvalue())
+    splits = {"data.tar.gz.part-00": os.urandom(300), "data.tar.gz.part-01": os.urandom(200)}
+    for name, body in splits.items():
+        (upstream / name).write_bytes(body)
+    old = time.time() - 10 * STALE_AFTER
+    for p in upstream.iterdir():
+        os.utime(p, (old, old))
+    files = [(n, [str(upstream / "gone" / n)], (upstream / n).read_bytes(), None) for n in ["pack.tar", *splits]]
+    write_manifest(dataset_toml("parts", files).replace('name = "pack.tar"', 'name = "pack.tar"\nextract = "tar"'))
+    assert api.fetch(["parts"], settings, from_paths=[upstream]).ok
+    art = Store(settings.cache_dir).artifact_dir("parts")
+    assert (art / "data.tar.gz.part-00").stat().st_mtime < time.time() - STALE_AFTER  # linked, mtime kept
+    assert api.gc(settings, dry_run=True).removed == []
+    assert api.gc(settings).removed == []
+    for name, data in members.items():
+        assert (art / "pack" / name).read_bytes() == data
+    for name, body in splits.items():
+        assert (art / name).read_bytes() == body
+    assert api.status(settings)["partial_bytes"] == 0
+    assert api.verify(["parts"], settings).ok
+
+
+# -- issue 13: records and trees of the wrong shape are missing records, never a crash --------
+
+_DEEP = "[" * 100_000 + "]" * 100_000  # nesting deeper than the JSON parser's recursion limit
+
+BAD_RECORDS = [
+    "null",
+    '{"files": []}',
+    '{"complete": true, "files": "x"}',
+    '{"complete": true, "files": {"f.bin": null}}',
+    '{"complete": true, "files": {"f.bin": {"checksum": 5, "xxh3_128": "", "size": 1, "mtime_ns": 1, "ino": 1}}}',
+    '{"complete": true, "files": {"f.bin": {"checksum": "md5:00", "xxh3_128": "", "size": true, "mtime_ns": 1, '
+    '"ino": 1}}}',
+    _DEEP,
+    "\x00\xff not json",
+]
+
+
+@pytest.mark.parametrize("text", BAD_RECORDS, ids=range(len(BAD_RECORDS)))
+def test_record_of_the_wrong_shape_is_taken_as_missing(
+    server: TestServer, write_manifest: ManifestWriter, settings: Settings, text: str
+) -> None:
+    from typer.testing import CliRunner
+
+    from provision.cli.app import app
+
+    body = os.urandom(999)
+    view = _fetch_one(server, write_manifest, settings, "shapes", body)
+    store = Store(settings.cache_dir)
+    store.record_path("shapes").write_text(text, encoding="utf-8")
+    catalog = load_catalog(settings.all_manifest_dirs)
+    assert store.load_record("shapes") == {} or "f.bin" not in store.load_record("shapes")
+    assert store.usage(catalog.artifacts["shapes"])["state"] == "unverified"
+    runner = CliRunner()
+    for args in (["status"], ["list"], ["show", "shapes"], ["path", "shapes"], ["gc", "--dry-run"]):
+        result = runner.invoke(app, args)
+        assert "unexpected" not in result.output, (args, result.output)
+    report = api.verify(["shapes"], settings)  # re-hashed against the manifest, then recorded again
+    assert report.ok and report.files_hashed == 1
+    assert store.load_record("shapes")["f.bin"].size == len(body)
+    store.record_path("shapes").write_text(text, encoding="utf-8")
+    fetched = api.fetch(["shapes"], settings)
+    assert fetched.ok and [f.state for f in fetched.files] == ["cached"]
+    assert store.record_complete("shapes") and view.read_bytes() == body
+    result = runner.invoke(app, ["path", "shapes"])
+    assert result.exit_code == 0 and result.output.strip() == str(store.artifact_dir("shapes"))
+
+
+BAD_TREES = [
+    "null",
+    '{"trees": []}',
+    '{"trees": {"pack.tar": null}}',
+    '{"trees": {"pack.tar": {"key": KEY, "kind": "dir", "files": []}}}',
+    '{"trees": {"pack.tar": {"key": KEY, "kind": "dir", "files": {"a.txt": [6, "x"]}}}}',
+    '{"trees": {"pack.tar": {"key": KEY, "kind": "dir", "files": {"a.txt": ["6", "x", 1, 1]}}}}',
+    '{"trees": {"pack.tar": {"key": KEY, "kind": "blob", "files": {}}}}',
+    '{"trees": {"pack.tar": {"key": KEY, "kind": "dir", "files": {}, "links": {"l": 5}}}}',
+    _DEEP,
+]
+
+
+@pytest.mark.parametrize("text", BAD_TREES, ids=range(len(BAD_TREES)))
+def test_tree_record_of_the_wrong_shape_means_not_extracted(
+    write_manifest: ManifestWriter, settings: Settings, tmp_path: Path, text: str
+) -> None:
+    import tarfile
+
+    from typer.testing import CliRunner
+
+    from provision.cli.app import app
+    from provision.store.trees import extraction_key
+
+    member = tmp_path / "a.txt"
+    member.write_bytes(b"inside")
+    tar = tmp_path / "pack.tar"
+    with tarfile.open(tar, "w") as tf:
+        tf.add(member, arcname="a.txt")
+    write_manifest(dataset_toml("treeshape", [("pack.tar", [str(tar)], tar.read_bytes(), None)]) + 'extract = "tar"\n')
+    assert api.fetch(["treeshape"], settings).ok
+    catalog = load_catalog(settings.all_manifest_dirs)
+    key = extraction_key(catalog.artifacts["treeshape"].files[0])
+    trees = settings.cache_dir / "records" / "treeshape.trees.json"
+    trees.write_text(text.replace("KEY", json.dumps(key)), encoding="utf-8")
+    runner = CliRunner()
+    for args in (["status"], ["list"], ["verify"], ["verify", "treeshape"], ["gc", "--dry-run"]):
+        result = runner.invoke(app, args)
+        assert "unexpected" not in result.output, (args, result.output)
+    report = api.verify(["treeshape"], settings)
+    assert not report.ok and "no completion record" in report.failures[0].message()
+    fetched = api.fetch(["treeshape"], settings)  # extracted again, recorded again
+    assert fetched.ok, fetched.failures
+    assert api.verify(["treeshape"], settings).ok
+    assert (Store(settings.cache_dir).artifact_dir("treeshape") / "pack" / "a.txt").read_bytes() == b"inside"
+
+
+@pytest.mark.parametrize("note", ["[1, 2]", "null", '{"pid": "x", "host": 5}', _DEEP])
+def test_lock_owner_note_of_the_wrong_shape(settings: Settings, note: str) -> None:
+    import filelock
+
+    from provision.errors import LockTimeoutError
+
+    store = Store(settings.cache_dir)
+    store.ensure()
+    held = filelock.FileLock(str(store.root / "locks" / "busy.lock"))
+    held.acquire()
+    try:
+        (store.root / "locks" / "busy.owner").write_text(note, encoding="utf-8")
+        waits: list[str] = []
+        with pytest.raises(LockTimeoutError, match="another process"), store.lock("busy", 0.05, waits.append):
+            pass
+        assert waits and "another process" in waits[0]
+    finally:
+        held.release()

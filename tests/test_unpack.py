@@ -259,7 +259,9 @@ def test_verify_fast_path_and_full(src: Path, write_manifest: ManifestWriter, se
     assert report.ok and report.bytes_hashed == 0
 
 
-@pytest.mark.parametrize("damage", ["changed", "extra", "missing", "extra-link", "changed-link"])
+@pytest.mark.parametrize(
+    "damage", ["changed", "changed-mtime-kept", "extra", "missing", "extra-link", "changed-link"]
+)
 def test_verify_names_the_damage_and_fetch_repairs(
     src: Path, write_manifest: ManifestWriter, settings: Settings, damage: str
 ) -> None:
@@ -271,6 +273,12 @@ def test_verify_names_the_damage_and_fetch_repairs(
         st = path.stat()
         path.write_bytes(b"X" + TREE["sub/b.bin"][1:])  # same size, one byte differs
         os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 2_000_000_000))
+        want = "changed sub/b.bin"
+    elif damage == "changed-mtime-kept":  # an edit in place with size and mtime kept moves ctime
+        path = target / "sub" / "b.bin"
+        st = path.stat()
+        path.write_bytes(b"X" + TREE["sub/b.bin"][1:])
+        os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
         want = "changed sub/b.bin"
     elif damage == "extra":
         (target / "sub" / "c" / "new.txt").write_bytes(b"new")
@@ -519,3 +527,166 @@ def test_lint_accepts_good_extract_entries(write_manifest: ManifestWriter, manif
     assert specs["b.zip"] is not None and specs["b.zip"].to == "b" and not specs["b.zip"].keep_archive
     assert specs["labels.txt.gz"] is not None and specs["labels.txt.gz"].to == "labels.txt"
     assert specs["imgs/readme.txt"] is None
+
+
+@pytest.mark.parametrize("what", ["fifo", "dev-zero", "folder-link"])
+def test_tree_file_replaced_by_a_non_regular_file_is_changed_and_fetch_repairs(
+    src: Path, write_manifest: ManifestWriter, settings: Settings, tmp_path: Path, what: str
+) -> None:
+    """verify and fetch never read a FIFO or follow a link in an extracted tree (a hang otherwise:
+    run as real processes with a timeout)."""
+    import subprocess
+    import sys
+
+    archive_manifest(write_manifest, "oddtree", tar_gz(src / "oddtree.tar.gz"))
+    api.fetch(["oddtree"], settings).raise_for_errors()
+    target = art_dir(settings, "oddtree") / "oddtree"
+    outside = tmp_path / "outside"
+    (outside / "c").mkdir(parents=True)
+    (outside / "b.bin").write_bytes(TREE["sub/b.bin"])
+    os.mkfifo(outside / "c" / "deep.txt")
+    if what == "fifo":
+        (target / "sub" / "b.bin").unlink()
+        os.mkfifo(target / "sub" / "b.bin")
+        want = "changed sub/b.bin (a FIFO"
+    elif what == "dev-zero":
+        (target / "a.txt").unlink()
+        os.symlink("/dev/zero", target / "a.txt")
+        want = "changed a.txt (a symlink"
+    else:  # the folder sub replaced by a link to a folder outside the cache (holding a FIFO)
+        for p in sorted(target.joinpath("sub").rglob("*"), reverse=True):
+            p.rmdir() if p.is_dir() else p.unlink()
+        (target / "sub").rmdir()
+        os.symlink(outside, target / "sub")
+        want = "extra sub"
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "provision.cli", *args], capture_output=True, text=True, timeout=60
+        )
+
+    proc = cli("verify", "oddtree")
+    assert proc.returncode == EXIT_INTEGRITY, proc.stderr
+    assert "extracted tree corrupt" in proc.stderr and want in proc.stderr, proc.stderr
+    proc = cli("fetch", "oddtree")
+    assert proc.returncode == 0, proc.stderr
+    assert files_of(target) == TREE
+    assert (outside / "b.bin").read_bytes() == TREE["sub/b.bin"] and (outside / "c" / "deep.txt").exists()
+    assert api.verify(["oddtree"], settings, full=True).ok
+
+
+# -- issue 13: present only when every tree is extracted and recorded; killed runs cleaned ----
+
+
+def _states(settings: Settings, name: str) -> dict[str, object]:
+    """What path, status, list and show say about artifact ``name``."""
+    path = runner.invoke(app, ["path", name])
+    status = {r["name"]: r["state"] for r in api.status(settings)["artifacts"]}
+    listed = {r["name"]: r["state"] for r in api.list_entries(settings)}
+    shown = api.describe(name, settings)["cache"]["state"]
+    return {"path": path.exit_code, "status": status.get(name), "list": listed[name], "show": shown}
+
+
+@pytest.mark.parametrize("how", ["refused", "corrupt"])
+def test_failed_extraction_is_not_present(
+    src: Path, write_manifest: ManifestWriter, settings: Settings, how: str
+) -> None:
+    """An archive whose extraction was refused (a ../ member) or failed (a corrupt payload with the
+    published checksum) is downloaded and verified, but not present: path exits 3, all agree."""
+    if how == "refused":
+        raw = io.BytesIO()
+        with tarfile.open(fileobj=raw, mode="w") as tf:
+            info = tarfile.TarInfo("../evil.txt")
+            info.size = 4
+            tf.addfile(info, io.BytesIO(b"evil"))
+        archive = src / "bad.tar"
+        archive.parent.mkdir(parents=True, exist_ok=True)
+        archive.write_bytes(raw.getvalue())
+        archive_manifest(write_manifest, "bad", archive, 'extract = "tar"')
+    else:
+        archive = tar_gz(src / "bad.tar.gz")
+        archive.write_bytes(archive.read_bytes()[:-40])  # truncated; the manifest pins these very bytes
+        archive_manifest(write_manifest, "bad", archive)
+    report = api.fetch(["bad"], settings)
+    assert not report.ok and report.exit_code == EXIT_INTEGRITY
+    assert (art_dir(settings, "bad") / archive.name).is_file()  # the archive itself is fine
+    want = {"path": EXIT_INTEGRITY, "status": "partial", "list": "partial", "show": "partial"}
+    assert _states(settings, "bad") == want
+    result = runner.invoke(app, ["path", "bad"])
+    assert "0/1 archives extracted" in result.stderr and "provision fetch bad" in result.stderr
+
+
+def test_killed_extraction_is_not_present_and_the_next_fetch_removes_its_temp_folder(
+    src: Path, write_manifest: ManifestWriter, settings: Settings
+) -> None:
+    """A fetch killed (SIGKILL) half-way through an extraction of 3,000 files: path exits 3, and the
+    next fetch extracts again and removes the dead run's temp folder (not only gc)."""
+    import signal
+    import subprocess
+    import sys
+
+    tree = {f"d{i % 10}/f{i:04d}.txt": f"{i}\n".encode() for i in range(3000)}
+    archive_manifest(write_manifest, "killed", tar_gz(src / "killed.tar.gz", tree))
+    script = (
+        "import os, signal\n"
+        "from provision import api\n"
+        "from provision.config import Settings\n"
+        "class P:\n"
+        "    n = 0\n"
+        "    def start(self, *a, **k): pass\n"
+        "    def finish(self, *a): pass\n"
+        "    def note(self, *a): pass\n"
+        "    def advance(self, key, n):\n"
+        "        if key == 'killed/killed':\n"
+        "            P.n += 1\n"
+        "            if P.n == 2000: os.kill(os.getpid(), signal.SIGKILL)\n"
+        "api.fetch(['killed'], Settings.from_env(), progress=P())\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    folder = art_dir(settings, "killed")
+    temps = [p for p in folder.iterdir() if p.name.startswith("killed.part-")]
+    assert len(temps) == 1 and temps[0].is_dir() and sum(1 for _ in temps[0].rglob("*.txt")) >= 1999
+    assert not (folder / "killed").exists()
+    assert _states(settings, "killed") == {
+        "path": EXIT_INTEGRITY,
+        "status": "partial",
+        "list": "partial",
+        "show": "partial",
+    }
+    checked = api.verify([], settings)  # never extracted: absent, not bad
+    assert checked.ok and [(c.name, c.state) for c in checked.files] == [("killed.tar.gz", "ok"), ("killed/", "absent")]
+    assert runner.invoke(app, ["verify", "killed"]).exit_code == EXIT_INTEGRITY  # named: it must be there
+    report = api.fetch(["killed"], settings)
+    assert report.ok, report.failures
+    assert sorted(p.name for p in folder.iterdir()) == ["killed", "killed.tar.gz"]
+    assert files_of(folder / "killed") == tree
+    assert _states(settings, "killed") == {"path": 0, "status": "present", "list": "present", "show": "present"}
+
+
+def test_extraction_that_runs_out_of_room_is_one_line_and_not_present(
+    src: Path, write_manifest: ManifestWriter, settings: Settings
+) -> None:
+    """An extraction whose writes fail (here: RLIMIT_FSIZE, EFBIG, as a full disk gives ENOSPC) fails
+    the fetch with one line naming the artifact; nothing is placed, and path exits 3."""
+    import subprocess
+    import sys
+
+    archive_manifest(write_manifest, "full", tar_gz(src / "full.tar.gz", {"zeros.bin": bytes(4 << 20)}))
+    script = (
+        "import resource, signal, sys\n"
+        "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
+        "resource.setrlimit(resource.RLIMIT_FSIZE, (1 << 20, 1 << 20))\n"
+        "from provision.cli.app import main\n"
+        "sys.argv = ['provision', 'fetch', 'full']\n"
+        "main()\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("provision: error:")]
+    assert proc.returncode == 1 and len(errors) == 1, proc.stderr
+    assert "full/full.tar.gz: extraction failed" in errors[0] and "unexpected" not in errors[0], errors
+    folder = art_dir(settings, "full")
+    assert sorted(p.name for p in folder.iterdir()) == ["full.tar.gz"]
+    assert runner.invoke(app, ["path", "full"]).exit_code == EXIT_INTEGRITY
+    assert api.fetch(["full"], settings).ok  # with room again
+    assert runner.invoke(app, ["path", "full"]).exit_code == 0

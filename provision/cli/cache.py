@@ -107,9 +107,10 @@ def verify(
                 }
             )
         elif not quiet:
+            absent = f", {len(report.absent)} never fetched" if report.absent else ""
             typer.echo(
                 f"{len(report.files)} files checked, {report.files_hashed} re-hashed "
-                f"({human_bytes(report.bytes_hashed)}), {len(report.failures)} bad"
+                f"({human_bytes(report.bytes_hashed)}), {len(report.failures)} bad{absent}"
             )
         for f in report.failures:
             typer.echo(f"provision: error: {f.message()}", err=True)
@@ -163,8 +164,9 @@ def status(cache_dir: CacheDir = None, json_out: Json = False) -> None:
             return
         typer.echo(f"cache: {doc['cache']}")
         for r in doc["artifacts"]:
+            trees = f", {r['trees']}/{r['trees_total']} extracted" if r["trees_total"] else ""
             typer.echo(
-                f"  {r['name']:<28} {r['state']:<10} {r['files']}/{r['files_total']} files "
+                f"  {r['name']:<28} {r['state']:<10} {r['files']}/{r['files_total']} files{trees} "
                 f"{human_bytes(r['bytes']):>10}"
             )
         typer.echo(f"total {human_bytes(doc['total_bytes'])}, partial downloads {human_bytes(doc['partial_bytes'])}")

@@ -14,7 +14,15 @@ from provision.extract.archive import extract_archive
 from provision.manifest.model import Artifact, FileSpec
 from provision.progress import Progress
 from provision.store.cache import Store
-from provision.store.trees import TreeRecord, diff_trees, extraction_key, load_trees, save_trees, tree_record
+from provision.store.trees import (
+    TreeRecord,
+    diff_trees,
+    extraction_key,
+    load_trees,
+    save_trees,
+    stamp_ctimes,
+    tree_record,
+)
 
 __all__ = ["drop_archive", "extract_file"]
 
@@ -27,6 +35,7 @@ def extract_file(store: Store, art: Artifact, spec: FileSpec, progress: Progress
     key = f"{art.name}/{spec.extract.to}"
     label = f"{art.name}/{spec.name}"
     old = tree_record(store, art, spec)
+    store.make_folder(dest.parent)  # through real folders only: a planted link is removed, not followed
     progress.start(key, f"extract {spec.name}", spec.extract.extracted_size)
     try:
         record = extract_archive(archive, spec.extract, dest, label=label, advance=lambda n: progress.advance(key, n))
@@ -34,6 +43,7 @@ def extract_file(store: Store, art: Artifact, spec: FileSpec, progress: Progress
         progress.finish(key, False)
         raise
     progress.finish(key, True)
+    stamp_ctimes(dest, record)
     if old is not None and spec.extract.tree is None:
         diffs = diff_trees(old, record)
         if diffs:

@@ -9,6 +9,7 @@ manifest's URLs; a wrong file from one source moves on to the next.
 from __future__ import annotations
 
 import contextlib
+import os
 import time
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -17,9 +18,7 @@ from pathlib import Path
 import requests
 
 from provision.config import Settings
-from provision.errors import (
-    SourceError,
-)
+from provision.errors import ProvisionError, SourceError
 from provision.extract.archive import ExtractError
 from provision.extract.unpack import drop_archive, extract_file
 from provision.fetching.folders import list_folders
@@ -31,12 +30,13 @@ from provision.manifest.model import Artifact, Catalog, FileSpec
 from provision.progress import NullProgress, Progress
 from provision.sources.base import AttemptFailed, SourceContext
 from provision.sources.http import HttpClient, new_session
-from provision.store.cache import Store
+from provision.store.cache import WRITABLE_FIX, Store
+from provision.store.gc import sweep_artifact
 from provision.store.records import DROPPED, FileRecord
 from provision.store.trees import tree_ok
 from provision.store.verify import check_file
 
-__all__ = ["fetch"]
+__all__ = ["fetch", "not_writable"]
 
 #: Records are checkpointed at most this often while many files download.
 _CHECKPOINT_SECONDS = 10.0
@@ -59,6 +59,15 @@ def _extract_all(
             extract_file(store, art, spec, progress)
         except ExtractError as exc:
             result.fail(exc)
+            continue
+        except OSError as exc:  # disk full, a file too big, a folder not writable: nothing was placed
+            where = exc.filename or store.artifact_dir(art.name) / spec.extract.to
+            result.fail(
+                ProvisionError(
+                    f"{art.name}/{spec.name}: extraction failed: {exc.strerror or exc} ({where}); "
+                    f"free space or fix that folder, then run 'provision fetch {art.name}' again"
+                )
+            )
             continue
         result.extracted = str(store.artifact_dir(art.name) / spec.extract.to)
         if not spec.extract.keep_archive:
@@ -128,7 +137,11 @@ class _Fetch:
                     )
                 else:
                     records.pop(spec.name, None)
-                    todo.append((art, spec, state == "corrupt"))
+                    # Not a regular file (a FIFO, a link elsewhere): removed, never read; then fetched.
+                    store.clear_irregular(store.artifact_dir(art.name) / spec.name)
+                    if spec.checksum.known:
+                        store.clear_irregular(store.blob_path(spec.checksum))
+                    todo.append((art, spec, state in ("corrupt", "changed")))
         return todo
 
     def transfer(self, artifacts: list[Artifact], todo: list[Todo]) -> None:
@@ -152,6 +165,8 @@ class _Fetch:
                 result, record = fut.result()
                 self.results[(art.name, spec.name)] = result
                 if record is not None:
+                    with contextlib.suppress(OSError):  # the ctime the fast path of verify compares too
+                        record = record.with_ctime(os.stat(self.store.artifact_dir(art.name) / spec.name))
                     self.records[art.name][spec.name] = record
                     dirty.add(art.name)
                 if dirty and time.monotonic() - last_save > _CHECKPOINT_SECONDS:
@@ -182,6 +197,19 @@ class _Fetch:
         return artifacts
 
 
+def not_writable(
+    blocked: tuple[Path, str], todo: list[Todo], unpack: list[tuple[Artifact, FileSpec]]
+) -> ProvisionError:
+    """The one-line error of a fetch that must write where the cache cannot be written."""
+    path, why = blocked
+    first = f"{todo[0][0].name}/{todo[0][1].name}" if todo else f"{unpack[0][0].name}/{unpack[0][1].name}"
+    what = f"{len(todo)} file(s) to fetch" if todo else f"{len(unpack)} archive(s) to extract"
+    return ProvisionError(
+        f"cannot write to {path} ({why}): {what}, first {first}; {WRITABLE_FIX} "
+        "(verify works on a read-only cache)"
+    )
+
+
 def fetch(
     catalog: Catalog,
     names: Iterable[str],
@@ -206,15 +234,25 @@ def fetch(
     run.store.ensure()
     artifacts, unlisted = run.resolve(catalog, names, subset)
     report = FetchReport(artifacts={a.name: str(run.store.artifact_dir(a.name)) for a in artifacts})
+    blocked = run.store.unwritable(artifacts)  # a read-only cache: fine while there is nothing to write
     with contextlib.ExitStack() as stack:
         for art in sorted(artifacts, key=lambda a: a.name):
-            stack.enter_context(run.store.lock(art.name, settings.lock_timeout, ctx.progress.note))
+            stack.enter_context(
+                run.store.lock(art.name, settings.lock_timeout, ctx.progress.note, required=blocked is None)
+            )
+            if blocked is None:
+                sweep_artifact(run.store, art)  # what killed runs left in its folder (a half-extracted tree)
         todo = run.inventory(artifacts)
         unpack = [(a, f) for a in artifacts for f in a.archives if not (f.checksum.known and tree_ok(run.store, a, f))]
-        check_disk_space(run.store, [(a, s) for a, s, _ in todo], unpack, settings.disk_reserve)
-        announce_manual([(a, s) for a, s, _ in todo], ctx)
-        run.transfer(artifacts, todo)
-        artifacts = run.extract(artifacts)
+        if blocked is not None:
+            if todo or unpack:
+                raise not_writable(blocked, todo, unpack)
+            artifacts = [run.lock.apply(a) for a in artifacts]  # everything is cached and verified
+        else:
+            check_disk_space(run.store, [(a, s) for a, s, _ in todo], unpack, settings.disk_reserve)
+            announce_manual([(a, s) for a, s, _ in todo], ctx)
+            run.transfer(artifacts, todo)
+            artifacts = run.extract(artifacts)
     for art in artifacts:
         report.files.extend(run.results[(art.name, spec.name)] for spec in art.files)
     report.files.extend(unlisted)

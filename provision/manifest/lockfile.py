@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -23,13 +24,68 @@ from typing import Any
 import filelock
 
 from provision.errors import ProvisionError
-from provision.fsutil import atomic_write_text
+from provision.fsutil import atomic_write_text, open_regular
 from provision.manifest.checksum import Checksum
 from provision.manifest.model import Artifact
 
 __all__ = ["LockFile"]
 
 SCHEMA = 1
+
+
+def _problem(entry: Any) -> str | None:
+    """What is wrong with one pin (None when it has the shape this module writes)."""
+    if not isinstance(entry, dict):
+        return f"expected an object, got {_kind(entry)}"
+    if "listing" in entry:
+        items = entry["listing"]
+        if not isinstance(items, list):
+            return f"'listing' must be a list, got {_kind(items)}"
+        for i, item in enumerate(items):
+            if not isinstance(item, dict):
+                return f"listing item {i} must be an object, got {_kind(item)}"
+            for key in ("path", "url"):
+                if not isinstance(item.get(key), str) or not item[key]:
+                    return f"listing item {i}: {key!r} must be a non-empty string, got {_kind(item.get(key))}"
+            problem = _checksum_problem(item.get("checksum"), allow_unpublished=True) or _size_problem(item.get("size"))
+            if problem:
+                return f"listing item {i}: {problem}"
+    elif "checksum" not in entry:
+        return "neither 'checksum' nor 'listing'"
+    else:
+        problem = _checksum_problem(entry["checksum"], allow_unpublished=False) or _size_problem(entry.get("size"))
+        if problem:
+            return problem
+    for key in ("url", "pinned"):
+        if key in entry and not isinstance(entry[key], str):
+            return f"{key!r} must be a string, got {_kind(entry[key])}"
+    return None
+
+
+def _checksum_problem(value: Any, *, allow_unpublished: bool) -> str | None:
+    if value is None and allow_unpublished:
+        return None
+    if not isinstance(value, str):
+        return f"'checksum' must be an 'alg:hex' string, got {_kind(value)}"
+    if allow_unpublished and value == "unpublished":
+        return None
+    try:
+        Checksum.parse(value)
+    except ValueError as exc:
+        return f"'checksum': {exc}"
+    return None
+
+
+def _size_problem(value: Any) -> str | None:
+    if value is None or (type(value) is int and value >= 0):
+        return None
+    return f"'size' must be a whole number of bytes, got {_kind(value)} {value!r}"
+
+
+def _kind(value: Any) -> str:
+    return {dict: "an object", list: "a list", str: "a string", bool: "a boolean", type(None): "null"}.get(
+        type(value), "a number"
+    )
 
 
 class LockFile:
@@ -40,31 +96,52 @@ class LockFile:
 
     def _read(self) -> dict[str, dict[str, Any]]:
         try:
-            doc = json.loads(self.path.read_text(encoding="utf-8"))
+            with os.fdopen(open_regular(self.path, follow_symlinks=True), "rb") as fh:
+                doc = json.loads(fh.read())
         except FileNotFoundError:
             return {}
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError, RecursionError) as exc:
             raise ProvisionError(
                 f"{self.path}: unreadable lock file ({exc.__class__.__name__}); restore it from where "
                 "it was shared, or delete it to pin again on the next fetch"
             ) from exc
         if not isinstance(doc, dict) or doc.get("schema") != SCHEMA or not isinstance(doc.get("files"), dict):
-            raise ProvisionError(f"{self.path}: not a provision lock file (schema {SCHEMA} expected)")
+            raise ProvisionError(
+                f"{self.path}: not a provision lock file (schema {SCHEMA} expected); restore it from where "
+                "it was shared, or delete it to pin again on the next fetch"
+            )
         return dict(doc["files"])
 
+    def _entry(self, pins: dict[str, Any], key: str, want: str) -> dict[str, Any] | None:
+        """The pin ``key`` (None when there is none), checked for the shape this module writes.
+
+        A pin of the wrong shape is an error, never taken as "not pinned": pinning again would trust
+        whatever the source serves now, which is what the lock file exists to prevent.
+        """
+        if key not in pins:
+            return None
+        entry = pins[key]
+        problem = _problem(entry)
+        if problem is None and want not in entry:
+            problem = f"expected {'a file pin with a checksum' if want == 'checksum' else 'a folder listing'}"
+        if problem is not None:
+            raise ProvisionError(
+                f"{self.path}: entry {key!r}: {problem}; restore the lock file from where it was shared, "
+                "or delete this entry to pin it again on the next fetch"
+            )
+        return dict(entry)
+
     def pins(self) -> dict[str, dict[str, Any]]:
-        """``{"<artifact>/<file>": {"checksum", "size", "url", "pinned"}}``."""
-        return self._read()
+        """``{"<artifact>/<file>": {"checksum", "size", "url", "pinned"}}`` (each entry checked)."""
+        pins = self._read()
+        for key in pins:
+            self._entry(pins, key, "listing" if isinstance(pins[key], dict) and "listing" in pins[key] else "checksum")
+        return pins
 
     def pinned(self, artifact: str, name: str) -> Checksum | None:
         """The pinned checksum of one file, if any."""
-        entry = self._read().get(f"{artifact}/{name}")
-        if not entry:
-            return None
-        try:
-            return Checksum.parse(str(entry["checksum"]))
-        except (KeyError, ValueError) as exc:
-            raise ProvisionError(f"{self.path}: bad entry for {artifact}/{name} ({exc})") from exc
+        entry = self._entry(self._read(), f"{artifact}/{name}", "checksum")
+        return None if entry is None else Checksum.parse(entry["checksum"])
 
     def apply(self, artifact: Artifact) -> Artifact:
         """``artifact`` with every unpublished checksum replaced by its pin (when pinned)."""
@@ -73,18 +150,16 @@ class LockFile:
         pins = self._read()
         files = []
         for f in artifact.files:
-            entry = pins.get(f"{artifact.name}/{f.name}")
-            if not f.checksum.known and entry:
-                f = replace(f, checksum=Checksum.parse(str(entry["checksum"])), size=f.size or entry.get("size"))
+            entry = None if f.checksum.known else self._entry(pins, f"{artifact.name}/{f.name}", "checksum")
+            if entry is not None:
+                f = replace(f, checksum=Checksum.parse(entry["checksum"]), size=f.size or entry.get("size"))
             files.append(f)
         return replace(artifact, files=tuple(files))
 
     def listing(self, artifact: str, folder: str) -> list[dict[str, Any]] | None:
         """The pinned listing of a folder entry: ``[{"path", "url", "checksum", "size"}]``."""
-        entry = self._read().get(f"{artifact}/{folder}")
-        if not entry or not isinstance(entry.get("listing"), list):
-            return None
-        return list(entry["listing"])
+        entry = self._entry(self._read(), f"{artifact}/{folder}", "listing")
+        return None if entry is None else list(entry["listing"])
 
     def pin_listing(self, artifact: str, folder: str, url: str, items: list[dict[str, Any]]) -> None:
         """Record what a folder entry's source listed (first use); never changed afterwards."""
@@ -92,7 +167,10 @@ class LockFile:
 
     def _update(self, key: str, entry: dict[str, Any]) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        with filelock.FileLock(str(self.path) + ".lck", timeout=60):
+        guard = Path(str(self.path) + ".lck")
+        if guard.is_symlink():  # a link planted at the guard is removed, never followed (nor truncated)
+            guard.unlink()
+        with filelock.FileLock(str(guard), timeout=60):
             files = self._read()
             if key in files:
                 return
@@ -101,9 +179,10 @@ class LockFile:
             atomic_write_text(self.path, json.dumps(doc, indent=1) + "\n")
 
     def checksums(self) -> list[Checksum]:
-        """Every digest the lock file pins (files and listed files) — blobs gc must keep."""
+        """Every digest the lock file pins (files and listed files) — blobs gc must keep; a pin of the
+        wrong shape is an error here too (gc must not drop a blob it cannot tell is pinned)."""
         out = []
-        for entry in self._read().values():
+        for entry in self.pins().values():
             texts = [entry.get("checksum")] + [i.get("checksum") for i in entry.get("listing", [])]
             for text in texts:
                 if isinstance(text, str) and text not in ("", "unpublished"):

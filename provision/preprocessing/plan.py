@@ -21,7 +21,7 @@ import preprocess
 from preprocess.recipe import Recipe
 from provision.config import Settings
 from provision.errors import IntegrityError, ManifestError, NotFetchedError, ProvisionError, UsageError
-from provision.fsutil import temp_name
+from provision.fsutil import read_json, temp_name
 from provision.manifest.folders import as_fetched
 from provision.manifest.lockfile import LockFile
 from provision.manifest.model import Artifact, Benchmark, Catalog
@@ -105,10 +105,8 @@ def cache_key(
 
 
 def load_json(path: Path) -> dict[str, Any] | None:
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
+    """The JSON object in ``path``; None when missing, unreadable, not a regular file or not an object."""
+    doc = read_json(path)
     return doc if isinstance(doc, dict) else None
 
 

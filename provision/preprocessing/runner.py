@@ -227,7 +227,7 @@ def _clean_stale(*folders: Path) -> None:
     for folder in folders:
         if folder.is_dir():
             for child in folder.iterdir():
-                if ".part-" in child.name and is_stale_temp(child):
+                if is_stale_temp(child):
                     shutil.rmtree(child, ignore_errors=True)
 
 

@@ -76,7 +76,7 @@ BASE_PACKAGES: tuple[Package, ...] = (
     Package("xxhash", "xxhash", "3.4", "", "fast file digests"),
     Package("typer", "typer", "0.12", "", "the CLI"),
     Package("numpy", "numpy", "1.24", "", "arrays"),
-    Package("filelock", "filelock", "3.13", "", "cache locks"),
+    Package("filelock", "filelock", "3.20.3", "", "cache locks (O_NOFOLLOW lock files)"),
     Package("platformdirs", "platformdirs", "3.0", "", "the default cache folder"),
     Package("zstandard", "zstandard", "0.22", "", ".zst archives"),
     Package(

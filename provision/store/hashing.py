@@ -14,7 +14,7 @@ from typing import Protocol
 
 import xxhash
 
-from provision.fsutil import CHUNK_SIZE
+from provision.fsutil import CHUNK_SIZE, open_regular
 from provision.manifest.checksum import ALGORITHMS
 
 __all__ = ["FAST_ALG", "Hasher", "MultiHasher", "hash_file", "new_hasher"]
@@ -69,14 +69,20 @@ class MultiHasher:
 
 
 def hash_file(
-    path: str | Path, algs: Iterable[str] = (FAST_ALG,), on_chunk: Callable[[int], None] | None = None
+    path: str | Path,
+    algs: Iterable[str] = (FAST_ALG,),
+    on_chunk: Callable[[int], None] | None = None,
+    *,
+    follow_symlinks: bool = True,
 ) -> dict[str, str]:
     """Stream ``path`` once through every algorithm in ``algs``; returns ``{alg: hex}``.
 
-    ``on_chunk(nbytes)`` is called after each chunk (progress reporting).
+    ``on_chunk(nbytes)`` is called after each chunk (progress reporting). Only a regular file is
+    read: a FIFO or a device raises :class:`provision.fsutil.NotRegularFileError` (an ``OSError``)
+    instead of blocking or reading forever, and so does a symlink unless ``follow_symlinks``.
     """
     hasher = MultiHasher(algs)
-    with open(path, "rb", buffering=0) as fh:
+    with open(open_regular(path, follow_symlinks=follow_symlinks), "rb", buffering=0) as fh:
         buf = bytearray(CHUNK_SIZE)
         view = memoryview(buf)
         while n := fh.readinto(buf):

@@ -7,20 +7,23 @@ format + strip/members + target) and the completion record. An extraction withou
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import stat
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import xxhash
 
-from provision.fsutil import CHUNK_SIZE, atomic_write_text
+from provision.fsutil import CHUNK_SIZE, NotRegularFileError, atomic_write_text, file_kind, open_regular, read_json
 from provision.manifest.model import Artifact, FileSpec
 from provision.progress import NullProgress, Progress
-from provision.store.cache import Store
+
+if TYPE_CHECKING:  # the store's usage asks this module whether a tree is present: no import cycle
+    from provision.store.cache import Store
 
 __all__ = [
     "TreeFile",
@@ -30,20 +33,32 @@ __all__ = [
     "hash_tree",
     "iter_paths",
     "load_trees",
+    "stamp_ctimes",
     "tree_digest",
     "tree_ok",
+    "tree_present",
     "verify_tree",
 ]
 
 
 @dataclass
 class TreeFile:
-    """One extracted file: size, xxh3_128, and the stat that proves it unchanged."""
+    """One extracted file: size, xxh3_128, and the stat that proves it unchanged (mtime, inode, ctime)."""
 
     size: int
     xxh3_128: str
     mtime_ns: int = 0
     ino: int = 0
+    ctime_ns: int = 0
+
+    def stat_matches(self, st: os.stat_result) -> bool:
+        """True when ``st`` is the stat recorded: size, mtime, inode and ctime (as :class:`FileRecord`)."""
+        return (st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns) == (
+            self.size,
+            self.mtime_ns,
+            self.ino,
+            self.ctime_ns,
+        )
 
 
 @dataclass
@@ -65,19 +80,44 @@ class TreeRecord:
         return sum(f.size for f in self.files.values())
 
     def to_json(self) -> dict[str, Any]:
-        """JSON-ready, compact: ``files`` maps path -> [size, xxh3, mtime_ns, ino]."""
+        """JSON-ready, compact: ``files`` maps path -> [size, xxh3, mtime_ns, ino, ctime_ns]."""
         return {
             "kind": self.kind,
             "digest": self.digest,
-            "files": {p: [f.size, f.xxh3_128, f.mtime_ns, f.ino] for p, f in sorted(self.files.items())},
+            "files": {p: [f.size, f.xxh3_128, f.mtime_ns, f.ino, f.ctime_ns] for p, f in sorted(self.files.items())},
             "links": dict(sorted(self.links.items())),
         }
 
     @classmethod
     def from_json(cls, doc: dict[str, Any]) -> TreeRecord:
-        """Inverse of :meth:`to_json`."""
-        files = {p: TreeFile(int(v[0]), str(v[1]), int(v[2]), int(v[3])) for p, v in doc["files"].items()}
-        return cls(str(doc["kind"]), files, {str(k): str(v) for k, v in doc.get("links", {}).items()})
+        """Inverse of :meth:`to_json`; ``ValueError`` when ``doc`` is not of that shape."""
+        record = cls.parse(doc)
+        if record is None:
+            raise ValueError("not a tree record (kind, files, links)")
+        return record
+
+    @classmethod
+    def parse(cls, doc: Any) -> TreeRecord | None:
+        """:meth:`from_json`, or None when ``doc`` is not of the shape it writes (``null``, a list,
+        wrong types): a tree whose record is unreadable is taken as not extracted. A file entry of
+        four numbers (written before ``ctime_ns`` was recorded) loads with ``ctime_ns = 0``: that file
+        is re-hashed once by the next check and recorded again."""
+        if not isinstance(doc, dict) or doc.get("kind") not in ("dir", "file"):
+            return None
+        files_doc, links_doc = doc.get("files"), doc.get("links", {})
+        if not isinstance(files_doc, dict) or not isinstance(links_doc, dict):
+            return None
+        files = {}
+        for path, v in files_doc.items():
+            if not (isinstance(v, list) and len(v) in (4, 5) and isinstance(v[1], str)):
+                return None
+            numbers = [v[0], *v[2:]]
+            if not all(type(n) is int for n in numbers):
+                return None
+            files[path] = TreeFile(v[0], v[1], *numbers[1:])
+        if not all(isinstance(t, str) for t in links_doc.values()):
+            return None
+        return cls(doc["kind"], files, dict(links_doc))
 
 
 def tree_digest(files: dict[str, TreeFile], links: dict[str, str] | None = None) -> str:
@@ -105,10 +145,10 @@ def _hash_stream(fh: IO[bytes]) -> tuple[int, str]:
 def hash_tree(root: Path, on_file: Callable[[int], None] | None = None) -> TreeRecord:
     """Walk ``root`` (never following symlinks) and build its :class:`TreeRecord`."""
     if root.is_file():
-        with open(root, "rb") as fh:
+        with open(open_regular(root, follow_symlinks=True), "rb") as fh:
             size, digest = _hash_stream(fh)
         st = root.stat()
-        return TreeRecord("file", {root.name: TreeFile(size, digest, st.st_mtime_ns, st.st_ino)})
+        return TreeRecord("file", {root.name: TreeFile(size, digest, st.st_mtime_ns, st.st_ino, st.st_ctime_ns)})
     record = TreeRecord("dir")
     for dirpath, dirs, names in os.walk(root):
         # os.walk lists a symlink to a folder among the folders (without following it)
@@ -119,12 +159,25 @@ def hash_tree(root: Path, on_file: Callable[[int], None] | None = None) -> TreeR
             if stat.S_ISLNK(st.st_mode):
                 record.links[rel] = os.readlink(full)
             elif stat.S_ISREG(st.st_mode):
-                with open(full, "rb") as fh:
+                with open(open_regular(full), "rb") as fh:
                     size, digest = _hash_stream(fh)
-                record.files[rel] = TreeFile(size, digest, st.st_mtime_ns, st.st_ino)
+                record.files[rel] = TreeFile(size, digest, st.st_mtime_ns, st.st_ino, st.st_ctime_ns)
                 if on_file is not None:
                     on_file(size)
     return record
+
+
+def stamp_ctimes(root: Path, record: TreeRecord) -> None:
+    """Record the ctime of each file of ``record`` under ``root`` whose size, mtime and inode are the
+    recorded ones (after extraction: the stat that the fast path of ``verify`` compares)."""
+    base = os.fspath(root)
+    for rel, f in record.files.items():
+        try:
+            st = os.lstat(os.path.join(base, rel) if record.kind == "dir" else base)
+        except OSError:
+            continue
+        if (st.st_size, st.st_mtime_ns, st.st_ino) == (f.size, f.mtime_ns, f.ino):
+            f.ctime_ns = st.st_ctime_ns
 
 
 def diff_trees(expected: TreeRecord, actual: TreeRecord, limit: int = 5) -> list[str]:
@@ -163,12 +216,13 @@ def trees_path(store: Store, name: str) -> Path:
 
 
 def load_trees(store: Store, name: str) -> dict[str, dict[str, Any]]:
-    """``{archive file name: {"key", "to", "kind", "digest", "files", "links"}}``."""
-    try:
-        doc = json.loads(trees_path(store, name).read_text(encoding="utf-8"))
-        return dict(doc.get("trees", {}))
-    except (OSError, ValueError):
+    """``{archive file name: {"key", "to", "kind", "digest", "files", "links"}}``; a document or entry of
+    the wrong shape counts as missing (the archive is extracted again)."""
+    doc = read_json(trees_path(store, name))
+    trees = doc.get("trees") if isinstance(doc, dict) else None
+    if not isinstance(trees, dict):
         return {}
+    return {k: v for k, v in trees.items() if isinstance(v, dict)}
 
 
 def save_trees(store: Store, name: str, trees: dict[str, dict[str, Any]]) -> None:
@@ -179,16 +233,17 @@ def tree_record(store: Store, art: Artifact, spec: FileSpec) -> TreeRecord | Non
     entry = load_trees(store, art.name).get(spec.name)
     if not entry or entry.get("key") != extraction_key(spec):
         return None
-    try:
-        return TreeRecord.from_json(entry)
-    except (KeyError, TypeError, ValueError, IndexError):
-        return None
+    return TreeRecord.parse(entry)
 
 
 def check_tree(
     store: Store, art: Artifact, spec: FileSpec, record: TreeRecord, *, full: bool, progress: Progress
 ) -> tuple[list[str], int, TreeRecord]:
-    """Compare the tree on disk with ``record``: (first problems, bytes read, refreshed record)."""
+    """Compare the tree on disk with ``record``: (first problems, bytes read, refreshed record).
+
+    Only regular files are read, and no symlink is followed: a FIFO, a device or a link where a file
+    was extracted is ``changed``, and so is a link or a file where the extracted folder was.
+    """
     assert spec.extract is not None
     root = store.artifact_dir(art.name) / spec.extract.to
     problems: list[str] = []
@@ -198,14 +253,25 @@ def check_tree(
         paths = {spec.extract.to.rsplit("/", 1)[-1]: root}
     else:
         paths = {rel: root / rel for rel in record.files}
+        try:
+            mode = os.lstat(root).st_mode
+        except OSError:
+            mode = stat.S_IFDIR  # missing: every file below is reported missing
+        if not stat.S_ISDIR(mode):
+            return [f"changed {spec.extract.to}/ (a {file_kind(mode)}, not the extracted folder)"], 0, fresh
+        linked: set[str] = set()  # folders replaced by symlinks: nothing below them is read
         if root.is_dir():
-            on_disk = {
-                (Path(d) / n).relative_to(root).as_posix()
-                for d, subs, names in os.walk(root)
-                for n in [*names, *(s for s in subs if os.path.islink(os.path.join(d, s)))]
-            }
+            on_disk: set[str] = set()
+            for d, subs, names in os.walk(root):
+                for n in [*names, *subs]:
+                    rel = (Path(d) / n).relative_to(root).as_posix()
+                    if n in names or os.path.islink(os.path.join(d, n)):
+                        on_disk.add(rel)
+                        if n in subs and rel not in record.links:
+                            linked.add(rel)
             for extra in sorted(on_disk - set(record.files) - set(record.links))[:5]:
                 problems.append(f"extra {extra}")
+        paths = {rel: p for rel, p in paths.items() if not any(rel.startswith(f"{d}/") for d in linked)}
         for rel, target in record.links.items():
             try:
                 if os.readlink(root / rel) != target:
@@ -215,34 +281,62 @@ def check_tree(
     for rel, path in paths.items():
         want = record.files[rel]
         try:
-            st = path.stat()
+            st = os.lstat(path)
         except OSError:
             problems.append(f"missing {rel}")
             continue
-        if not full and (st.st_size, st.st_mtime_ns, st.st_ino) == (want.size, want.mtime_ns, want.ino):
+        if not stat.S_ISREG(st.st_mode):
+            problems.append(f"changed {rel} (a {file_kind(st.st_mode)}, not a regular file)")
             continue
-        import xxhash
-
+        if not full and want.stat_matches(st):
+            continue
         h = xxhash.xxh3_128()
-        with open(path, "rb") as fh:
-            while chunk := fh.read(CHUNK_SIZE):
-                h.update(chunk)
-                nbytes += len(chunk)
-                progress.advance(f"{art.name}/{spec.extract.to}", len(chunk))
+        try:
+            with open(open_regular(path), "rb") as fh:
+                while chunk := fh.read(CHUNK_SIZE):
+                    h.update(chunk)
+                    nbytes += len(chunk)
+                    progress.advance(f"{art.name}/{spec.extract.to}", len(chunk))
+        except NotRegularFileError:  # replaced between the stat and the open
+            problems.append(f"changed {rel} (not a regular file)")
+            continue
+        except OSError:
+            problems.append(f"missing {rel}")
+            continue
         if (st.st_size, h.hexdigest()) != (want.size, want.xxh3_128):
             problems.append(f"changed {rel}")
         else:
-            fresh.files[rel] = TreeFile(want.size, want.xxh3_128, st.st_mtime_ns, st.st_ino)
+            fresh.files[rel] = TreeFile(want.size, want.xxh3_128, st.st_mtime_ns, st.st_ino, st.st_ctime_ns)
     return problems, nbytes, fresh
 
 
 def tree_ok(store: Store, art: Artifact, spec: FileSpec) -> bool:
-    """True when ``spec``'s extraction is recorded and unchanged (stat fast path)."""
+    """True when ``spec``'s extraction is recorded and unchanged (stat fast path; a file whose stat
+    changed is re-hashed, and the record refreshed when it is unchanged, as by ``verify``)."""
+    state, _, _ = verify_tree(store, art, spec, full=False, progress=NullProgress())
+    return state == "ok"
+
+
+def tree_present(store: Store, art: Artifact, spec: FileSpec) -> bool:
+    """True when ``spec``'s extraction is complete and recorded: its completion record matches the
+    manifest, and every file it lists is a regular file (every link a link) on disk. Reads no data
+    (``status``, ``list`` and ``path`` ask this; ``verify`` checks the bytes)."""
     record = tree_record(store, art, spec)
-    if record is None:
+    if record is None or spec.extract is None:
         return False
-    problems, _, _ = check_tree(store, art, spec, record, full=False, progress=NullProgress())
-    return not problems
+    root = store.artifact_dir(art.name) / spec.extract.to
+    if record.kind == "file":
+        paths = [root]
+    else:
+        if not os.path.isdir(root) or os.path.islink(root):
+            return False
+        paths = [root / rel for rel in record.files]
+        if not all(os.path.islink(root / rel) for rel in record.links):
+            return False
+    try:
+        return all(stat.S_ISREG(os.lstat(p).st_mode) for p in paths)
+    except OSError:
+        return False
 
 
 def verify_tree(
@@ -256,5 +350,6 @@ def verify_tree(
     if not problems and fresh.files != record.files:
         trees = load_trees(store, art.name)
         trees[spec.name] = {**trees[spec.name], **fresh.to_json()}
-        save_trees(store, art.name, trees)
+        with contextlib.suppress(OSError):  # a refresh only: a read-only cache is checked all the same
+            save_trees(store, art.name, trees)
     return ("ok" if not problems else "corrupt"), nbytes, problems

@@ -131,9 +131,10 @@ def artifact_folders(catalog: Catalog, name: str, store: Store, lock: LockFile) 
     for art in catalog.resolve([name]):
         usage = store.usage(as_fetched(art, lock))
         if usage["state"] not in ("present",):
+            trees = f", {usage['trees']}/{usage['trees_total']} archives extracted" if usage["trees_total"] else ""
             raise NotFetchedError(
-                f"{art.name} is not fetched ({usage['files']}/{usage['files_total']} files in "
-                f"{usage['path']}); run 'provision fetch {name}'",
+                f"{art.name} is not fetched ({usage['files']}/{usage['files_total']} files{trees} in "
+                f"{usage['path']}, {usage['state']}); run 'provision fetch {name}'",
                 path=usage["path"],
             )
         out.append((art.name, store.artifact_dir(art.name)))

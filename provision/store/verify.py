@@ -1,28 +1,33 @@
 """Checking cached artifacts: the stat fast path, the xxh3 re-check and ``--full``.
 
-A file whose (size, mtime_ns, inode) equals its record is taken as unchanged and not
-read. A file whose stat changed is re-hashed with xxh3_128 (fast) and compared with the
-recorded digest. ``full=True`` re-hashes every file with the published algorithm too
-and compares it with the manifest.
+Only regular files are read (a symlink is followed only when it points at the file's own blob):
+a FIFO, a device or a link elsewhere at a file's path is ``changed``, never opened. A file whose
+(size, mtime_ns, inode, ctime_ns) equals its record is taken as unchanged and not read. A file
+whose stat changed is re-hashed with xxh3_128 (fast) and compared with the recorded digest.
+``full=True`` re-hashes every file with the published algorithm too and compares it with the
+manifest.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from provision.config import Settings
 from provision.errors import IntegrityError
+from provision.fsutil import NotRegularFileError
 from provision.manifest.checksum import Checksum
 from provision.manifest.folders import as_fetched
 from provision.manifest.lockfile import LockFile
 from provision.manifest.model import Artifact, Catalog, FileSpec
 from provision.progress import NullProgress, Progress
-from provision.store.cache import Store
+from provision.store.cache import Store, regular_view
 from provision.store.hashing import FAST_ALG, hash_file
 from provision.store.records import DROPPED, FileRecord
-from provision.store.trees import verify_tree
+from provision.store.trees import tree_record, verify_tree
 
 __all__ = ["FileCheck", "VerifyReport", "check_file", "verify"]
 
@@ -33,7 +38,7 @@ class FileCheck:
 
     artifact: str
     name: str
-    state: str  # ok | missing | corrupt
+    state: str  # ok | absent (never fetched; verify with no names) | missing | corrupt | changed (not a regular file)
     path: str
     hashed: bool = False
     expected: str = ""
@@ -41,8 +46,8 @@ class FileCheck:
 
     @property
     def ok(self) -> bool:
-        """True when the file is present and matches."""
-        return self.state == "ok"
+        """True when the file is present and matches, or was never fetched (``absent``, no names given)."""
+        return self.state in ("ok", "absent")
 
     def message(self) -> str:
         """One line for a failed check."""
@@ -53,6 +58,11 @@ class FileCheck:
             )
         if self.state == "missing":
             return f"{self.artifact}/{self.name}: missing at {self.path}; run 'provision fetch {self.artifact}'"
+        if self.state == "changed":
+            return (
+                f"{self.artifact}/{self.name}: not a regular file at {self.path} ({self.got}); "
+                f"run 'provision fetch {self.artifact}' to replace it"
+            )
         return (
             f"{self.artifact}/{self.name}: checksum mismatch at {self.path}: expected {self.expected}, "
             f"got {self.got}; run 'provision fetch {self.artifact}' to repair it"
@@ -69,8 +79,13 @@ class VerifyReport:
 
     @property
     def ok(self) -> bool:
-        """True when every file is present and matches."""
+        """True when every file is present and matches (or was never fetched)."""
         return all(f.ok for f in self.files)
+
+    @property
+    def absent(self) -> list[FileCheck]:
+        """The files (and trees) never fetched (or never extracted): reported, not failures."""
+        return [f for f in self.files if f.state == "absent"]
 
     @property
     def failures(self) -> list[FileCheck]:
@@ -94,14 +109,17 @@ def check_file(
     full: bool = False,
     progress: Progress | None = None,
 ) -> tuple[FileCheck, FileRecord | None, int]:
-    """Check one file; returns (result, record to keep, bytes read)."""
+    """Check one file; returns (result, record to keep, bytes read).
+
+    Only a regular file (or a symlink to its own blob) is ever read; anything else at the file's
+    path is ``changed``, which ``fetch`` replaces.
+    """
     view = store.artifact_dir(artifact.name) / spec.name
     check = FileCheck(artifact.name, spec.name, "ok", str(view))
-    try:
-        if spec.is_folder:  # a folder entry whose listing was never pinned: not fetched
-            raise FileNotFoundError(view)
-        st = view.stat()
-    except OSError:
+    if spec.is_folder:  # a folder entry whose listing was never pinned: not fetched
+        check.state = "missing"
+        return check, None, 0
+    if not os.path.lexists(view):
         check.state = "missing"
         return check, None, 0
     if not spec.checksum.known:
@@ -109,6 +127,14 @@ def check_file(
             check.state, check.expected, check.got = "corrupt", "a pinned checksum", "none (fetch it again)"
             return check, None, 0
         spec = replace(spec, checksum=Checksum.parse(entry.checksum))
+    try:
+        path, st = regular_view(view, store.blob_path(spec.checksum))
+    except NotRegularFileError as exc:
+        check.state, check.expected, check.got = "changed", "a regular file", exc.strerror or str(exc)
+        return check, None, 0
+    except OSError as exc:
+        check.state, check.got = "missing", exc.strerror or str(exc)
+        return check, None, 0
     published = str(spec.checksum)
     if entry is not None and entry.checksum != published:
         entry = None  # the manifest changed: the record says nothing about the new checksum
@@ -120,7 +146,12 @@ def check_file(
     if progress is not None:
         progress.start(key, spec.name, st.st_size)
     try:
-        digests = hash_file(view, algs, (lambda n: progress.advance(key, n)) if progress else None)
+        digests = hash_file(
+            path, algs, (lambda n: progress.advance(key, n)) if progress else None, follow_symlinks=False
+        )
+    except NotRegularFileError as exc:  # replaced between the stat and the open
+        check.state, check.expected, check.got = "changed", "a regular file", exc.strerror or str(exc)
+        return check, None, 0
     except OSError as exc:
         check.state = "missing"
         check.got = str(exc)
@@ -161,10 +192,17 @@ def verify(
     full: bool = False,
     progress: Progress | None = None,
 ) -> VerifyReport:
-    """Check the named artifacts (all cached ones when ``names`` is empty)."""
+    """Check the named artifacts (all cached ones when ``names`` is empty).
+
+    With no names, what was fetched is checked: a file with no record and nothing at its path, a
+    folder entry never listed, or an archive never extracted (no completion record) is ``absent`` —
+    reported, not a failure (a first fetch that failed leaves such files). A named artifact must be
+    there in full: the same file is ``missing``, an error naming ``provision fetch``.
+    """
     progress = progress or NullProgress()
     store = Store(settings.cache_dir)
     names = list(names)
+    explicit = bool(names)
     lock = LockFile(settings.lock_path)
     chosen = catalog.resolve(names) if names else cached_artifacts(store, catalog)
     artifacts = [as_fetched(a, lock) for a in chosen]
@@ -172,7 +210,8 @@ def verify(
     for art in artifacts:
         if not Path(store.root).exists():
             break
-        with store.lock(art.name, settings.lock_timeout, progress.note):
+        # verify only reads: on a read-only cache it goes on without the lock and without refreshing records
+        with store.lock(art.name, settings.lock_timeout, progress.note, required=False):
             records = store.load_record(art.name)
             changed = False
             for spec in art.files:
@@ -180,26 +219,32 @@ def verify(
                 entry = records.get(spec.name)
                 if entry is not None and entry.link == DROPPED:
                     continue  # the archive was removed after extraction; its tree is checked below
-                result, entry, nbytes = check_file(
-                    store, art, spec, records.get(spec.name), full=full, progress=progress
-                )
+                view = store.artifact_dir(art.name) / spec.name
+                if not explicit and entry is None and (spec.is_folder or not os.path.lexists(view)):
+                    report.files.append(FileCheck(art.name, spec.name, "absent", str(view)))
+                    continue
+                result, fresh, nbytes = check_file(store, art, spec, entry, full=full, progress=progress)
                 if result.hashed:
                     progress.finish(key, result.ok)
                 report.files.append(result)
                 if result.hashed:
                     report.files_hashed += 1
                     report.bytes_hashed += nbytes
-                if entry is not None and entry != records.get(spec.name):
-                    records[spec.name] = entry
+                if fresh is not None and fresh != entry:
+                    records[spec.name] = fresh
                     changed = True
-                elif entry is None and spec.name in records:
-                    del records[spec.name]
+                elif fresh is None and entry is not None and result.state != "missing":
+                    del records[spec.name]  # the record no longer vouches for what is there (a lost file keeps it)
                     changed = True
             if changed:
-                store.save_record(art, records)
+                with contextlib.suppress(OSError):  # a refresh only: a read-only cache is checked all the same
+                    store.save_record(art, records)
             for spec in art.archives:
                 assert spec.extract is not None
                 tree_path = store.artifact_dir(art.name) / spec.extract.to
+                if not explicit and tree_record(store, art, spec) is None:
+                    report.files.append(FileCheck(art.name, spec.extract.to + "/", "absent", str(tree_path)))
+                    continue
                 state, nbytes, problems = verify_tree(store, art, spec, full=full, progress=progress)
                 check = FileCheck(art.name, spec.extract.to + "/", state, str(tree_path), hashed=nbytes > 0)
                 check.got = ", ".join(problems)

@@ -20,7 +20,12 @@ class Progress(Protocol):
         """``key`` ended, successfully or not."""
 
     def note(self, text: str) -> None:
-        """A one-line human message (waiting for a lock, trying the next mirror)."""
+        """A one-line human message (waiting for a lock, a file pinned on first use)."""
+
+    def retry(self, key: str, url: str, text: str) -> None:
+        """``url`` failed for ``key`` for now (a retry follows, or the next source): ``text`` says how.
+
+        Renderers may show only the first of each URL: a flaky host must not flood the terminal."""
 
 
 class NullProgress:
@@ -36,4 +41,7 @@ class NullProgress:
         """Ignore."""
 
     def note(self, text: str) -> None:
+        """Ignore."""
+
+    def retry(self, key: str, url: str, text: str) -> None:
         """Ignore."""

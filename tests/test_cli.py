@@ -266,17 +266,19 @@ def test_fetch_jobs(server: TestServer, write_manifest: ManifestWriter, cache: P
 
 
 def test_fetch_quiet_prints_no_progress(server: TestServer, write_manifest: ManifestWriter, cache: Path) -> None:
-    # The first URL 404s, so a normal run notes the failed attempt on stderr.
-    for name in ("cli-loud", "cli-quiet"):
+    # The first URL 404s: with --verbose (or on a terminal) that attempt is noted on stderr, once.
+    for name in ("cli-plain", "cli-loud", "cli-quiet"):
         body = os.urandom(10_000)
         good = server.add(f"/cli/{name}/good.bin", body)
         write_manifest(
             dataset_toml(name, [("f.bin", [server.url(f"/cli/{name}/missing.bin"), good], body, None)]),
             name=name,
         )
-    loud = cli("fetch", "cli-loud")
+    plain = cli("fetch", "cli-plain")  # stderr is not a terminal here
+    assert plain.exit_code == 0 and plain.stderr == "", plain.stderr
+    loud = cli("fetch", "cli-loud", "--verbose")
     assert loud.exit_code == 0, loud.stderr
-    assert "HTTP 404" in loud.stderr
+    assert loud.stderr.count("HTTP 404") == 1, loud.stderr
     assert "1 files: 1 fetched" in loud.stdout
 
     quiet = cli("fetch", "cli-quiet", "--quiet")
@@ -902,3 +904,29 @@ def test_closed_stdout_is_not_an_error() -> None:
         timeout=60,
     )
     assert "BrokenPipeError" not in proc.stderr and "error" not in proc.stderr, proc.stderr
+
+
+def test_the_final_error_names_three_sources_and_json_all(server: TestServer, write_manifest: ManifestWriter) -> None:
+    """Six mirrors that 404: the error line names the first three and says how many more; --json has all six."""
+    body = os.urandom(100)
+    urls = [server.url(f"/cli/six/{i}/f.bin") for i in range(6)]
+    write_manifest(dataset_toml("cli-six", [("f.bin", urls, body, None)]), "cli-six")
+    text = cli("fetch", "cli-six")
+    assert text.exit_code == 4
+    [line] = error_lines(text.stderr)
+    assert all(u in line for u in urls[:3]) and not any(u in line for u in urls[3:]), line
+    assert "and 3 more (all in --json)" in line and len(line) < 400, len(line)
+    doc = json.loads(cli("fetch", "cli-six", "--json").stdout)
+    assert [a["url"] for a in doc["files"][0]["attempts"]] == urls
+
+
+def test_retry_notes_are_one_line_per_url(server: TestServer, write_manifest: ManifestWriter) -> None:
+    """A host that keeps answering 503 is retried, but --verbose notes it once, not once per retry."""
+    body = os.urandom(100)
+    flaky = server.add("/cli/flaky/f.bin", body, status=503)
+    write_manifest(dataset_toml("cli-flaky", [("f.bin", [flaky], body, None)]), "cli-flaky")
+    result = cli("fetch", "cli-flaky", "--verbose", env={"PROVISION_RETRIES": "3"})
+    assert result.exit_code == 4
+    notes = [line for line in result.stderr.splitlines() if not line.startswith("provision: error:")]
+    assert len(notes) == 1 and "HTTP 503" in notes[0], result.stderr
+    assert server.hits["/cli/flaky/f.bin"] == 4  # 1 try + 3 retries

@@ -63,6 +63,9 @@ class RecordingProgress:
         with self.lock:
             self.notes.append(text)
 
+    def retry(self, key: str, url: str, text: str) -> None:
+        self.note(text)
+
 
 def blob_files(cache: Path) -> list[Path]:
     """Every file under the cache's blobs folder."""

@@ -296,7 +296,7 @@ def test_transient_error_then_success(hs: Settings, hub: FakeHub, tmp_path: Path
     seen: list[str] = []
 
     class Notes(NullProgress):
-        def note(self, text: str) -> None:
+        def retry(self, key: str, url: str, text: str) -> None:
             seen.append(text)
             hub.fail_status = None  # the Hub recovers before the retry
 

@@ -60,7 +60,7 @@ def test_mirror_credentials_never_appear_in_fetch_output(
     write_manifest(dataset_toml("redact-ok", [("f.bin", [upstream], body, None)]), "redact-ok")
     env = {"PROVISION_MIRRORS": f"{failing} {good}"}
 
-    ok = _provision("fetch", "redact-ok", "--json", env=env)
+    ok = _provision("fetch", "redact-ok", "--json", "--verbose", env=env)
     assert ok.returncode == 0, ok.stderr
     doc = json.loads(ok.stdout)
     entry = doc["files"][0]

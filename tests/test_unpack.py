@@ -101,6 +101,9 @@ class RecordingProgress:
         with self.lock:
             self.notes.append(text)
 
+    def retry(self, key: str, url: str, text: str) -> None:
+        self.note(text)
+
 
 def tree_failure(report: VerifyReport) -> str:
     """The one failed tree check's message."""
@@ -636,6 +639,7 @@ def test_killed_extraction_is_not_present_and_the_next_fetch_removes_its_temp_fo
         "    def start(self, *a, **k): pass\n"
         "    def finish(self, *a): pass\n"
         "    def note(self, *a): pass\n"
+        "    def retry(self, *a): pass\n"
         "    def advance(self, key, n):\n"
         "        if key == 'killed/killed':\n"
         "            P.n += 1\n"

@@ -121,7 +121,7 @@ def test_a_manual_file_is_announced_before_any_download_and_leads_the_errors(
         ("ILSVRC2012_img_val.tar", [f"manual:{page}"], body, None),
     ]
     write_manifest(dataset_toml("licensed", files), "licensed")
-    proc = _provision("fetch", "licensed", env={"PROVISION_RETRIES": "0"})
+    proc = _provision("fetch", "licensed", "--verbose", env={"PROVISION_RETRIES": "0"})
     assert proc.returncode == EXIT_SOURCE, proc.stderr
     notes = proc.stderr.splitlines()
     first_manual = next(i for i, n in enumerate(notes) if "must be downloaded by hand" in n)
@@ -149,6 +149,9 @@ def test_a_manual_file_found_under_from_is_not_announced(
             self.lines: list[str] = []
 
         def note(self, text: str) -> None:
+            self.lines.append(text)
+
+        def retry(self, key: str, url: str, text: str) -> None:
             self.lines.append(text)
 
     notes = Notes()

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from provision import api
-from provision.cli.common import CacheDir, Json, Name, Quiet, errors, print_json, settings
+from provision.cli.common import CacheDir, Json, Name, Quiet, Verbose, errors, print_json, settings
 from provision.cli.render import human_bytes, render_fetch, transfer_bars
 from provision.errors import EXIT_INTEGRITY
 
@@ -44,6 +44,7 @@ def fetch(
     cache_dir: CacheDir = None,
     json_out: Json = False,
     quiet: Quiet = False,
+    verbose: Verbose = False,
 ) -> None:
     """Download NAME... into the cache and verify every file.
 
@@ -53,7 +54,7 @@ def fetch(
     Example: provision fetch resnet50 --from ~/Downloads/ILSVRC2012_img_val.tar
     """
     with errors():
-        bars = transfer_bars(quiet, json_out)
+        bars = transfer_bars(quiet, json_out, verbose)
         try:
             report = api.fetch(
                 names, settings(cache_dir, jobs=jobs), from_paths=from_ or (), progress=bars, subset=subset

@@ -56,6 +56,10 @@ Subset = Annotated[
 
 
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or notes.")]
+Verbose = Annotated[
+    bool,
+    typer.Option("--verbose", "-v", help="Show each source's first failure even when stderr is not a terminal."),
+]
 
 
 def debug() -> bool:

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from provision import api
-from provision.cli.common import CacheDir, Json, Quiet, Subset, errors, print_json, settings
+from provision.cli.common import CacheDir, Json, Quiet, Subset, Verbose, errors, print_json, settings
 from provision.cli.render import (
     ItemBar,
     Stages,
@@ -196,6 +196,7 @@ def run(
     cache_dir: CacheDir = None,
     json_out: Json = False,
     quiet: Quiet = False,
+    verbose: Verbose = False,
 ) -> None:
     """Make NAME ready on this machine and prove it: fetch -> verify -> preprocess -> validate.
 
@@ -206,7 +207,7 @@ def run(
     Example: provision run resnet50 --from /data/imagenet
     """
     with errors():
-        stages = Stages(quiet, json_out)
+        stages = Stages(quiet, json_out, verbose)
         try:
             report = api.run(
                 name,

@@ -36,9 +36,11 @@ def human_bytes(n: float) -> str:
 class Bars:
     """tqdm progress: one bar per active file plus an aggregate bar; notes to stderr."""
 
-    def __init__(self, enabled: bool, quiet: bool) -> None:
+    def __init__(self, enabled: bool, quiet: bool, verbose: bool = False) -> None:
         self.enabled = enabled
         self.quiet = quiet
+        self.verbose = verbose
+        self._retried: set[str] = set()  # URLs whose first failure was shown
         self._lock = threading.Lock()
         self._bars: dict[str, Any] = {}
         self._shares: dict[str, tuple[int, int]] = {}  # key -> (total, done) counted in the total bar
@@ -113,6 +115,16 @@ class Bars:
         else:
             typer.echo(f"provision: {text}", err=True)
 
+    def retry(self, key: str, url: str, text: str) -> None:
+        """The first failure of each URL, on a terminal or with ``--verbose`` (the final error names them all)."""
+        if self.quiet or not (self.verbose or sys.stderr.isatty()):
+            return
+        with self._lock:
+            if url in self._retried:
+                return
+            self._retried.add(url)
+        self.note(text)
+
     def close(self) -> None:
         with self._lock:
             for bar in self._bars.values():
@@ -123,8 +135,8 @@ class Bars:
                 self._total = None
 
 
-def transfer_bars(quiet: bool, json_out: bool = False) -> Bars:
-    return Bars(enabled=sys.stdout.isatty() and not quiet and not json_out, quiet=quiet)
+def transfer_bars(quiet: bool, json_out: bool = False, verbose: bool = False) -> Bars:
+    return Bars(enabled=sys.stdout.isatty() and not quiet and not json_out, quiet=quiet, verbose=verbose)
 
 
 def _num(x: float) -> str:
@@ -237,13 +249,16 @@ class ItemBar:
         if not self.quiet:
             typer.echo(f"provision: {text}", err=True)
 
+    def retry(self, key: str, url: str, text: str) -> None:
+        """Transfers are not counted in items: nothing to show."""
+
 
 class Stages:
     """One progress display for ``run``: byte bars for transfers and checks, an item bar for
     preprocessing and validation (keys ``preprocess:…`` / ``validate:…``)."""
 
-    def __init__(self, quiet: bool, json_out: bool) -> None:
-        self.bytes = transfer_bars(quiet, json_out)
+    def __init__(self, quiet: bool, json_out: bool, verbose: bool = False) -> None:
+        self.bytes = transfer_bars(quiet, json_out, verbose)
         self.items = ItemBar(enabled=sys.stderr.isatty() and not quiet and not json_out, quiet=quiet)
 
     def _pick(self, key: str) -> Any:
@@ -262,6 +277,9 @@ class Stages:
 
     def note(self, text: str) -> None:
         self.bytes.note(text)
+
+    def retry(self, key: str, url: str, text: str) -> None:
+        self.bytes.retry(key, url, text)
 
     def close(self) -> None:
         self.bytes.close()

@@ -8,7 +8,7 @@ refusals make an :class:`~provision.errors.OfflineError`, any wrong bytes an
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -191,7 +191,7 @@ def file_failure(
     ``path``: where the file belongs in the cache.
     """
     where = f"{art.name}/{spec.name}"
-    tried = "; ".join(f"{u} -> {a}" for u, a in attempts)
+    tried = _tried(attempts)
     if manual_url and not attempts:
         if from_paths:
             size = f"{spec.size} bytes" if spec.size is not None else "any size"
@@ -204,7 +204,7 @@ def file_failure(
     if attempts and all(isinstance(a, OfflineFailure) for _, a in attempts):
         return OfflineError(
             f"{where}: needed but PROVISION_OFFLINE=1 forbids the network (would try "
-            f"{', '.join(u for u, _ in attempts)}); fetch it where there is a network "
+            f"{_first(u for u, _ in attempts)}); fetch it where there is a network "
             "and share the cache, or pass --from PATH",
             attempts=attempts,
         )
@@ -223,3 +223,28 @@ def file_failure(
     return SourceError(
         f"{where}: every source failed ({tried}); check the network or add a mirror{hint}", attempts=attempts
     )
+
+
+#: How many URLs an error line names before it says "and N more" (every attempt is in ``--json``
+#: and in ``FileResult.attempts``), and the longest answer of one source it shows: the line stays
+#: readable (about 300 characters with the file and the next step, for short answers).
+SHOWN_URLS = 3
+ANSWER_CHARS = 180  # room for "checksum mismatch: expected sha256:…, got sha256:…"
+
+
+def _first(items: Iterable[str], limit: int = SHOWN_URLS) -> str:
+    """``a, b, c and N more``: at most ``limit`` of ``items``."""
+    shown = list(items)
+    more = f" and {len(shown) - limit} more" if len(shown) > limit else ""
+    return ", ".join(shown[:limit]) + more
+
+
+def _tried(attempts: Sequence[Attempt]) -> str:
+    """``url -> answer; …`` for the first :data:`SHOWN_URLS` attempts (answers cut at
+    :data:`ANSWER_CHARS`), then ``and N more (all in --json)``."""
+    parts = []
+    for url, failure in attempts[:SHOWN_URLS]:
+        answer = str(failure)
+        parts.append(f"{url} -> {answer if len(answer) <= ANSWER_CHARS else answer[: ANSWER_CHARS - 1] + '…'}")
+    rest = len(attempts) - len(parts)
+    return "; ".join(parts) + (f"; and {rest} more (all in --json)" if rest else "")

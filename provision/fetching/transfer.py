@@ -265,7 +265,7 @@ class FileFetcher:
                     attempts.append((shown, answered))
                     quiet = isinstance(exc, OfflineFailure) or (isinstance(exc, UnreachableFailure) and exc.remembered)
                     if not quiet:
-                        progress.note(f"{key}: {shown} failed: {answered.answer}")
+                        progress.retry(key, shown, f"{key}: {shown} failed: {answered.answer}")
                     continue
                 self.store.commit_blob(tmp, blob)
                 with contextlib.suppress(FileNotFoundError):

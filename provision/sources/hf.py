@@ -272,7 +272,7 @@ def _call(ref: HubRef, ctx: SourceContext, what: str, fn: Any, *args: Any, **kwa
                     failed = failed.retold(f"{failed.answer} (gave up after {tries} tries)")
                 raise failed from None
             wait = backoff(settings, tries)
-            ctx.progress.note(f"{ref.url()}: {what}: {failed.answer}; retry in {wait:.1f}s")
+            ctx.progress.retry(ref.url(), ref.url(), f"{ref.url()}: {what}: {failed.answer}; retry in {wait:.1f}s")
             time.sleep(wait)
 
 

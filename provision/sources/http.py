@@ -345,7 +345,8 @@ class _Download:
                 if restarts > _MAX_RESTARTS:
                     cause = f"{self.last_answer}; then " if self.last_answer else ""
                     raise AttemptFailed(f"{cause}{exc} (restarted {restarts - 1} times)") from None
-                self.client.ctx.progress.note(f"{self.sink.key}: {exc}; restarting from byte 0")
+                text = f"{self.sink.key}: {exc}; restarting from byte 0"
+                self.client.ctx.progress.retry(self.sink.key, self.url, text)
                 self.sink.reset()
                 state = None
             except Retry as exc:
@@ -362,7 +363,9 @@ class _Download:
         if self.failures > self.client.settings.retries:
             raise exc.give_up(f"{exc.answer} (gave up after {self.failures} tries)")
         wait = self.client.sleep_for(self.failures, exc.delay)
-        self.client.ctx.progress.note(f"{self.sink.key}: {exc.answer}; retry {self.failures} in {wait:.1f}s")
+        self.client.ctx.progress.retry(
+            self.sink.key, self.url, f"{self.sink.key}: {exc.answer}; retry {self.failures} in {wait:.1f}s"
+        )
         time.sleep(wait)
 
     # -- one attempt ---------------------------------------------------------------------------
@@ -492,7 +495,8 @@ class _Download:
                 if failures is None:
                     return
                 wait = self.client.sleep_for(failures, exc.delay)
-                self.client.ctx.progress.note(f"{self.sink.key}: {exc.answer}; retry in {wait:.1f}s")
+                text = f"{self.sink.key}: {exc.answer}; retry in {wait:.1f}s"
+                self.client.ctx.progress.retry(self.sink.key, self.url, text)
                 time.sleep(wait)
             except BaseException as exc:
                 queue.fail(span.rest, exc)

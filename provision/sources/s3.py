@@ -245,7 +245,7 @@ class _Download:
                 restarts += 1
                 if restarts > _MAX_RESTARTS:
                     raise AttemptFailed(f"{exc.answer} (restarted {restarts - 1} times)") from None
-                self.ctx.progress.note(f"{sink.key}: {exc.answer}; restarting from byte 0")
+                self.ctx.progress.retry(sink.key, self.url, f"{sink.key}: {exc.answer}; restarting from byte 0")
                 sink.reset()
             except Retry as exc:
                 failures = 1 if sink.written > before else failures + 1
@@ -253,7 +253,8 @@ class _Download:
                 if failures > self.ctx.settings.retries:
                     raise exc.give_up(f"{exc.answer} (gave up after {failures} tries)") from None
                 wait = backoff(self.ctx.settings, failures)
-                self.ctx.progress.note(f"{sink.key}: {exc.answer}; retry {failures} in {wait:.1f}s")
+                text = f"{sink.key}: {exc.answer}; retry {failures} in {wait:.1f}s"
+                self.ctx.progress.retry(sink.key, self.url, text)
                 _pause(self.ctx, wait)
             resume = None  # from now on the sink in memory says where we are
 
@@ -375,7 +376,8 @@ def _list_page(s3: _S3, ctx: SourceContext, bucket: str, prefix: str, args: dict
             if failures > ctx.settings.retries:
                 raise exc.give_up(f"{exc.answer} (gave up after {failures} tries)") from None
             wait = backoff(ctx.settings, failures)
-            ctx.progress.note(f"listing s3://{bucket}/{prefix}: {exc.answer}; retry {failures} in {wait:.1f}s")
+            where = f"s3://{bucket}/{prefix}"
+            ctx.progress.retry(where, where, f"listing {where}: {exc.answer}; retry {failures} in {wait:.1f}s")
             _pause(ctx, wait)
 
 

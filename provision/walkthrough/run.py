@@ -136,6 +136,10 @@ class _Notes:
         with self._lock:
             self.lines.append(text)
 
+    def retry(self, key: str, url: str, text: str) -> None:
+        """Kept like a note: the demo narrates its retries."""
+        self.note(text)
+
     def take(self) -> list[str]:
         """The notes since the last call."""
         with self._lock:

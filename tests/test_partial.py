@@ -106,3 +106,34 @@ def test_overflow_and_html_are_refused(tmp_path: Path) -> None:
     sink.reset()
     assert sink.html_refusal("checksum mismatch") is None
     assert not (tmp_path / "a.part").exists()
+
+
+def test_a_link_planted_at_the_partial_is_never_written_through(tmp_path: Path) -> None:
+    """The data file and the state's temp are opened O_NOFOLLOW: a symlink there fails the write
+    (one WriteFailure naming the path) and the file it points at is untouched."""
+    from provision.sources.base import WriteFailure
+
+    outside = tmp_path / "outside.txt"
+    outside.write_bytes(b"precious")
+    dest = tmp_path / "cache" / "f.part"
+    dest.parent.mkdir()
+    dest.symlink_to(outside)
+    body = os.urandom(1000)
+    sink = Sink(_spec(body), dest, "k", NullProgress())
+    with pytest.raises(WriteFailure) as info:
+        sink.begin(len(body))
+        sink.write(body)
+    assert str(dest) in str(info.value)
+    assert outside.read_bytes() == b"precious"
+    sink.reset()
+    # The state's temp name: a link planted there is replaced, never written through.
+    dest.unlink(missing_ok=True)  # reset() removed the link itself (never its target)
+    good = Sink(_spec(body), dest, "k", NullProgress())
+    good.begin(len(body))
+    good.write(body[:10])
+    tmp = dest.with_name(dest.name + f".json.tmp{os.getpid()}")
+    tmp.symlink_to(outside)
+    good.save_state(force=True)
+    assert outside.read_bytes() == b"precious"
+    assert json.loads(state_path(dest).read_text())["done"] == [[0, 10]]
+    good.reset()

@@ -201,7 +201,12 @@ class Sink:
             tmp = _state_temp(self.dest)
             try:
                 with _writing(tmp):
-                    tmp.write_text(json.dumps(doc), encoding="utf-8")
+                    with contextlib.suppress(FileNotFoundError):
+                        tmp.unlink()  # a leftover of this pid's earlier, failed write
+                    # New, never through a link planted at the name (O_EXCL | O_NOFOLLOW).
+                    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+                    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                        fh.write(json.dumps(doc))
                     os.replace(tmp, path)
             finally:
                 with contextlib.suppress(FileNotFoundError):
@@ -217,7 +222,8 @@ class Sink:
 
     def _open(self, truncate: bool) -> None:
         self._close_fd()
-        flags = os.O_RDWR | os.O_CREAT | (os.O_TRUNC if truncate else 0)
+        # Never through a link planted at the temp name: O_NOFOLLOW fails (ELOOP) instead.
+        flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC | (os.O_TRUNC if truncate else 0)
         with _writing(self.dest):
             self.dest.parent.mkdir(parents=True, exist_ok=True)
             self._fd = os.open(self.dest, flags, 0o644)
@@ -382,7 +388,7 @@ class Sink:
             how = link_or_copy(src, self.dest, allow_hardlink=True, hasher=self.hasher)
         size = self.dest.stat().st_size
         if how != "copy":
-            self._fd = os.open(self.dest, os.O_RDONLY)
+            self._fd = os.open(self.dest, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
             self._hash_range(0, size)
             self._close_fd()
         else:

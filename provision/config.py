@@ -193,7 +193,7 @@ class Settings:
     low_speed_limit: int = 1024
     low_speed_time: float = 60.0
     disk_reserve: int = 64 << 20
-    mirrors: tuple[str, ...] = ()
+    mirrors: tuple[str, ...] = field(default=(), repr=False)  # may hold credentials (user:pass@)
     lock_file: Path | None = None
     hf_endpoint: str = "https://huggingface.co"
     hf_token: str | None = field(default=None, repr=False, compare=False)

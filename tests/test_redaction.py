@@ -91,3 +91,13 @@ def test_doctor_shows_no_mirror_credentials(server: TestServer, write_manifest: 
         proc = _provision(*args, env=env)
         assert "reach 127.0.0.1" in proc.stdout + proc.stderr
         assert _leaks(proc.stdout, proc.stderr) == []
+
+
+def test_settings_repr_shows_no_mirror_credentials() -> None:
+    """A Settings printed in a traceback or a log holds no mirror password (nor the tokens)."""
+    from provision.config import Settings
+
+    shown = repr(
+        Settings.from_env({"PROVISION_MIRRORS": "https://alice:hunter2@mirror.lab", "HF_TOKEN": "hf_abcdefghijk"})
+    )
+    assert "hunter2" not in shown and "hf_abcdefghijk" not in shown

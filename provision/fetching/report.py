@@ -151,7 +151,7 @@ class FetchReport:
 def no_source_reached(attempts: Sequence[Attempt]) -> str:
     """``no source could be reached (name resolution failed for X, refused at Y); <the ways out>``."""
     phrases = dict.fromkeys(a.phrase for _, a in attempts if isinstance(a, UnreachableFailure))
-    return f"no source could be reached ({', '.join(phrases)}); {WAYS_OUT}"
+    return f"no source could be reached ({_first(phrases)}); {WAYS_OUT}"
 
 
 def _unreachable_line(files: Sequence[FileResult]) -> str:
@@ -168,7 +168,7 @@ def _local_mismatch(where: str, attempts: Sequence[Attempt], hint: str) -> Integ
     local = [(u, a) for u, a in attempts if isinstance(a, LocalMismatch)]
     others = [(u, a) for u, a in attempts if not isinstance(a, LocalMismatch)]
     blamed = "; ".join(f"{u}: {a}" for u, a in local)
-    rest = f"; the other sources: {'; '.join(f'{u} -> {a}' for u, a in others)}" if others else ""
+    rest = f"; the other sources: {_tried(others)}" if others else ""
     return IntegrityError(
         f"{where}: the local file given with --from is not the expected one ({blamed}){rest}; bring the right "
         f"file, or leave it out of --from{hint}",

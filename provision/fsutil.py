@@ -39,6 +39,7 @@ __all__ = [
     "open_regular",
     "parse_temp_name",
     "read_json",
+    "stat_key",
     "temp_name",
 ]
 
@@ -287,6 +288,12 @@ def link_or_copy(
                 hasher.update(chunk)
                 d.write(chunk)
     return "copy"
+
+
+def stat_key(st: os.stat_result) -> tuple[int, int, int, int]:
+    """What proves a file unchanged since it was recorded (DVC's idea, with git's ``core.trustctime``):
+    size, mtime, inode and ctime, all in nanoseconds where they are times."""
+    return st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns
 
 
 def human_bytes(n: float) -> str:

@@ -12,6 +12,8 @@ import os
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
+from provision.fsutil import stat_key
+
 __all__ = ["DROPPED", "RECORD_SCHEMA", "FileRecord"]
 
 
@@ -56,12 +58,7 @@ class FileRecord:
 
     def stat_matches(self, st: os.stat_result) -> bool:
         """True when ``st`` is the stat recorded (the file cannot have changed): size, mtime, inode and ctime."""
-        return (st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns) == (
-            self.size,
-            self.mtime_ns,
-            self.ino,
-            self.ctime_ns,
-        )
+        return stat_key(st) == (self.size, self.mtime_ns, self.ino, self.ctime_ns)
 
     def with_stat(self, st: os.stat_result) -> FileRecord:
         """A copy carrying ``st``'s size, mtime, inode and ctime."""

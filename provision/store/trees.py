@@ -18,7 +18,15 @@ from typing import IO, TYPE_CHECKING, Any
 
 import xxhash
 
-from provision.fsutil import CHUNK_SIZE, NotRegularFileError, atomic_write_text, file_kind, open_regular, read_json
+from provision.fsutil import (
+    CHUNK_SIZE,
+    NotRegularFileError,
+    atomic_write_text,
+    file_kind,
+    open_regular,
+    read_json,
+    stat_key,
+)
 from provision.manifest.model import Artifact, FileSpec
 from provision.progress import NullProgress, Progress
 
@@ -53,12 +61,7 @@ class TreeFile:
 
     def stat_matches(self, st: os.stat_result) -> bool:
         """True when ``st`` is the stat recorded: size, mtime, inode and ctime (as :class:`FileRecord`)."""
-        return (st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns) == (
-            self.size,
-            self.mtime_ns,
-            self.ino,
-            self.ctime_ns,
-        )
+        return stat_key(st) == (self.size, self.mtime_ns, self.ino, self.ctime_ns)
 
 
 @dataclass

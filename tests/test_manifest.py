@@ -314,8 +314,8 @@ def test_unknown_key_without_close_match_lists_allowed(write_manifest: ManifestW
     found = problems_of(manifests)
     line = the_problem(found, path, "files[0]", "unknown key 'zzzzzz'")
     assert line.endswith(
-        "allowed: checksum, expect_files, extract, extract_to, extracted_size, keep_archive, members, name, "
-        "size, strip_components, tree, trust, urls"
+        "allowed: approx_size, checksum, expect_files, extract, extract_to, extracted_size, keep_archive, "
+        "listed_count, members, name, pins, size, strip_components, tree, trust, urls"
     )
 
 

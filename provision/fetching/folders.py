@@ -14,10 +14,24 @@ from provision.fetching.report import shown_attempt
 from provision.manifest.folders import as_fetched
 from provision.manifest.lockfile import LockFile
 from provision.manifest.model import Artifact, FileSpec
-from provision.sources.base import AttemptFailed, SourceContext
+from provision.sources.base import AttemptFailed, IntegrityFailure, SourceContext
 from provision.sources.schemes import list_url
 
-__all__ = ["list_folders"]
+__all__ = ["list_folders", "listing_disagrees"]
+
+
+def listing_disagrees(spec: FileSpec, listed: dict[str, str]) -> str:
+    """Why a listing (``path -> checksum``) contradicts the folder entry's ``pins`` and
+    ``listed_count``; empty when it agrees."""
+    if spec.listed_count is not None and len(listed) != spec.listed_count:
+        return f"the listing names {len(listed)} files, the manifest expects {spec.listed_count}"
+    for path, pin in sorted(spec.pins.items()):
+        got = listed.get(path)
+        if got is None:
+            return f"the listing has no {path!r} (the manifest pins {pin})"
+        if got != str(pin):
+            return f"the listing gives {path!r} checksum {got or 'none'}, the manifest pins {pin}"
+    return ""
 
 
 def _listing(art: Artifact, spec: FileSpec, ctx: SourceContext) -> tuple[str, list[dict[str, Any]]]:
@@ -30,6 +44,10 @@ def _listing(art: Artifact, spec: FileSpec, ctx: SourceContext) -> tuple[str, li
             continue
         if not listed:
             attempts.append(shown_attempt(url, AttemptFailed("listed no files")))
+            continue
+        disagreement = listing_disagrees(spec, {i.path: str(i.checksum) for i in listed})
+        if disagreement:
+            attempts.append(shown_attempt(url, IntegrityFailure(disagreement)))
             continue
         items: list[dict[str, Any]] = [
             {"path": i.path, "url": i.url, "checksum": str(i.checksum), "size": i.size}

@@ -114,6 +114,37 @@ def check_size(ctx: Problems, where: str, key: str, value: int | None) -> int | 
     return value
 
 
+_APPROX_RE = re.compile(r"~?\s*(\d+(?:\.\d+)?)\s*(B|kB|KB|MB|GB|TB|PB|KiB|MiB|GiB|TiB|PiB)")
+_UNITS = {
+    "B": 1,
+    "kB": 10**3,
+    "KB": 10**3,
+    "MB": 10**6,
+    "GB": 10**9,
+    "TB": 10**12,
+    "PB": 10**15,
+    "KiB": 1 << 10,
+    "MiB": 1 << 20,
+    "GiB": 1 << 30,
+    "TiB": 1 << 40,
+    "PiB": 1 << 50,
+}
+
+
+def parse_approx_size(ctx: Problems, where: str, raw: Mapping[str, Any]) -> int | None:
+    """``approx_size = "163 GB"`` (decimal or binary units, as the source rounds it) or a byte count."""
+    value = raw.get("approx_size")
+    if value is None:
+        return None
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return check_size(ctx, where, "approx_size", value)
+    match = _APPROX_RE.fullmatch(value.strip()) if isinstance(value, str) else None
+    if match is None:
+        ctx.add(where, f'approx_size: expected bytes or a figure like "163 GB" or "2.2 TB", got {value!r}')
+        return None
+    return check_size(ctx, where, "approx_size", int(float(match.group(1)) * _UNITS[match.group(2)]))
+
+
 def _safe_relpath(text: str) -> bool:
     parts = text.split("/")
     return bool(text) and not text.startswith("/") and "\\" not in text and all(p not in ("", ".", "..") for p in parts)

@@ -23,6 +23,7 @@ __all__ = [
     "KNOWN_METRICS",
     "MODEL_FORMATS",
     "SCHEMA_VERSION",
+    "SUITES",
     "AccuracySpec",
     "Artifact",
     "Benchmark",
@@ -31,10 +32,21 @@ __all__ = [
     "FileSpec",
     "LabelsRef",
     "PreprocessSpec",
+    "QualitySpec",
     "RuntimeSpec",
+    "round_key",
 ]
 
 SCHEMA_VERSION = 1
+
+#: ``suite =`` values: MLPerf Inference (the default) or MLPerf Training.
+SUITES = ("inference", "training")
+
+
+def round_key(name: str) -> tuple[int, ...]:
+    """``"v6.1"`` -> ``(6, 1)``, for ordering rounds (``v4.0`` < ``v5.1`` < ``v6.0``)."""
+    return tuple(int(part) for part in name.lstrip("v").split("."))
+
 
 MODEL_FORMATS = frozenset(
     {
@@ -70,6 +82,17 @@ KNOWN_METRICS = frozenset(
         "tokens_per_sample",
         "clip_score",
         "fid_score",
+        "gsm8k",
+        "mbxp",
+        "vbench_score",
+        "f1_hierarchical",
+        "dlrm_ne",
+        "dlrm_acc",
+        "dlrm_auc",
+        "node_accuracy",
+        "e2e_accuracy",
+        "bfcl_accuracy",
+        "waymo_map",
     }
 )
 
@@ -109,6 +132,18 @@ class FileSpec:
     size: int | None = None
     extract: ExtractSpec | None = None
     trust: str = ""  # with checksum = "unpublished": why, and where the digest will come from
+    #: A rounded figure from the sources ("~163 GB" in an R2 manifest), for planning only: ``show``,
+    #: ``doctor`` and the disk preflight use it where no exact size is known; it never verifies a byte.
+    approx_size: int | None = None
+    #: Folder entries: checksums the sources publish for some listed files (``path -> checksum``); a
+    #: listing that disagrees, or lacks one, is refused before it is pinned.
+    pins: Mapping[str, Checksum] = field(default_factory=lambda: MappingProxyType({}))
+    listed_count: int | None = None  # folder entries: how many files the listing must name
+
+    @property
+    def planned_size(self) -> int | None:
+        """The exact size when published, else the approximate one, else ``None``."""
+        return self.size if self.size is not None else self.approx_size
 
     @property
     def is_folder(self) -> bool:
@@ -170,6 +205,21 @@ class Artifact:
         return None if any(s is None for s in sizes) else sum(s for s in sizes if s is not None)
 
     @property
+    def planned_size(self) -> tuple[int, int, int]:
+        """``(exact bytes, estimated bytes, files of unknown size)``: what a download of it takes, the
+        published sizes apart from the approximate figures (``approx_size``)."""
+        exact = sum(f.size for f in self.files if f.size is not None)
+        estimated = sum(f.approx_size for f in self.files if f.size is None and f.approx_size is not None)
+        unknown = sum(1 for f in self.files if f.planned_size is None)
+        return exact, estimated, unknown
+
+    @property
+    def planned_extracted(self) -> tuple[int, int]:
+        """``(bytes the archives extract to, archives of unknown extracted size)``."""
+        known = sum(f.extract.extracted_size or 0 for f in self.archives if f.extract is not None)
+        return known, sum(1 for f in self.archives if f.extract is not None and f.extract.extracted_size is None)
+
+    @property
     def archives(self) -> tuple[FileSpec, ...]:
         """The files that are extracted."""
         return tuple(f for f in self.files if f.extract is not None)
@@ -201,10 +251,26 @@ class AccuracySpec:
     reference: float
     target_ratio: tuple[float, ...] = (0.99,)
     upper: float | None = None  # an absolute upper bound (e.g. generation length, FID)
+    #: The scenario this target applies to (qwen3-vl's Interactive has its own); "" = every scenario.
+    scenario: str = ""
 
     def targets(self) -> tuple[float, ...]:
         """``reference * ratio`` for each ratio."""
         return tuple(self.reference * r for r in self.target_ratio)
+
+
+@dataclass(frozen=True)
+class QualitySpec:
+    """A training benchmark's quality target: the run converges when ``metric direction target`` holds
+    (e.g. ``log_perplexity <= 3.3``)."""
+
+    metric: str
+    target: float
+    direction: Literal["<=", ">=", "<", ">"]
+    description: str = ""
+
+    def __str__(self) -> str:
+        return f"{self.metric} {self.direction} {self.target:g}"
 
 
 @dataclass(frozen=True)
@@ -220,11 +286,33 @@ class Benchmark:
     description: str = ""
     notes: str = ""
     aliases: tuple[str, ...] = ()
-    status: str = "current"  # current | retired
+    status: str = "current"  # current | retired; follows ``rounds`` when they are given (see Catalog)
     dataset_size: int | None = None
     performance_sample_count: int | None = None
     subsets: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))  # "500" -> dataset
     source: Path | None = field(default=None, compare=False)
+    suite: str = "inference"  # inference | training
+    rounds: tuple[str, ...] = ()  # the rounds whose checker accepts it, oldest first ("v6.0", "v6.1")
+    retired_after: str | None = None  # the last round that accepted it, once a newer round has not
+    #: The names the submission checker (or training rules) use for it; each resolves to this benchmark.
+    checker_names: tuple[str, ...] = ()
+    #: Rounds that accept only some of ``checker_names`` (v6.1 takes llama2-70b-99.9, not -99).
+    round_names: Mapping[str, tuple[str, ...]] = field(default_factory=lambda: MappingProxyType({}))
+    accuracy_sample_count: int | None = None  # when the accuracy run uses fewer samples than the dataset
+    quality: tuple[QualitySpec, ...] = ()  # training: the convergence target(s)
+
+    def names_in(self, round_: str) -> tuple[str, ...]:
+        """The checker's names for this benchmark in ``round_`` (empty when that round does not accept it)."""
+        if round_ not in self.rounds:
+            return ()
+        return self.round_names.get(round_, self.checker_names or (self.name,))
+
+    @property
+    def status_text(self) -> str:
+        """``current``, ``retired after v6.0`` or ``retired``."""
+        if self.status == "retired" and self.retired_after:
+            return f"retired after {self.retired_after}"
+        return self.status
 
     @property
     def accuracy(self) -> AccuracySpec | None:
@@ -258,11 +346,37 @@ class Catalog:
 
     def __init__(self, artifacts: Iterable[Artifact], benchmarks: Iterable[Benchmark]) -> None:
         self.artifacts: dict[str, Artifact] = {a.name: a for a in artifacts}
-        self.benchmarks: dict[str, Benchmark] = {b.name: b for b in benchmarks}
+        benchmarks = list(benchmarks)
+        #: The newest round of each suite that any benchmark names: what "current" means.
+        self.latest_round: dict[str, str] = {}
+        for b in benchmarks:
+            for r in b.rounds:
+                if b.suite not in self.latest_round or round_key(r) > round_key(self.latest_round[b.suite]):
+                    self.latest_round[b.suite] = r
+        self.benchmarks: dict[str, Benchmark] = {b.name: self._with_status(b) for b in benchmarks}
         self._aliases: dict[str, str] = {}
         for entry in self.entries():
             for alias in entry.aliases:
                 self._aliases.setdefault(alias, entry.name)
+            if isinstance(entry, Benchmark):
+                for alias in entry.checker_names:
+                    self._aliases.setdefault(alias, entry.name)
+
+    def _with_status(self, b: Benchmark) -> Benchmark:
+        """``b`` with its status following its rounds: current when its suite's newest round accepts it."""
+        from dataclasses import replace
+
+        if not b.rounds:
+            return b
+        last = max(b.rounds, key=round_key)
+        if last == self.latest_round.get(b.suite):
+            return replace(b, status="current", retired_after=None)
+        return replace(b, status="retired", retired_after=last)
+
+    def rounds(self, suite: str | None = None) -> list[str]:
+        """Every round the benchmarks (of ``suite``) name, oldest first."""
+        found = {r for b in self.benchmarks.values() if suite is None or b.suite == suite for r in b.rounds}
+        return sorted(found, key=round_key)
 
     def entries(self) -> Iterator[Entry]:
         """Datasets and models, then benchmarks, each sorted by name."""
@@ -273,23 +387,49 @@ class Catalog:
         """All names and aliases."""
         return [*self.artifacts, *self.benchmarks, *self._aliases]
 
-    def get(self, name: str) -> Entry:
-        """The entry called ``name`` (or aliased so); :class:`UnknownNameError` otherwise."""
+    def get(self, name: str, suite: str | None = None) -> Entry:
+        """The entry called ``name`` (or aliased so); :class:`UnknownNameError` otherwise.
+
+        With ``suite``, a benchmark of another suite is a :class:`UsageError` that names the
+        benchmarks of ``suite`` spelt alike (``llama3.1-8b`` with ``--suite training`` points at
+        ``llama3.1_8b``). Datasets and models belong to no suite and resolve either way.
+        """
+        if suite is not None and suite not in SUITES:
+            raise UsageError(f"--suite {suite!r}: expected one of {', '.join(SUITES)}")
         key = self._aliases.get(name, name)
         if key in self.artifacts:
             return self.artifacts[key]
         if key in self.benchmarks:
-            return self.benchmarks[key]
-        raise UnknownNameError(name, difflib.get_close_matches(name, self.names(), n=3, cutoff=0.5))
+            bench = self.benchmarks[key]
+            if suite is None or bench.suite == suite:
+                return bench
+            same_suite = [
+                label
+                for b in self.benchmarks.values()
+                if b.suite == suite
+                for label in (b.name, *b.aliases, *b.checker_names)
+            ]
+            alike = difflib.get_close_matches(name, same_suite, n=3, cutoff=0.5)
+            hint = f"; did you mean {', '.join(repr(s) for s in alike)}?" if alike else ""
+            raise UsageError(
+                f"{name!r} is an MLPerf {bench.suite} benchmark, not {suite}{hint} "
+                f"(see 'provision list --suite {suite}')"
+            )
+        pool = [n for n in self.names() if suite is None or (b := self._benchmark_of(n)) is None or b.suite == suite]
+        raise UnknownNameError(name, difflib.get_close_matches(name, pool, n=3, cutoff=0.5))
 
-    def resolve(self, names: Iterable[str], subset: str | None = None) -> list[Artifact]:
+    def _benchmark_of(self, label: str) -> Benchmark | None:
+        return self.benchmarks.get(self._aliases.get(label, label))
+
+    def resolve(self, names: Iterable[str], subset: str | None = None, suite: str | None = None) -> list[Artifact]:
         """The artifacts the given names stand for (a benchmark expands), without repeats.
 
-        ``subset`` (e.g. ``"500"``) swaps each benchmark's dataset for its subset dataset.
+        ``subset`` (e.g. ``"500"``) swaps each benchmark's dataset for its subset dataset; ``suite``
+        refuses benchmarks of another suite (see :meth:`get`).
         """
         out: dict[str, Artifact] = {}
         for name in names:
-            entry = self.get(name)
+            entry = self.get(name, suite)
             if subset is not None:
                 if not isinstance(entry, Benchmark):
                     raise UsageError(f"--subset applies to benchmarks; {name!r} is a {entry.kind}")

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path, PurePosixPath
 from types import MappingProxyType
 from typing import Any, Literal
@@ -24,6 +24,7 @@ from provision.manifest.fields import (
     get_count,
     get_str,
     get_str_list,
+    parse_approx_size,
     parse_extract,
     parse_runtime,
     printable,
@@ -35,6 +36,7 @@ from provision.manifest.model import (
     KNOWN_METRICS,
     MODEL_FORMATS,
     SCHEMA_VERSION,
+    SUITES,
     URL_SCHEMES,
     AccuracySpec,
     Artifact,
@@ -44,6 +46,7 @@ from provision.manifest.model import (
     FileSpec,
     LabelsRef,
     PreprocessSpec,
+    QualitySpec,
 )
 
 if sys.version_info >= (3, 11):
@@ -68,7 +71,18 @@ _ARTIFACT_KEYS = {
     "expect_files",
 }
 _MODEL_KEYS = _ARTIFACT_KEYS | {"format", "preprocess", "runtime"}
-_FILE_KEYS = {"name", "urls", "size", "checksum", "extract", "trust"} | EXTRACT_KEYS
+_FILE_KEYS = {
+    "name",
+    "urls",
+    "size",
+    "approx_size",
+    "checksum",
+    "extract",
+    "trust",
+    "pins",
+    "listed_count",
+} | EXTRACT_KEYS
+_FOLDER_ONLY = ("pins", "listed_count")
 _BENCHMARK_KEYS = {
     "name",
     "description",
@@ -83,8 +97,18 @@ _BENCHMARK_KEYS = {
     "dataset_size",
     "performance_sample_count",
     "subsets",
+    "suite",
+    "rounds",
+    "checker_names",
+    "round_names",
+    "accuracy_sample_count",
+    "quality",
 }
-_ACCURACY_KEYS = {"metric", "reference", "target_ratio", "upper"}
+_ACCURACY_KEYS = {"metric", "reference", "target_ratio", "upper", "scenario"}
+_SCENARIOS = ("SingleStream", "MultiStream", "Offline", "Server", "Interactive")
+_QUALITY_KEYS = {"metric", "target", "direction", "description"}
+_ROUND_RE = re.compile(r"v\d+\.\d+")
+_DIRECTIONS = ("<=", ">=", "<", ">")
 
 
 def manifest_files(paths: Iterable[Path]) -> list[Path]:
@@ -168,6 +192,9 @@ def _parse_file(ctx: Problems, where: str, raw: Any) -> FileSpec | None:
         ctx.add(where, f"size: expected a non-negative integer (bytes), got {size!r}")
         size = None
     size = check_size(ctx, where, "size", size)
+    approx_size = parse_approx_size(ctx, where, raw)
+    if approx_size is not None and size is not None:
+        ctx.add(where, "approx_size: not with size (the exact size is known; drop the estimate)")
     checksum_text = get_str(ctx, where, raw, "checksum", required=True)
     checksum = None
     trust = raw.get("trust", "")
@@ -193,9 +220,34 @@ def _parse_file(ctx: Problems, where: str, raw: Any) -> FileSpec | None:
         except ValueError as exc:
             ctx.add(where, f'checksum: {exc} (or "unpublished" with a trust note)')
     extract = parse_extract(ctx, where, raw, name)
+    pins: dict[str, Checksum] = {}
+    if not folder:
+        for key in _FOLDER_ONLY:
+            if key in raw:
+                ctx.add(where, f'{key}: only on a folder entry (name = "<dir>/", checksum = "listed")')
+    pins_raw = raw.get("pins", {})
+    if not isinstance(pins_raw, dict):
+        ctx.add(where, 'pins: expected a table of "<path in the folder>" = "<alg>:<hex>"')
+        pins_raw = {}
+    for path_text, digest in pins_raw.items():
+        try:
+            pins[path_text] = Checksum.parse(digest) if isinstance(digest, str) else Checksum.parse("")
+        except ValueError as exc:
+            ctx.add(where, f"pins: {path_text!r}: {exc}")
+    listed_count = get_count(ctx, where, raw, "listed_count")
     if not name or not urls or checksum is None:
         return None
-    return FileSpec(name=name, urls=urls, checksum=checksum, size=size, extract=extract, trust=trust)
+    return FileSpec(
+        name=name,
+        urls=urls,
+        checksum=checksum,
+        size=size,
+        extract=extract,
+        trust=trust,
+        approx_size=approx_size,
+        pins=MappingProxyType(pins),
+        listed_count=listed_count,
+    )
 
 
 def _entry_head(ctx: Problems, kind: str, index: int, raw: Any, allowed: set[str]) -> tuple[str, str] | None:
@@ -343,6 +395,10 @@ def _parse_accuracy(ctx: Problems, where: str, raw: Any) -> AccuracySpec | None:
     if not ratios or not all(_number(r) and 0 < r <= 1 for r in ratios):
         ctx.add(where, f"target_ratio: expected a number in (0, 1] or a list of them, got {ratio_raw!r}")
         return None
+    scenario = raw.get("scenario", "")
+    if scenario not in ("", *_SCENARIOS):
+        ctx.add(where, f"scenario: expected one of {', '.join(_SCENARIOS)}, got {scenario!r}")
+        scenario = ""
     if not metric or reference is None:
         return None
     return AccuracySpec(
@@ -350,7 +406,54 @@ def _parse_accuracy(ctx: Problems, where: str, raw: Any) -> AccuracySpec | None:
         reference=float(reference),
         target_ratio=tuple(float(r) for r in ratios),
         upper=float(upper) if upper is not None else None,
+        scenario=str(scenario),
     )
+
+
+def _parse_quality(ctx: Problems, where: str, raw: Any) -> QualitySpec | None:
+    where = f"{where}: quality"
+    if not isinstance(raw, dict):
+        ctx.add(where, "expected a table")
+        return None
+    check_keys(ctx, where, raw, _QUALITY_KEYS)
+    metric = get_str(ctx, where, raw, "metric", required=True)
+    check_name(ctx, where, metric, "metric")
+    description = get_str(ctx, where, raw, "description")
+    target = raw.get("target")
+    if not isinstance(target, (int, float)) or isinstance(target, bool):
+        ctx.add(where, f"target: expected a number, got {target!r}")
+        return None
+    direction = raw.get("direction")
+    if direction not in _DIRECTIONS:
+        ctx.add(where, f"direction: expected one of {', '.join(repr(d) for d in _DIRECTIONS)}, got {direction!r}")
+        return None
+    if not metric:
+        return None
+    return QualitySpec(metric, float(target), direction, description)
+
+
+RoundNames = dict[str, tuple[str, ...]]
+
+
+def _parse_rounds(ctx: Problems, where: str, raw: Mapping[str, Any]) -> tuple[tuple[str, ...], RoundNames]:
+    """``rounds = ["v6.0", "v6.1"]`` and ``[benchmark.round_names] "v6.1" = ["name-99.9"]``."""
+    rounds = get_str_list(ctx, where, raw, "rounds")
+    for r in rounds:
+        if not _ROUND_RE.fullmatch(r):
+            ctx.add(where, f"rounds: expected names like 'v6.1', got {r!r}")
+            return (), {}
+    if len(set(rounds)) != len(rounds):
+        ctx.add(where, f"rounds: {list(rounds)} names a round twice")
+    names_raw = raw.get("round_names", {})
+    round_names: RoundNames = {}
+    if not isinstance(names_raw, dict):
+        ctx.add(where, 'round_names: expected a table of "<round>" = ["<checker name>", ...]')
+        return rounds, {}
+    for r in names_raw:
+        if r not in rounds:
+            ctx.add(where, f"round_names: {r!r} is not one of rounds {list(rounds)}")
+        round_names[r] = get_str_list(ctx, f"{where}: round_names", names_raw, r)
+    return rounds, round_names
 
 
 def _parse_benchmark(ctx: Problems, index: int, raw: Any) -> Benchmark | None:
@@ -384,6 +487,28 @@ def _parse_benchmark(ctx: Problems, index: int, raw: Any) -> Benchmark | None:
     status = raw.get("status", "current")
     if status not in ("current", "retired"):
         ctx.add(where, f"status: expected 'current' or 'retired', got {status!r}")
+    suite = raw.get("suite", "inference")
+    if suite not in SUITES:
+        ctx.add(where, f"suite: expected one of {', '.join(repr(s) for s in SUITES)}, got {suite!r}")
+    rounds, round_names = _parse_rounds(ctx, where, raw)
+    if rounds and "status" in raw:
+        ctx.add(where, "status: not with rounds (the rounds decide it: current when the newest round accepts it)")
+    checker_names = get_str_list(ctx, where, raw, "checker_names")
+    for label in checker_names:
+        check_name(ctx, where, label, "checker name")
+    for r, names in round_names.items():
+        unknown = [n for n in names if n not in (checker_names or (name,))]
+        if unknown:
+            ctx.add(where, f"round_names: {r} names {unknown}, not in checker_names {list(checker_names)}")
+    quality: list[QualitySpec] = []
+    q_raw = raw.get("quality")
+    for i, table in enumerate(q_raw if isinstance(q_raw, list) else [q_raw] if q_raw is not None else []):
+        q = _parse_quality(ctx, where if not isinstance(q_raw, list) else f"{where}[{i}]", table)
+        if q is not None:
+            quality.append(q)
+    if suite == "training" and not quality:
+        ctx.add(where, "quality: a training benchmark needs its quality target ([[benchmark.quality]])")
+    accuracy_count = get_count(ctx, where, raw, "accuracy_sample_count")
     dataset_size = get_count(ctx, where, raw, "dataset_size")
     perf_count = get_count(ctx, where, raw, "performance_sample_count")
     subsets_raw = raw.get("subsets", {})
@@ -411,6 +536,12 @@ def _parse_benchmark(ctx: Problems, index: int, raw: Any) -> Benchmark | None:
         performance_sample_count=perf_count,
         subsets=MappingProxyType(subsets),
         source=ctx.path,
+        suite=str(suite),
+        rounds=rounds,
+        checker_names=checker_names,
+        round_names=MappingProxyType(round_names),
+        accuracy_sample_count=accuracy_count,
+        quality=tuple(quality),
     )
 
 
@@ -463,7 +594,10 @@ def _cross_check(artifacts: Sequence[Artifact], benchmarks: Sequence[Benchmark],
     entries: list[Entry] = [*artifacts, *benchmarks]
     for entry in entries:
         kind = entry.kind if isinstance(entry, Artifact) else "benchmark"
-        for label in (entry.name, *entry.aliases):
+        labels = (entry.name, *entry.aliases)
+        if isinstance(entry, Benchmark):  # the checker's names resolve too; a name equal to its own is fine
+            labels += tuple(n for n in entry.checker_names if n not in labels)
+        for label in labels:
             if label in seen:
                 problems.append(
                     f"{shown_path(entry.source)}: {kind} {entry.name!r}: name {label!r} "

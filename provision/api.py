@@ -69,30 +69,65 @@ def load(settings: Settings | None = None) -> Catalog:
     return load_catalog(_settings(settings).all_manifest_dirs)
 
 
-def list_entries(settings: Settings | None = None, *, kind: str | None = None) -> list[dict[str, Any]]:
-    """One summary dict per dataset, model and benchmark (only those of ``kind`` when given)."""
+def list_entries(
+    settings: Settings | None = None,
+    *,
+    kind: str | None = None,
+    suite: str | None = None,
+    round_: str | None = None,
+) -> list[dict[str, Any]]:
+    """One summary dict per dataset, model and benchmark (only those of ``kind`` when given).
+
+    ``suite`` (``inference`` or ``training``) keeps the benchmarks of that suite; ``round_``
+    (``"v6.1"``) keeps exactly the benchmarks that round's submission checker accepts, each row
+    with the checker's names for it in that round (``round_names``). Either implies benchmarks.
+    """
     from provision.manifest.lockfile import LockFile
+    from provision.manifest.model import SUITES, Benchmark
     from provision.store.cache import Store
     from provision.store.usage import entry_summary
 
     kinds = ("dataset", "model", "benchmark")
     if kind is not None and kind not in kinds:
         raise UsageError(f"--kind {kind!r}: expected one of {', '.join(kinds)}")
+    if suite is not None and suite not in SUITES:
+        raise UsageError(f"--suite {suite!r}: expected one of {', '.join(SUITES)}")
     settings = _settings(settings)
     catalog, store, lock = load(settings), Store(settings.cache_dir), LockFile(settings.lock_path)
-    rows = [entry_summary(e, catalog, store, lock) for e in catalog.entries()]
+    if round_ is not None:
+        known = catalog.rounds(suite)
+        if round_ not in known:
+            raise UsageError(
+                f"--round {round_!r}: no {suite or 'MLPerf'} benchmark in the catalogue names that round; "
+                f"known rounds: {', '.join(known)}"
+            )
+    entries = list(catalog.entries())
+    if suite is not None or round_ is not None:
+        entries = [
+            e
+            for e in entries
+            if isinstance(e, Benchmark)
+            and (suite is None or e.suite == suite)
+            and (round_ is None or round_ in e.rounds)
+        ]
+    rows = [entry_summary(e, catalog, store, lock) for e in entries]
     return [r for r in rows if kind is None or r["kind"] == kind]
 
 
-def describe(name: str, settings: Settings | None = None) -> dict[str, Any]:
-    """Everything the manifests say about ``name``, plus its state in the cache."""
+def describe(name: str, settings: Settings | None = None, *, suite: str | None = None) -> dict[str, Any]:
+    """Everything the manifests say about ``name``, plus its state in the cache.
+
+    ``suite`` refuses a benchmark of the other suite (``llama3.1-8b`` with ``suite="training"``)
+    with the close names of that suite.
+    """
     from provision.manifest.lockfile import LockFile
     from provision.store.cache import Store
     from provision.store.usage import describe_entry
 
     settings = _settings(settings)
     catalog = load(settings)
-    return describe_entry(catalog.get(name), catalog, Store(settings.cache_dir), LockFile(settings.lock_path))
+    entry = catalog.get(name, suite)
+    return describe_entry(entry, catalog, Store(settings.cache_dir), LockFile(settings.lock_path))
 
 
 def fetch(
@@ -103,8 +138,13 @@ def fetch(
     session: requests.Session | None = None,
     progress: Progress | None = None,
     subset: str | None = None,
+    suite: str | None = None,
 ) -> FetchReport:
-    """Fetch and verify every artifact ``names`` stands for; see :func:`provision.fetching.run.fetch`."""
+    """Fetch and verify every artifact ``names`` stands for; see :func:`provision.fetching.run.fetch`.
+
+    ``suite`` (``inference`` / ``training``) refuses a benchmark name of the other suite before
+    anything is fetched.
+    """
     from provision.fetching.run import fetch as fetch_artifacts
 
     settings = _settings(settings)
@@ -113,8 +153,11 @@ def fetch(
     for p in from_paths:
         if not Path(p).exists():
             raise UsageError(f"--from {p}: no such file or folder")
+    catalog = load(settings)
+    if suite is not None:
+        catalog.resolve(names, subset, suite)  # a name of the other suite: a usage error, nothing fetched
     return fetch_artifacts(
-        load(settings), names, settings, session=session, from_paths=from_paths, progress=progress, subset=subset
+        catalog, names, settings, session=session, from_paths=from_paths, progress=progress, subset=subset
     )
 
 

@@ -111,7 +111,7 @@ def test_list_text_shows_builtin_entries() -> None:
     assert result.exit_code == 0, result.stderr
     lines = result.stdout.splitlines()
     assert lines[0].split() == ["NAME", "KIND", "SIZE", "STATE", "FORMAT/STATUS", "DESCRIPTION"]
-    assert lines[-1].startswith('size: "?" not published; "+" some files')  # the legend of the size column
+    assert lines[-1].startswith('size: "~" partly the sources\' rounded figures; "?" unknown')  # the legend
     rows = {line.split()[0]: line.split()[1] for line in lines[1:-1]}
     assert rows["resnet50"] == "benchmark"
     assert rows["squad-v1.1"] == "dataset"

@@ -22,6 +22,8 @@ from httpserver import TestServer
 
 from provision import api
 from provision.config import Settings
+from provision.errors import DiskSpaceError
+from provision.fsutil import human_bytes
 from provision.manifest.checksum import Checksum
 from provision.manifest.model import FileSpec
 from provision.progress import NullProgress
@@ -395,3 +397,87 @@ def test_offline_makes_no_request(server: TestServer) -> None:
         list_r2(url, _ctx(_settings(offline=True)))
     assert isinstance(info.value, OfflineFailure) and "PROVISION_OFFLINE=1" in info.value.answer
     assert _requests_to(server, bucket) == []
+
+
+# -- what the manifest knows of a folder before listing it: rounded sizes, pins, the line count ------
+
+
+def _folder_manifest(write_manifest: ManifestWriter, url: str, *extra: str) -> None:
+    lines = ["schema = 1", "[[dataset]]", 'name = "r2set"', 'description = "an R2 folder"', "[[dataset.files]]"]
+    lines += ['name = "ds/"', f'urls = ["{url}"]', 'checksum = "listed"', *extra]
+    write_manifest("\n".join(lines) + "\n", "r2set")
+
+
+def test_planned_space_refuses_before_any_request(server: TestServer, write_manifest: ManifestWriter) -> None:
+    url, folder = _bucket(server)
+    _folder_manifest(write_manifest, url, 'approx_size = "1000 TB"')
+    bucket = folder.split("/inference/")[0]
+    settings = _settings()
+    with pytest.raises(DiskSpaceError) as info:
+        api.fetch(["r2set"], settings)
+    message = str(info.value)
+    assert f"r2set need download ~{human_bytes(10**15)} (estimated from the sources' rounded sizes)" in message
+    assert "nothing was downloaded" in message and "\n" not in message
+    assert _requests_to(server, bucket) == []  # not even the listing
+    assert not settings.lock_path.exists() or "r2set" not in settings.lock_path.read_text()
+    show = api.describe("r2set", settings)
+    planned = show["planned"]
+    assert (planned["exact"], planned["estimated"], planned["unknown"]) == (0, 10**15, 0)
+    assert planned["summary"] == f"download ~{human_bytes(10**15)} (estimated from the sources' rounded sizes)"
+
+
+def test_an_estimate_that_fits_fetches_and_is_then_spent(server: TestServer, write_manifest: ManifestWriter) -> None:
+    url, _ = _bucket(server)
+    _folder_manifest(write_manifest, url, 'approx_size = "300 kB"')
+    settings = _settings()
+    assert api.describe("r2set", settings)["planned"]["estimated"] == 300_000
+    report = api.fetch(["r2set"], settings)
+    assert report.ok, [f.error for f in report.failures]
+    # Everything is cached: nothing left to plan for (the estimate is not counted again).
+    planned = api.describe("r2set", settings)["planned"]
+    assert (planned["exact"], planned["estimated"], planned["unknown"], planned["summary"]) == (0, 0, 0, "download 0 B")
+
+
+@pytest.mark.parametrize(
+    ("extra", "why"),
+    [
+        ('pins = { "config.json" = "md5:00000000000000000000000000000000" }', "the listing gives 'config.json'"),
+        ('pins = { "absent.bin" = "md5:00000000000000000000000000000000" }', "the listing has no 'absent.bin'"),
+        ("listed_count = 5", "the listing names 4 files, the manifest expects 5"),
+    ],
+    ids=["wrong-pin", "missing-pin", "count"],
+)
+def test_a_listing_that_contradicts_the_manifest_is_refused(
+    server: TestServer, write_manifest: ManifestWriter, extra: str, why: str
+) -> None:
+    url, folder = _bucket(server)
+    _folder_manifest(write_manifest, url, extra)
+    settings = _settings()
+    report = api.fetch(["r2set"], settings)
+    assert not report.ok
+    (failure,) = report.failures
+    assert why in (failure.error or "")
+    assert all(r[1].endswith((".uri", ".md5")) for r in _requests_to(server, folder.split("/inference/")[0]))
+    assert not _requests_to(server, folder)  # no data file was asked for
+    assert not settings.lock_path.exists() or "r2set" not in settings.lock_path.read_text()  # nothing pinned
+
+
+def test_a_listing_that_agrees_with_pins_and_count_is_fetched(
+    server: TestServer, write_manifest: ManifestWriter
+) -> None:
+    url, _ = _bucket(server)
+    pin = hashlib.md5(FILES["data/part-0.npz"]).hexdigest()
+    _folder_manifest(write_manifest, url, "listed_count = 4", f'pins = {{ "data/part-0.npz" = "md5:{pin}" }}')
+    report = api.fetch(["r2set"], _settings())
+    assert report.ok, [f.error for f in report.failures]
+
+
+def test_doctor_states_the_estimate_and_fails_when_it_cannot_fit(
+    server: TestServer, write_manifest: ManifestWriter
+) -> None:
+    url, _ = _bucket(server)
+    _folder_manifest(write_manifest, url, 'approx_size = "1000 TB"')
+    report = api.doctor("r2set", _settings(), network=False)
+    (disk,) = [c for c in report.checks if c.name == "disk"]
+    assert disk.status == "fail" and not report.ok
+    assert f"r2set needs ~{human_bytes(10**15)} more (download ~{human_bytes(10**15)} (estimated" in disk.detail

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from provision import api
-from provision.cli.common import CacheDir, Json, Name, Quiet, Verbose, errors, print_json, settings
+from provision.cli.common import CacheDir, Json, Name, Quiet, Suite, Verbose, errors, print_json, settings
 from provision.cli.render import human_bytes, render_fetch, transfer_bars
 from provision.errors import EXIT_INTEGRITY
 
@@ -41,6 +41,7 @@ def fetch(
         str | None,
         typer.Option("--subset", metavar="K", help="Use the benchmark's subset dataset of this size (e.g. 500)."),
     ] = None,
+    suite: Suite = None,
     cache_dir: CacheDir = None,
     json_out: Json = False,
     quiet: Quiet = False,
@@ -57,7 +58,12 @@ def fetch(
         bars = transfer_bars(quiet, json_out, verbose)
         try:
             report = api.fetch(
-                names, settings(cache_dir, jobs=jobs), from_paths=from_ or (), progress=bars, subset=subset
+                names,
+                settings(cache_dir, jobs=jobs),
+                from_paths=from_ or (),
+                progress=bars,
+                subset=subset,
+                suite=suite,
             )
         finally:
             bars.close()

@@ -26,6 +26,7 @@ __all__ = [
     "PlainGroup",
     "Quiet",
     "Subset",
+    "Suite",
     "debug",
     "errors",
     "print_json",
@@ -52,6 +53,16 @@ Name = Annotated[str, typer.Argument(metavar="NAME", help="A dataset, model or b
 Subset = Annotated[
     str | None,
     typer.Option("--subset", metavar="K", help="The benchmark's subset dataset of this size, else the first K items."),
+]
+
+
+Suite = Annotated[
+    str | None,
+    typer.Option(
+        "--suite",
+        metavar="SUITE",
+        help="inference or training: names resolve in that MLPerf suite only (llama3.1_8b is training's).",
+    ),
 ]
 
 

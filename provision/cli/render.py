@@ -149,14 +149,34 @@ def _size(n: int | None) -> str:
     return human_bytes(n) if n is not None else "size unknown"
 
 
+def _file_size(f: dict[str, Any]) -> str:
+    if f.get("size") is not None:
+        return human_bytes(f["size"])
+    if f.get("approx_size") is not None:
+        return f"~{human_bytes(f['approx_size'])}"
+    return "size unknown"
+
+
 def render_benchmark(doc: dict[str, Any]) -> None:
-    """A readable plan: what will be downloaded, from where, how big, licences, targets."""
-    typer.echo(f"{doc['name']} ({doc['status']}): {doc['description']}".rstrip(": "))
+    """A readable plan: suite and rounds, what will be downloaded, from where, how big, licences, targets."""
+    typer.echo(f"{doc['name']} ({doc.get('status_text') or doc['status']}): {doc['description']}".rstrip(": "))
+    if doc.get("rounds"):
+        names = ", ".join(doc.get("checker_names") or [])
+        rounds = ", ".join(doc["rounds"])
+        typer.echo(f"  MLPerf {doc['suite']}, rounds {rounds}" + (f"; checker names: {names}" if names else ""))
+        partial = {r: n for r, n in doc.get("round_names", {}).items() if n != doc.get("checker_names")}
+        for r, n in partial.items():
+            typer.echo(f"    {r} accepts {', '.join(n)}")
+    elif doc.get("suite") == "training":
+        typer.echo("  MLPerf training")
     sizes = []
     if doc.get("dataset_size") is not None:
         sizes.append(f"{doc['dataset_size']:,} samples")
     if doc.get("performance_sample_count") is not None:
         sizes.append(f"performance sample count {doc['performance_sample_count']:,}")
+    acc = doc.get("accuracy_sample_count")
+    if acc is not None and acc != doc.get("dataset_size"):
+        sizes.append(f"accuracy sample count {acc:,}")
     typer.echo(f"  dataset: {doc['dataset']}" + (f" ({', '.join(sizes)})" if sizes else ""))
     if doc.get("subsets"):
         subsets = ", ".join(f"--subset {k} -> {v}" for k, v in doc["subsets"].items())
@@ -167,25 +187,47 @@ def render_benchmark(doc: dict[str, Any]) -> None:
     for m in doc.get("metrics", []):
         ratios = ", ".join(f"{_num(t)} ({r * 100:g}%)" for r, t in zip(m["target_ratio"], m["targets"], strict=True))
         upper = f", at most {_num(m['upper'])}" if m.get("upper") is not None else ""
-        typer.echo(f"  accuracy: {m['metric']} reference {_num(m['reference'])}; pass at >= {ratios}{upper}")
+        scenario = f" ({m['scenario']})" if m.get("scenario") else ""
+        typer.echo(f"  accuracy{scenario}: {m['metric']} reference {_num(m['reference'])}; pass at >= {ratios}{upper}")
+    for q in doc.get("quality", []):
+        typer.echo(
+            f"  quality target: {q['metric']} {q['direction']} {_num(q['target'])}"
+            + (f" ({q['description']})" if q.get("description") else "")
+        )
     files = [f for art in doc.get("artifacts", []) for f in art["files"]]
     pinned = sum(1 for f in files if f["checksum"] in ("unpublished", "listed"))
-    unknown = f" + {doc['unknown_sizes']} file(s) of unknown size" if doc.get("unknown_sizes") else ""
     how = "every file verified against its published checksum"
     if pinned:
         how = f"verified against published checksums, and {pinned} entry(ies) pinned by sha256 on first fetch"
-    typer.echo(f"  download: {human_bytes(doc['total_size'])}{unknown}, {how}")
+    exact, estimated, unsized = doc["total_size"], doc.get("estimated_size") or 0, doc.get("unsized") or 0
+    total = (
+        f"~{human_bytes(exact + estimated)} (~{human_bytes(estimated)} of it rounded figures)"
+        if estimated
+        else (human_bytes(exact))
+    )
+    unknown = f" + {unsized} file(s) of unknown size" if unsized else ""
+    typer.echo(f"  download: {total}{unknown}, {how}")
+    planned = doc.get("planned") or {}
+    typer.echo(f"  still needed on disk: {planned.get('summary') or 'nothing'}")
     for gate in doc.get("licence_gates", []):
         typer.echo(f"  LICENCE: {gate['artifact']} needs {gate['access']} access ({gate['license'] or 'see notes'})")
     for art in doc.get("artifacts", []):
         cache = art["cache"]
+        size = (
+            _size(art["size"])
+            if art["size"] is not None or not art.get("estimated_size")
+            else (f"~{human_bytes(art['estimated_size'])}")
+        )
         typer.echo(
-            f"  {art['kind']} {art['name']}: {_size(art['size'])}, {art['access']}, "
+            f"  {art['kind']} {art['name']}: {size}, {art['access']}, "
             f"cache {cache['state']} ({cache['files']}/{cache['files_total']} files)"
         )
         for f in art["files"]:
             extract = f"  -> {f['extract_to']}/" if f.get("extract_to") else ""
-            typer.echo(f"    {f['name']}  {_size(f['size'])}  {f['checksum']}{extract}")
+            listing = ""
+            if f.get("listed_count") is not None or f.get("pins"):
+                listing = f"  ({f.get('listed_count') or '?'} files listed, {len(f.get('pins', {}))} pinned here)"
+            typer.echo(f"    {f['name']}  {_file_size(f)}  {f['checksum']}{extract}{listing}")
             if f.get("trust"):
                 typer.echo(f"      trust: {f['trust']}")
             for u in f["urls"]:
@@ -309,3 +351,47 @@ def render_run(report: Any) -> None:
     if report.validation is not None:
         typer.echo("")
         render_validation(report.validation)
+
+
+def _target_text(m: dict[str, Any]) -> str:
+    lows = " / ".join(_num(t) for t in m["targets"])
+    scenario = f" ({m['scenario']})" if m.get("scenario") else ""
+    if m.get("upper") is not None:
+        return f"{lows} ≤ {m['metric']}{scenario} ≤ {_num(m['upper'])}"
+    return f"{m['metric']}{scenario} ≥ {lows}"
+
+
+def benchmarks_markdown(rows: list[dict[str, Any]]) -> str:
+    """The benchmark rows of ``provision list`` as a Markdown table (the README's catalogue table)."""
+    out = [
+        "| benchmark | suite | rounds | status | checker names | download | dataset (samples / perf. / acc.) "
+        "| models | targets | access |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    benchmarks = sorted((r for r in rows if r["kind"] == "benchmark"), key=lambda r: (r["suite"], r["name"]))
+    for r in benchmarks:
+        exact, estimated = r.get("size") or 0, r.get("estimated_size") or 0
+        size = f"~{human_bytes(exact + estimated)}" if estimated else (human_bytes(exact) if exact else "")
+        if r.get("unsized"):
+            size += f" + {r['unsized']} of unknown size" if size else f"{r['unsized']} file(s) of unknown size"
+        counts = " / ".join(
+            f"{n:,}" if n is not None else "—"
+            for n in (r.get("dataset_size"), r.get("performance_sample_count"), r.get("accuracy_sample_count"))
+        )
+        targets = "; ".join(_target_text(m) for m in r.get("metrics", []))
+        targets = targets or "; ".join(f"{q['metric']} {q['direction']} {_num(q['target'])}" for q in r["quality"])
+        rounds = ", ".join(r["rounds"])
+        cells = [
+            f"`{r['name']}`",
+            r["suite"],
+            rounds,
+            r["status_text"],
+            ", ".join(f"`{n}`" for n in r["checker_names"]),
+            size,
+            f"`{r['dataset']}` ({counts})",
+            ", ".join(f"`{m}`" for m in r["models"]) or "—",
+            targets.replace("|", "\\|"),
+            ", ".join(r["access"]),
+        ]
+        out.append("| " + " | ".join(cells) + " |")
+    return "\n".join(out) + "\n"

@@ -23,7 +23,7 @@ from provision.extract.archive import ExtractError
 from provision.extract.unpack import drop_archive, extract_file
 from provision.fetching.folders import list_folders
 from provision.fetching.report import FetchReport, FileResult
-from provision.fetching.space import check_disk_space
+from provision.fetching.space import check_disk_space, check_planned_space
 from provision.fetching.transfer import FileFetcher, announce_manual
 from provision.manifest.lockfile import LockFile
 from provision.manifest.model import Artifact, Catalog, FileSpec
@@ -205,8 +205,7 @@ def not_writable(
     first = f"{todo[0][0].name}/{todo[0][1].name}" if todo else f"{unpack[0][0].name}/{unpack[0][1].name}"
     what = f"{len(todo)} file(s) to fetch" if todo else f"{len(unpack)} archive(s) to extract"
     return ProvisionError(
-        f"cannot write to {path} ({why}): {what}, first {first}; {WRITABLE_FIX} "
-        "(verify works on a read-only cache)"
+        f"cannot write to {path} ({why}): {what}, first {first}; {WRITABLE_FIX} (verify works on a read-only cache)"
     )
 
 
@@ -222,8 +221,9 @@ def fetch(
 ) -> FetchReport:
     """Make every artifact ``names`` stands for present and verified in the cache.
 
-    resolve (folder listings) -> lock -> inventory (what is cached) -> disk-space check ->
-    transfer -> extract -> report. Returns a report of every file; call
+    planned-space check (the sources' rounded sizes, before any request) -> resolve (folder
+    listings) -> lock -> inventory (what is cached) -> disk-space check -> transfer -> extract ->
+    report. Returns a report of every file; call
     :meth:`FetchReport.raise_for_errors` to turn a failure into its exception. Raises before
     downloading when the disk is too small.
     """
@@ -232,6 +232,8 @@ def fetch(
     ctx.http = HttpClient(ctx)
     run = _Fetch(settings, ctx)
     run.store.ensure()
+    if not settings.offline:
+        check_planned_space(run.store, catalog.resolve(names, subset), run.lock, settings.disk_reserve)
     artifacts, unlisted = run.resolve(catalog, names, subset)
     report = FetchReport(artifacts={a.name: str(run.store.artifact_dir(a.name)) for a in artifacts})
     blocked = run.store.unwritable(artifacts)  # a read-only cache: fine while there is nothing to write

@@ -9,10 +9,12 @@ from provision.errors import (
     DiskSpaceError,
 )
 from provision.fsutil import human_bytes
+from provision.manifest.lockfile import LockFile
 from provision.manifest.model import Artifact, FileSpec
 from provision.store.cache import Store
+from provision.store.plan import remaining
 
-__all__ = ["DISK_RESERVE", "check_disk_space"]
+__all__ = ["DISK_RESERVE", "check_disk_space", "check_planned_space"]
 
 
 #: Free space kept back on the cache filesystem beyond what the downloads need.
@@ -54,5 +56,27 @@ def check_disk_space(
             f"not enough disk space in {store.root}: {', '.join(names)} need "
             f"{human_bytes(needed)}{extra} plus the {human_bytes(reserve)} reserve, only {human_bytes(free)} "
             "free; free space ('provision gc'), point --cache-dir / PROVISION_CACHE at a bigger disk, "
+            "or lower PROVISION_DISK_RESERVE"
+        )
+
+
+def check_planned_space(store: Store, arts: Iterable[Artifact], lock: LockFile, reserve: int = DISK_RESERVE) -> None:
+    """Refuse before any request (listing or data) when what ``arts`` still need, the sources' rounded
+    sizes included (:func:`provision.store.plan.remaining`), cannot fit with ``reserve`` to spare.
+
+    Estimates only ever refuse here with the figures said as estimates; the exact check
+    (:func:`check_disk_space`) runs again once the folders are listed.
+    """
+    arts = list(arts)
+    need = remaining(store, arts, lock)
+    if not need.estimated:
+        return  # nothing but exact sizes: the check after listing has the same numbers
+    free = shutil.disk_usage(store.root).free
+    if need.total + reserve > free:
+        names = ", ".join(a.name for a in arts)
+        raise DiskSpaceError(
+            f"not enough disk space in {store.root}: {names} need {need.describe()} plus the "
+            f"{human_bytes(reserve)} reserve, only {human_bytes(free)} free (nothing was downloaded); "
+            "free space ('provision gc'), point --cache-dir / PROVISION_CACHE at a bigger disk, "
             "or lower PROVISION_DISK_RESERVE"
         )

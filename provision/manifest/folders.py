@@ -13,6 +13,7 @@ their pinned listings, and its unpublished checksums by their first-use pins.
 from __future__ import annotations
 
 from dataclasses import replace
+from types import MappingProxyType
 from typing import Any
 
 from provision.manifest.checksum import Checksum
@@ -36,6 +37,9 @@ def listed_files(spec: FileSpec, items: list[dict[str, Any]]) -> list[FileSpec]:
                 urls=(str(item["url"]),),
                 checksum=checksum,
                 size=size if isinstance(size, int) else None,
+                approx_size=None,  # the folder's rounded figure is not any one file's
+                pins=MappingProxyType({}),
+                listed_count=None,
             )
         )
     return files

@@ -24,6 +24,7 @@ from provision.readiness.machine import (
 )
 from provision.sources.schemes import scheme_of
 from provision.store.cache import Store
+from provision.store.plan import remaining
 from provision.validation.models import default_model
 
 __all__ = ["check_disk", "check_packages"]
@@ -189,7 +190,6 @@ def _preprocessed_need(catalog: Catalog, settings: Settings, bench: Benchmark) -
 
 def check_disk(catalog: Catalog, settings: Settings, entry: Artifact | Benchmark | None = None) -> Check:
     """Free space on the cache's filesystem vs what ``entry`` still needs there (downloads, extraction, outputs)."""
-    from provision.store.trees import tree_ok
 
     folder = existing(settings.cache_dir)
     try:
@@ -205,32 +205,19 @@ def check_disk(catalog: Catalog, settings: Settings, entry: Artifact | Benchmark
             "" if status == "ok" else "free space ('provision gc') or use a bigger disk",
         )
     store = Store(settings.cache_dir)
-    download = extracted = cached = unknown = unknown_extract = 0
-    for art in needed_artifacts(catalog, entry, settings):
-        usage = store.usage(art)
-        cached += usage["bytes"]
-        complete = usage["state"] == "present"
-        for spec in art.files:
-            if not (complete or file_in_cache(store, art, spec)):
-                download += spec.size or 0
-                unknown += spec.size is None
-            if spec.extract is not None and not (complete and tree_ok(store, art, spec)):
-                extracted += spec.extract.extracted_size or 0
-                unknown_extract += spec.extract.extracted_size is None
-    parts = [f"download {human_bytes(download)}" + (f" + {unknown} file(s) of unknown size" if unknown else "")]
-    if extracted or unknown_extract:
-        parts.append(
-            f"extracted {human_bytes(extracted)}"
-            + (f" + {unknown_extract} archive(s) of unknown size" if unknown_extract else "")
-        )
+    lock = LockFile(settings.lock_path)
+    manifest_arts = catalog.resolve([entry.name])
+    cached = sum(store.usage(as_fetched(a, lock))["bytes"] for a in manifest_arts)
+    need = remaining(store, manifest_arts, lock)
+    parts = [need.describe()]
     preprocessed = 0
     if isinstance(entry, Benchmark):
         preprocessed, note = _preprocessed_need(catalog, settings, entry)
         if note:
             parts.append(note)
-    needed = download + extracted + preprocessed
+    needed = need.total + preprocessed
     detail = (
-        f"{entry.name} needs {human_bytes(needed)} more ({', '.join(parts)}; "
+        f"{entry.name} needs {'~' if need.estimated else ''}{human_bytes(needed)} more ({', '.join(parts)}; "
         f"{human_bytes(cached)} already downloaded), {human_bytes(free)} free in {folder}"
     )
     if needed + settings.disk_reserve > free:

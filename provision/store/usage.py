@@ -11,8 +11,42 @@ from provision.manifest.folders import as_fetched
 from provision.manifest.lockfile import LockFile
 from provision.manifest.model import AccuracySpec, Artifact, Benchmark, Catalog, FileSpec
 from provision.store.cache import Store
+from provision.store.plan import DiskNeed, remaining
 
-__all__ = ["artifact_detail", "artifact_folders", "cache_status", "describe_entry", "entry_summary"]
+__all__ = [
+    "artifact_detail",
+    "artifact_folders",
+    "benchmark_facts",
+    "cache_status",
+    "describe_entry",
+    "entry_summary",
+    "planned_doc",
+]
+
+
+def planned_doc(need: DiskNeed) -> dict[str, Any]:
+    """The JSON form of a :class:`DiskNeed` (bytes; ``estimated`` from the sources' rounded sizes)."""
+    return {
+        "exact": need.exact,
+        "estimated": need.estimated,
+        "unknown": need.unknown,
+        "extracted": need.extracted,
+        "extracted_unknown": need.extracted_unknown,
+        "summary": need.describe(),
+    }
+
+
+def benchmark_facts(b: Benchmark) -> dict[str, Any]:
+    """Suite, rounds, status and the checker's names of benchmark ``b`` (``list`` and ``show``)."""
+    return {
+        "suite": b.suite,
+        "rounds": list(b.rounds),
+        "status": b.status,
+        "status_text": b.status_text,
+        "retired_after": b.retired_after,
+        "checker_names": list(b.checker_names),
+        "round_names": {r: list(b.names_in(r)) for r in b.rounds},
+    }
 
 
 def entry_summary(entry: Artifact | Benchmark, catalog: Catalog, store: Store, lock: LockFile) -> dict[str, Any]:
@@ -24,12 +58,23 @@ def entry_summary(entry: Artifact | Benchmark, catalog: Catalog, store: Store, l
         return {
             "name": entry.name,
             "kind": "benchmark",
-            "status": entry.status,
+            **benchmark_facts(entry),
             "description": entry.description,
             "aliases": list(entry.aliases),
             "artifacts": list(entry.artifact_names),
             "size": sum(a.size or 0 for a in arts),
             "unknown_sizes": sum(1 for a in arts for f in a.files if f.size is None),
+            "dataset": entry.dataset,
+            "models": list(entry.models),
+            "dataset_size": entry.dataset_size,
+            "performance_sample_count": entry.performance_sample_count,
+            "accuracy_sample_count": entry.accuracy_sample_count or entry.dataset_size,
+            "metrics": [_metric(m) for m in entry.metrics],
+            "quality": [asdict(q) for q in entry.quality],
+            "access": sorted({a.access for a in arts}),
+            "estimated_size": sum(a.planned_size[1] for a in arts),
+            "unsized": sum(a.planned_size[2] for a in arts),  # neither a size nor a rounded figure
+            "planned": planned_doc(remaining(store, arts, lock)),
             "state": state,
         }
     usage = store.usage(as_fetched(entry, lock))
@@ -42,6 +87,9 @@ def entry_summary(entry: Artifact | Benchmark, catalog: Catalog, store: Store, l
         "files": len(entry.files),
         "size": entry.size if entry.size is not None else sum(f.size or 0 for f in entry.files),
         "unknown_sizes": sum(1 for f in entry.files if f.size is None),
+        "estimated_size": entry.planned_size[1],
+        "unsized": entry.planned_size[2],
+        "planned": planned_doc(remaining(store, [entry], lock)),
         "state": usage["state"],
     }
 
@@ -49,6 +97,12 @@ def entry_summary(entry: Artifact | Benchmark, catalog: Catalog, store: Store, l
 def _file_doc(f: FileSpec) -> dict[str, Any]:
     checksum = "listed" if f.is_folder else str(f.checksum)
     doc: dict[str, Any] = {"name": f.name, "urls": list(f.urls), "size": f.size, "checksum": checksum}
+    if f.approx_size is not None:
+        doc["approx_size"] = f.approx_size
+    if f.listed_count is not None:
+        doc["listed_count"] = f.listed_count
+    if f.pins:
+        doc["pins"] = {path: str(c) for path, c in f.pins.items()}
     if f.trust:
         doc["trust"] = f.trust
     if f.extract is not None:
@@ -71,6 +125,8 @@ def artifact_detail(art: Artifact, store: Store, lock: LockFile) -> dict[str, An
         "size": art.size,
         "manifest": str(art.source) if art.source else None,
         "files": [_file_doc(f) for f in art.files],
+        "estimated_size": art.planned_size[1],
+        "planned": planned_doc(remaining(store, [art], lock)),
         "cache": store.usage(as_fetched(art, lock)),
     }
 
@@ -98,12 +154,17 @@ def describe_entry(entry: Artifact | Benchmark, catalog: Catalog, store: Store, 
         ),
         "accuracy": _metric(entry.accuracy) if entry.accuracy else None,
         "metrics": [_metric(m) for m in entry.metrics],
-        "status": entry.status,
+        **benchmark_facts(entry),
         "dataset_size": entry.dataset_size,
         "performance_sample_count": entry.performance_sample_count,
+        "accuracy_sample_count": entry.accuracy_sample_count or entry.dataset_size,
+        "quality": [asdict(q) for q in entry.quality],
         "subsets": dict(entry.subsets),
         "total_size": sum(catalog.artifacts[a].size or 0 for a in entry.artifact_names),
         "unknown_sizes": sum(1 for a in entry.artifact_names for f in catalog.artifacts[a].files if f.size is None),
+        "estimated_size": sum(catalog.artifacts[a].planned_size[1] for a in entry.artifact_names),
+        "unsized": sum(catalog.artifacts[a].planned_size[2] for a in entry.artifact_names),
+        "planned": planned_doc(remaining(store, [catalog.artifacts[a] for a in entry.artifact_names], lock)),
         "licence_gates": [
             {"artifact": a, "access": catalog.artifacts[a].access, "license": catalog.artifacts[a].license}
             for a in entry.artifact_names

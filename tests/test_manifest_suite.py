@@ -131,8 +131,10 @@ def test_suite_refuses_the_other_suites_benchmark_with_its_close_names(
 
 def test_accuracy_per_scenario_and_training_quality(write_manifest: ManifestWriter, manifests: Path) -> None:
     scenario = '[[benchmark.accuracy]]\nmetric = "top1"\nreference = 70.0\nscenario = "Interactive"\n'
-    write_manifest(BASE + bench("b", "", ACC + scenario) + bench("t", 'suite = "training"', QUALITY))
+    counts = "scenario_sample_counts = { Interactive = 8000 }"
+    write_manifest(BASE + bench("b", counts, ACC + scenario) + bench("t", 'suite = "training"', QUALITY))
     catalog = load_catalog([manifests])
+    assert dict(catalog.benchmarks["b"].scenario_sample_counts) == {"Interactive": 8000}
     assert [(m.metric, m.scenario) for m in catalog.benchmarks["b"].metrics] == [("top1", ""), ("top1", "Interactive")]
     (q,) = catalog.benchmarks["t"].quality
     assert (q.metric, q.direction, q.target, str(q)) == ("log_perplexity", "<=", 3.3, "log_perplexity <= 3.3")
@@ -146,8 +148,10 @@ def test_accuracy_per_scenario_and_training_quality(write_manifest: ManifestWrit
         ('suite = "training"', QUALITY.replace('"<="', '"=<"'), "direction: expected one of '<=', '>=', '<', '>'"),
         ('suite = "training"', QUALITY.replace("3.3", '"3.3"'), "target: expected a number, got '3.3'"),
         ('suite = "training"', QUALITY + "goal = 1\n", "unknown key 'goal'"),
+        ("scenario_sample_counts = { Batch = 1 }", ACC, "scenario_sample_counts: 'Batch' is not one of"),
+        ("scenario_sample_counts = { Server = -1 }", ACC, "Server: expected a non-negative integer"),
     ],
-    ids=["scenario", "no-quality", "direction", "target", "key"],
+    ids=["scenario", "no-quality", "direction", "target", "key", "counts-scenario", "counts-value"],
 )
 def test_target_problems(write_manifest: ManifestWriter, manifests: Path, body: str, tail: str, fragment: str) -> None:
     write_manifest(BASE + bench("b", body, tail))

@@ -177,6 +177,8 @@ def render_benchmark(doc: dict[str, Any]) -> None:
     acc = doc.get("accuracy_sample_count")
     if acc is not None and acc != doc.get("dataset_size"):
         sizes.append(f"accuracy sample count {acc:,}")
+    for scenario, count in (doc.get("scenario_sample_counts") or {}).items():
+        sizes.append(f"{scenario} accuracy sample count {count:,}")
     typer.echo(f"  dataset: {doc['dataset']}" + (f" ({', '.join(sizes)})" if sizes else ""))
     if doc.get("subsets"):
         subsets = ", ".join(f"--subset {k} -> {v}" for k, v in doc["subsets"].items())

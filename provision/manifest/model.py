@@ -299,6 +299,8 @@ class Benchmark:
     #: Rounds that accept only some of ``checker_names`` (v6.1 takes llama2-70b-99.9, not -99).
     round_names: Mapping[str, tuple[str, ...]] = field(default_factory=lambda: MappingProxyType({}))
     accuracy_sample_count: int | None = None  # when the accuracy run uses fewer samples than the dataset
+    #: Per-scenario accuracy sample counts where a scenario differs (qwen3-vl's Interactive: 8,000).
+    scenario_sample_counts: Mapping[str, int] = field(default_factory=lambda: MappingProxyType({}))
     quality: tuple[QualitySpec, ...] = ()  # training: the convergence target(s)
 
     def names_in(self, round_: str) -> tuple[str, ...]:

@@ -102,6 +102,7 @@ _BENCHMARK_KEYS = {
     "checker_names",
     "round_names",
     "accuracy_sample_count",
+    "scenario_sample_counts",
     "quality",
 }
 _ACCURACY_KEYS = {"metric", "reference", "target_ratio", "upper", "scenario"}
@@ -509,6 +510,18 @@ def _parse_benchmark(ctx: Problems, index: int, raw: Any) -> Benchmark | None:
     if suite == "training" and not quality:
         ctx.add(where, "quality: a training benchmark needs its quality target ([[benchmark.quality]])")
     accuracy_count = get_count(ctx, where, raw, "accuracy_sample_count")
+    scenario_counts: dict[str, int] = {}
+    counts_raw = raw.get("scenario_sample_counts", {})
+    if not isinstance(counts_raw, dict):
+        ctx.add(where, "scenario_sample_counts: expected a table of <scenario> = <accuracy sample count>")
+        counts_raw = {}
+    for scen in counts_raw:
+        if scen not in _SCENARIOS:
+            ctx.add(where, f"scenario_sample_counts: {scen!r} is not one of {', '.join(_SCENARIOS)}")
+            continue
+        count = get_count(ctx, f"{where}: scenario_sample_counts", counts_raw, scen)
+        if count is not None:
+            scenario_counts[scen] = count
     dataset_size = get_count(ctx, where, raw, "dataset_size")
     perf_count = get_count(ctx, where, raw, "performance_sample_count")
     subsets_raw = raw.get("subsets", {})
@@ -541,6 +554,7 @@ def _parse_benchmark(ctx: Problems, index: int, raw: Any) -> Benchmark | None:
         checker_names=checker_names,
         round_names=MappingProxyType(round_names),
         accuracy_sample_count=accuracy_count,
+        scenario_sample_counts=MappingProxyType(scenario_counts),
         quality=tuple(quality),
     )
 

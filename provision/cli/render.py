@@ -202,11 +202,12 @@ def render_benchmark(doc: dict[str, Any]) -> None:
     if pinned:
         how = f"verified against published checksums, and {pinned} entry(ies) pinned by sha256 on first fetch"
     exact, estimated, unsized = doc["total_size"], doc.get("estimated_size") or 0, doc.get("unsized") or 0
-    total = (
-        f"~{human_bytes(exact + estimated)} (~{human_bytes(estimated)} of it rounded figures)"
-        if estimated
-        else (human_bytes(exact))
-    )
+    if not estimated:
+        total = human_bytes(exact)
+    elif exact:
+        total = f"~{human_bytes(exact + estimated)} (~{human_bytes(estimated)} of it rounded figures)"
+    else:
+        total = f"~{human_bytes(estimated)} (the sources' rounded figures)"
     unknown = f" + {unsized} file(s) of unknown size" if unsized else ""
     typer.echo(f"  download: {total}{unknown}, {how}")
     planned = doc.get("planned") or {}

@@ -14,6 +14,7 @@ import re
 import sys
 from typing import Any
 
+import catalogue_facts
 import pytest
 from typer.testing import CliRunner
 
@@ -133,7 +134,7 @@ BENCHMARKS = {
 
 
 def test_benchmark_set(catalog: Catalog) -> None:
-    assert set(catalog.benchmarks) == set(BENCHMARKS)
+    assert set(BENCHMARKS) <= set(catalog.benchmarks)  # the rest: tests/test_catalogue_suite.py
 
 
 @pytest.mark.parametrize("name", sorted(BENCHMARKS))
@@ -151,10 +152,10 @@ def test_benchmark_status_and_sizes(catalog: Catalog, name: str) -> None:
 
 
 def test_every_benchmark_states_its_status_and_sizes_explicitly() -> None:
-    tables = _raw_benchmarks()
+    tables = [t for t in _raw_benchmarks() if t["name"] in BENCHMARKS]
     assert {t["name"] for t in tables} == set(BENCHMARKS)
     for t in tables:
-        missing = {"status", "dataset_size", "performance_sample_count", "accuracy", "dataset"} - set(t)
+        missing = {"rounds", "dataset_size", "performance_sample_count", "accuracy", "dataset"} - set(t)
         assert not missing, f"{t['name']}: missing {sorted(missing)}"
 
 
@@ -453,8 +454,8 @@ def test_unpublished_and_folder_entries_are_the_known_ones(catalog: Catalog) -> 
         elif not f.checksum.known:
             unpublished.add((art.name, f.name))
             assert len(f.trust) > 40, f"{art.name}/{f.name}: the trust note must say why and what pins it"
-    assert unpublished == UNPUBLISHED
-    assert folders == {k: (v,) for k, v in FOLDERS.items()}
+    assert unpublished == UNPUBLISHED | catalogue_facts.UNPUBLISHED
+    assert folders == {k: (v,) for k, v in {**FOLDERS, **catalogue_facts.FOLDERS}.items()}
 
 
 def test_committed_reference_files_come_from_the_pinned_commit(catalog: Catalog) -> None:

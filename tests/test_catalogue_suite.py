@@ -72,7 +72,7 @@ CHECKER_MODELS = {
 
 # The checker's models not in the catalogue yet (issue 14 stays open for them; see its note): the
 # round tests below expect exactly the checker's list less these, so that adding one shrinks this set.
-NOT_YET = {"mixtral-8x7b", "llama3.1-405b", "qwen3.6-27b", "e2e-rag-qna", "e2e-rag-db"}
+NOT_YET: set[str] = set()
 
 # MLPerf Training v6.1 (mlcommons/training @ aa344c7 README), and v6.0's two that v6.1 dropped.
 TRAINING = {
@@ -227,6 +227,10 @@ def test_fetch_with_the_other_suite_is_one_usage_line() -> None:
     wrong = cli("fetch", "llama3.1-8b", "--suite", "training")
     assert wrong.exit_code == 2 and "'llama3.1-8b' is an MLPerf inference benchmark, not training" in wrong.stderr
     assert "Traceback" not in wrong.stderr and len(wrong.stderr.strip().splitlines()) == 1
+    trained = cli("show", "llama3.1_8b", "--suite", "training")
+    assert trained.exit_code == 0, trained.stderr
+    assert "MLPerf training, rounds " in trained.stdout and "quality target: log_perplexity <= 3.3" in trained.stdout
+    assert "did you mean 'llama3.1_8b'" in wrong.stderr
     shown = cli("show", "resnet", "--suite", "inference")
     assert shown.exit_code == 0 and shown.stdout.startswith("resnet50 (current)")
 
@@ -300,7 +304,14 @@ def test_hub_sources_are_pinned_to_commits(catalog: Catalog) -> None:
 
 @pytest.mark.parametrize(
     ("name", "at_least"),
-    [("rgat", 2.2e12), ("dlrm-v3", 1.1e12), ("qwen3-vl-235b-a22b", 4.7e11), ("deepseek-r1", 6.8e11)],
+    [
+        ("rgat", 2.2e12),
+        ("dlrm-v3", 1.1e12),
+        ("qwen3-vl-235b-a22b", 4.7e11),
+        ("deepseek-r1", 6.8e11),
+        ("flux.1", 2.4e12),
+        ("llama3.1_405b", 1.3e12),
+    ],
 )
 def test_show_states_the_tb_scale_download(name: str, at_least: float) -> None:
     doc = api.describe(name, Settings.from_env())

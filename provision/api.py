@@ -80,7 +80,8 @@ def list_entries(
 
     ``suite`` (``inference`` or ``training``) keeps the benchmarks of that suite; ``round_``
     (``"v6.1"``) keeps exactly the benchmarks that round's submission checker accepts, each row
-    with the checker's names for it in that round (``round_names``). Either implies benchmarks.
+    with the checker's names for it in that round (``round_names``); a round without ``suite`` is
+    Inference's (Training numbers its rounds alike). Either implies benchmarks.
     """
     from provision.manifest.lockfile import LockFile
     from provision.manifest.model import SUITES, Benchmark
@@ -94,6 +95,8 @@ def list_entries(
         raise UsageError(f"--suite {suite!r}: expected one of {', '.join(SUITES)}")
     settings = _settings(settings)
     catalog, store, lock = load(settings), Store(settings.cache_dir), LockFile(settings.lock_path)
+    if round_ is not None and suite is None:
+        suite = "inference"  # a round is a suite's; the submission checker's unless training is asked for
     if round_ is not None:
         known = catalog.rounds(suite)
         if round_ not in known:

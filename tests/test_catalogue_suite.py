@@ -146,6 +146,8 @@ def test_list_round_shows_exactly_what_the_checker_accepts(round_: str) -> None:
     rows = json.loads(result.stdout)["entries"]
     names = [n for r in rows for n in r["round_names"][round_]]
     assert sorted(names) == sorted(set(CHECKER_MODELS[round_]) - NOT_YET)
+    plain = cli("list", "--round", round_, "--json")  # a round without --suite is Inference's
+    assert json.loads(plain.stdout)["entries"] == rows
     assert len(names) == len(set(names))
 
 
@@ -169,6 +171,12 @@ def test_status_follows_the_newest_round_of_its_suite(catalog: Catalog) -> None:
     for retired in {"mixtral-8x7b", "llama3.1-405b", "pointpainting", "retinanet"} - NOT_YET:
         assert catalog.benchmarks[retired].status_text == "retired after v6.0"
     assert catalog.benchmarks["gpt-j"].status_text == "retired after v5.0"
+
+
+def test_training_rounds_are_training_s() -> None:
+    result = cli("list", "--suite", "training", "--round", "v6.1", "--json")
+    assert result.exit_code == 0, result.stderr
+    assert sorted(r["name"] for r in json.loads(result.stdout)["entries"]) == sorted(TRAINING["v6.1"])
 
 
 def test_unknown_round_is_a_usage_error_listing_the_known_ones() -> None:

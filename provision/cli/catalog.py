@@ -28,7 +28,7 @@ def list_cmd(
         typer.Option(
             "--round",
             metavar="ROUND",
-            help="Only what that round's submission checker accepts (e.g. v6.1), with the checker's names.",
+            help="Only what round ROUND accepts (v6.1), with the checker's names; Inference's unless --suite training.",
         ),
     ] = None,
     markdown: Annotated[

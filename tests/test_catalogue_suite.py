@@ -330,6 +330,28 @@ def test_show_states_the_tb_scale_download(name: str, at_least: float) -> None:
     assert "download: ~" in text.stdout and "still needed on disk: download ~" in text.stdout
 
 
+def test_flux_fetches_the_recommended_pre_encoded_path() -> None:
+    """The README's '~2.5TB' pre-encoded path: training set, evaluation set and empty encodings."""
+    doc = json.loads(cli("show", "flux.1", "--suite", "training", "--json").stdout)
+    assert doc["dataset"] == "flux-1-cc12m-preprocessed"
+    assert doc["extra_datasets"] == ["flux-1-coco-preprocessed", "flux-1-empty-encodings"]
+    assert [a["name"] for a in doc["artifacts"]] == [doc["dataset"], *doc["extra_datasets"]]
+    text = cli("show", "flux.1", "--suite", "training").stdout
+    assert "  also fetched: flux-1-coco-preprocessed, flux-1-empty-encodings\n" in text
+    row = next(line for line in cli("list", "--markdown").stdout.splitlines() if line.startswith("| `flux.1`"))
+    assert "`flux-1-cc12m-preprocessed` + `flux-1-coco-preprocessed` + `flux-1-empty-encodings`" in row
+
+
+def test_an_upper_bound_alone_is_shown_without_a_floor() -> None:
+    text = cli("show", "gpt-oss-120b").stdout
+    assert "  accuracy: exact_match reference 83.13; pass at >= 82.2987 (99%)\n" in text
+    assert "  accuracy: tokens_per_sample at most 10998.9 (no lower bound)\n" in text
+    row = next(line for line in cli("list", "--markdown").stdout.splitlines() if line.startswith("| `gpt-oss-120b`"))
+    assert "exact_match ≥ 82.2987; tokens_per_sample ≤ 10998.9 |" in row
+    (cap,) = [m for m in json.loads(cli("show", "gpt-oss-120b", "--json").stdout)["metrics"] if m["upper"]]
+    assert (cap["reference"], cap["target_ratio"], cap["targets"], cap["upper"]) == (None, [], [], 10998.9)
+
+
 def test_readme_catalogue_table_is_list_markdown() -> None:
     """README's table is ``provision list --markdown``: after a manifest change, paste its output there."""
     readme = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")

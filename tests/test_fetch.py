@@ -197,6 +197,27 @@ models = ["bench-m1", "bench-m2"]
     assert set(paths) == {"bench-data", "bench-labels", "bench-m1", "bench-m2"}
 
 
+def test_fetch_benchmark_brings_its_extra_datasets(
+    server: TestServer, write_manifest: ManifestWriter, settings: Settings
+) -> None:
+    """flux.1's shape: a training set, an evaluation set and encodings, all fetched by the benchmark's name."""
+    bodies = {name: os.urandom(2000 + i) for i, name in enumerate(("train", "eval", "enc"))}
+    parts = [
+        dataset_toml(name, [(f"{name}.bin", [server.add(f"/x/{name}.bin", body)], body, None)]).replace(
+            "schema = 1\n", ""
+        )
+        for name, body in bodies.items()
+    ]
+    tail = '[[benchmark]]\nname = "b"\ndataset = "train"\nextra_datasets = ["eval", "enc"]\n'
+    write_manifest("schema = 1\n" + "".join(parts) + tail)
+    report = api.fetch(["b"], settings)
+    assert report.ok, report.failures
+    assert list(report.artifacts) == ["train", "eval", "enc"]
+    for name, body in bodies.items():
+        assert view_of(settings, name, f"{name}.bin").read_bytes() == body
+    assert set(dict(api.path("b", settings))) == {"train", "eval", "enc"}
+
+
 # -- mirrors ---------------------------------------------------------------------------------
 
 

@@ -140,10 +140,42 @@ def test_accuracy_per_scenario_and_training_quality(write_manifest: ManifestWrit
     assert (q.metric, q.direction, q.target, str(q)) == ("log_perplexity", "<=", 3.3, "log_perplexity <= 3.3")
 
 
+def test_an_upper_bound_alone_is_a_limit_with_no_floor(write_manifest: ManifestWriter, manifests: Path) -> None:
+    cap = '[[benchmark.accuracy]]\nmetric = "tokens_per_sample"\nupper = 10998.9\n'
+    write_manifest(BASE + bench("b", "", ACC + cap))
+    top1, tps = load_catalog([manifests]).benchmarks["b"].metrics
+    assert (top1.reference, top1.targets()) == (76.46, pytest.approx((76.46 * 0.99,)))
+    assert (tps.metric, tps.reference, tps.target_ratio, tps.targets(), tps.upper) == (
+        "tokens_per_sample",
+        None,
+        (),
+        (),
+        10998.9,
+    )
+
+
+def test_extra_datasets_are_fetched_with_the_benchmark(write_manifest: ManifestWriter, manifests: Path) -> None:
+    extra = BASE.replace('name = "ds"', 'name = "eval"', 1).split("[[model]]")[0].replace("schema = 1\n", "")
+    write_manifest(BASE + extra + bench("b", 'extra_datasets = ["eval"]'))
+    catalog = load_catalog([manifests])
+    b = catalog.benchmarks["b"]
+    assert (b.dataset, b.extra_datasets, b.artifact_names) == ("ds", ("eval",), ("ds", "eval", "net"))
+    assert [a.name for a in catalog.resolve(["b"])] == ["ds", "eval", "net"]
+
+
 @pytest.mark.parametrize(
     ("body", "tail", "fragment"),
     [
         ("", ACC + 'scenario = "Batch"\n', "scenario: expected one of SingleStream, MultiStream, Offline, Server"),
+        ("", '[[benchmark.accuracy]]\nmetric = "top1"\n', "missing required key 'reference' (or 'upper' alone"),
+        (
+            "",
+            '[[benchmark.accuracy]]\nmetric = "tokens_per_sample"\nupper = 9.0\ntarget_ratio = [0.9]\n',
+            "target_ratio: needs a 'reference' (an upper bound alone has no ratios)",
+        ),
+        ('extra_datasets = ["nope"]', ACC, "extra_datasets: no dataset named 'nope'"),
+        ('extra_datasets = ["net"]', ACC, "extra_datasets: no dataset named 'net'"),
+        ('extra_datasets = ["ds"]', ACC, "extra_datasets: 'ds' is already the benchmark's dataset"),
         ('suite = "training"', "", "quality: a training benchmark needs its quality target"),
         ('suite = "training"', QUALITY.replace('"<="', '"=<"'), "direction: expected one of '<=', '>=', '<', '>'"),
         ('suite = "training"', QUALITY.replace("3.3", '"3.3"'), "target: expected a number, got '3.3'"),
@@ -151,7 +183,20 @@ def test_accuracy_per_scenario_and_training_quality(write_manifest: ManifestWrit
         ("scenario_sample_counts = { Batch = 1 }", ACC, "scenario_sample_counts: 'Batch' is not one of"),
         ("scenario_sample_counts = { Server = -1 }", ACC, "Server: expected a non-negative integer"),
     ],
-    ids=["scenario", "no-quality", "direction", "target", "key", "counts-scenario", "counts-value"],
+    ids=[
+        "scenario",
+        "no-reference",
+        "ratio-without-reference",
+        "extra-unknown",
+        "extra-model",
+        "extra-twice",
+        "no-quality",
+        "direction",
+        "target",
+        "key",
+        "counts-scenario",
+        "counts-value",
+    ],
 )
 def test_target_problems(write_manifest: ManifestWriter, manifests: Path, body: str, tail: str, fragment: str) -> None:
     write_manifest(BASE + bench("b", body, tail))

@@ -180,6 +180,8 @@ def render_benchmark(doc: dict[str, Any]) -> None:
     for scenario, count in (doc.get("scenario_sample_counts") or {}).items():
         sizes.append(f"{scenario} accuracy sample count {count:,}")
     typer.echo(f"  dataset: {doc['dataset']}" + (f" ({', '.join(sizes)})" if sizes else ""))
+    if doc.get("extra_datasets"):
+        typer.echo(f"  also fetched: {', '.join(doc['extra_datasets'])}")
     if doc.get("subsets"):
         subsets = ", ".join(f"--subset {k} -> {v}" for k, v in doc["subsets"].items())
         typer.echo(f"  subsets: {subsets}")
@@ -188,8 +190,11 @@ def render_benchmark(doc: dict[str, Any]) -> None:
     typer.echo(f"  models: {', '.join(doc['models']) or 'none'}")
     for m in doc.get("metrics", []):
         ratios = ", ".join(f"{_num(t)} ({r * 100:g}%)" for r, t in zip(m["target_ratio"], m["targets"], strict=True))
-        upper = f", at most {_num(m['upper'])}" if m.get("upper") is not None else ""
         scenario = f" ({m['scenario']})" if m.get("scenario") else ""
+        if m["reference"] is None:  # an upper bound alone: a limit with no floor
+            typer.echo(f"  accuracy{scenario}: {m['metric']} at most {_num(m['upper'])} (no lower bound)")
+            continue
+        upper = f", at most {_num(m['upper'])}" if m.get("upper") is not None else ""
         typer.echo(f"  accuracy{scenario}: {m['metric']} reference {_num(m['reference'])}; pass at >= {ratios}{upper}")
     for q in doc.get("quality", []):
         typer.echo(
@@ -360,7 +365,8 @@ def _target_text(m: dict[str, Any]) -> str:
     lows = " / ".join(_num(t) for t in m["targets"])
     scenario = f" ({m['scenario']})" if m.get("scenario") else ""
     if m.get("upper") is not None:
-        return f"{lows} ≤ {m['metric']}{scenario} ≤ {_num(m['upper'])}"
+        floor = f"{lows} ≤ " if lows else ""
+        return f"{floor}{m['metric']}{scenario} ≤ {_num(m['upper'])}"
     return f"{m['metric']}{scenario} ≥ {lows}"
 
 
@@ -391,7 +397,7 @@ def benchmarks_markdown(rows: list[dict[str, Any]]) -> str:
             r["status_text"],
             ", ".join(f"`{n}`" for n in r["checker_names"]),
             size,
-            f"`{r['dataset']}` ({counts})",
+            " + ".join(f"`{d}`" for d in (r["dataset"], *r.get("extra_datasets", []))) + f" ({counts})",
             ", ".join(f"`{m}`" for m in r["models"]) or "—",
             targets.replace("|", "\\|"),
             ", ".join(r["access"]),

@@ -245,17 +245,23 @@ class LabelsRef:
 
 @dataclass(frozen=True)
 class AccuracySpec:
-    """The metric, its published reference value and the pass ratios (e.g. 0.99, 0.999)."""
+    """The metric, its published reference value and the pass ratios (e.g. 0.99, 0.999).
+
+    An upper bound alone (``reference`` None, no ratios) is a limit with no floor: the checker's
+    TOKENS_PER_SAMPLE cap of gpt-oss-120b.
+    """
 
     metric: str
-    reference: float
+    reference: float | None
     target_ratio: tuple[float, ...] = (0.99,)
     upper: float | None = None  # an absolute upper bound (e.g. generation length, FID)
     #: The scenario this target applies to (qwen3-vl's Interactive has its own); "" = every scenario.
     scenario: str = ""
 
     def targets(self) -> tuple[float, ...]:
-        """``reference * ratio`` for each ratio."""
+        """``reference * ratio`` for each ratio (none for an upper bound alone)."""
+        if self.reference is None:
+            return ()
         return tuple(self.reference * r for r in self.target_ratio)
 
 
@@ -278,9 +284,11 @@ class Benchmark:
     """A benchmark: a dataset, its labels, reference models, a recipe and a target."""
 
     name: str
-    dataset: str
+    dataset: str  # the one preprocessing and validation read
     models: tuple[str, ...] = ()
     labels: LabelsRef | None = None
+    #: Further datasets fetched with the benchmark (flux.1's evaluation set and empty-prompt encodings).
+    extra_datasets: tuple[str, ...] = ()
     preprocess: PreprocessSpec | None = None
     metrics: tuple[AccuracySpec, ...] = ()
     description: str = ""
@@ -332,8 +340,8 @@ class Benchmark:
 
     @property
     def artifact_names(self) -> tuple[str, ...]:
-        """Dataset, labels artifact and models, in that order, without repeats."""
-        names = [self.dataset]
+        """Dataset, extra datasets, labels artifact and models, in that order, without repeats."""
+        names = [self.dataset, *self.extra_datasets]
         if self.labels is not None:
             names.append(self.labels.artifact)
         names.extend(self.models)

@@ -89,6 +89,7 @@ _BENCHMARK_KEYS = {
     "notes",
     "aliases",
     "dataset",
+    "extra_datasets",
     "labels",
     "models",
     "preprocess",
@@ -386,25 +387,33 @@ def _parse_accuracy(ctx: Problems, where: str, raw: Any) -> AccuracySpec | None:
         ctx.add(where, f"upper: expected a number, got {upper!r}")
         upper = None
     reference = raw.get("reference")
-    if reference is None:
-        ctx.add(where, "missing required key 'reference'")
-    elif not _number(reference):
+    # An upper bound alone (no reference, no ratios) is a limit with no floor.
+    upper_only = reference is None and upper is not None and "upper" in raw
+    if reference is None and not upper_only:
+        ctx.add(where, "missing required key 'reference' (or 'upper' alone, for a limit with no floor)")
+    elif reference is not None and not _number(reference):
         ctx.add(where, f"reference: expected a number, got {reference!r}")
         reference = None
-    ratio_raw = raw.get("target_ratio", [0.99])
-    ratios = ratio_raw if isinstance(ratio_raw, list) else [ratio_raw]
-    if not ratios or not all(_number(r) and 0 < r <= 1 for r in ratios):
-        ctx.add(where, f"target_ratio: expected a number in (0, 1] or a list of them, got {ratio_raw!r}")
-        return None
+    if upper_only:
+        if "target_ratio" in raw:
+            ctx.add(where, "target_ratio: needs a 'reference' (an upper bound alone has no ratios)")
+            return None
+        ratios = []
+    else:
+        ratio_raw = raw.get("target_ratio", [0.99])
+        ratios = ratio_raw if isinstance(ratio_raw, list) else [ratio_raw]
+        if not ratios or not all(_number(r) and 0 < r <= 1 for r in ratios):
+            ctx.add(where, f"target_ratio: expected a number in (0, 1] or a list of them, got {ratio_raw!r}")
+            return None
     scenario = raw.get("scenario", "")
     if scenario not in ("", *_SCENARIOS):
         ctx.add(where, f"scenario: expected one of {', '.join(_SCENARIOS)}, got {scenario!r}")
         scenario = ""
-    if not metric or reference is None:
+    if not metric or (reference is None and not upper_only):
         return None
     return AccuracySpec(
         metric=metric,
-        reference=float(reference),
+        reference=float(reference) if reference is not None else None,
         target_ratio=tuple(float(r) for r in ratios),
         upper=float(upper) if upper is not None else None,
         scenario=str(scenario),
@@ -466,6 +475,9 @@ def _parse_benchmark(ctx: Problems, index: int, raw: Any) -> Benchmark | None:
     description = get_str(ctx, where, raw, "description")
     notes = get_str(ctx, where, raw, "notes")
     dataset = get_str(ctx, where, raw, "dataset", required=True)
+    extra_datasets = get_str_list(ctx, where, raw, "extra_datasets")
+    if dataset in extra_datasets:
+        ctx.add(where, f"extra_datasets: {dataset!r} is already the benchmark's dataset")
     models = get_str_list(ctx, where, raw, "models")
     aliases = get_str_list(ctx, where, raw, "aliases")
     for alias in aliases:
@@ -537,6 +549,7 @@ def _parse_benchmark(ctx: Problems, index: int, raw: Any) -> Benchmark | None:
     return Benchmark(
         name=name,
         dataset=dataset,
+        extra_datasets=extra_datasets,
         models=models,
         labels=labels,
         preprocess=preprocess,
@@ -631,6 +644,11 @@ def _cross_check(artifacts: Sequence[Artifact], benchmarks: Sequence[Benchmark],
         if ds is None or ds.kind != "dataset":
             datasets = [a.name for a in keep_a if a.kind == "dataset"]
             problems.append(f"{where}: dataset: no dataset named {b.dataset!r}{suggest(b.dataset, datasets)}")
+        for extra in b.extra_datasets:
+            ds = by_name.get(extra)
+            if ds is None or ds.kind != "dataset":
+                datasets = [a.name for a in keep_a if a.kind == "dataset"]
+                problems.append(f"{where}: extra_datasets: no dataset named {extra!r}{suggest(extra, datasets)}")
         for m in b.models:
             art = by_name.get(m)
             if art is None or art.kind != "model":

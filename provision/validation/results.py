@@ -28,7 +28,7 @@ class ValidationReport:
     seconds: float
     energy: dict[str, Any]
     full_set: bool
-    reference: float
+    reference: float | None
     targets: list[dict[str, Any]] = field(default_factory=list)
     upper: float | None = None
     interval: list[float] | None = None
@@ -68,7 +68,8 @@ def summary_rows(report: ValidationReport) -> Sequence[tuple[str, str]]:
     for t in report.targets:
         verdict = "pass" if t["passed"] else ("below" if report.full_set else "not reached by the interval")
         target = f"{t['target']:.4f}{unit if pct else ''}"
-        rows.append((f"target x{t['ratio']:g}", f"{target} of reference {report.reference:g}: {verdict}"))
+        of = f" of reference {report.reference:g}" if report.reference is not None else ""
+        rows.append((f"target x{t['ratio']:g}", f"{target}{of}: {verdict}"))
     if report.upper is not None:
         rows.append(("upper bound", fmt(report.upper)))
     if report.golden is not None:

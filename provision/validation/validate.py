@@ -51,7 +51,7 @@ from provision.store.verify import check_file
 from provision.validation.models import RUNTIMES, choose_model, runtime_version
 from provision.validation.results import CONFIDENCE, ValidationReport
 from provision.validation.runners.device import cpu_name, resolve_device, usable_cores
-from provision.validation.tasks.base import SCORING_VERSION, Score, Task
+from provision.validation.tasks.base import SCORING_VERSION, DrivingTask, Score, Task
 from provision.validation.tasks.registry import make_task, unsupported
 from provision.version import __version__
 
@@ -278,7 +278,9 @@ def _golden(runtime: RuntimeSpec, score: Score, limit: int = 10) -> dict[str, An
     }
 
 
-def _infer(task: Task, prepared: Prepared, progress: Progress) -> tuple[dict[str, Any], float, dict[str, Any], int]:
+def _infer(
+    task: Task | DrivingTask, prepared: Prepared, progress: Progress
+) -> tuple[dict[str, Any], float, dict[str, Any], int]:
     """Run every sample through the model; (runner description, seconds, energy, samples)."""
     from provision.validation.loader import batches
     from provision.validation.power import EnergyMeter
@@ -320,11 +322,16 @@ def _infer(task: Task, prepared: Prepared, progress: Progress) -> tuple[dict[str
         meter.start()
         try:
             start = time.perf_counter()
-            with contextlib.closing(batches(task.load, range(n), batch_size, workers=workers, depth=2)) as stream:
-                for batch in stream:
-                    outputs = runner.run(list(batch.arrays))
-                    task.collect(batch.indices, outputs)
-                    progress.advance(key, len(batch.indices))
+            if isinstance(task, DrivingTask):
+                for index in range(n):  # the task makes the model calls of each sample itself
+                    task.run_sample(runner, index)
+                    progress.advance(key, 1)
+            else:
+                with contextlib.closing(batches(task.load, range(n), batch_size, workers=workers, depth=2)) as stream:
+                    for batch in stream:
+                        outputs = runner.run(list(batch.arrays))
+                        task.collect(batch.indices, outputs)
+                        progress.advance(key, len(batch.indices))
             seconds = time.perf_counter() - start
         finally:
             energy = meter.stop()  # also stops the meter's sampling thread when inference fails
@@ -458,5 +465,3 @@ def _drop_superseded(kept: Path, report: ValidationReport) -> None:
         doc = load_json(path) or {}
         if (doc.get("model"), doc.get("samples"), doc.get("device")) == (report.model, report.samples, report.device):
             path.unlink(missing_ok=True)
-
-

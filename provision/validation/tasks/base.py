@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
 
-__all__ = ["SCORING_VERSION", "Score", "Task"]
+if TYPE_CHECKING:
+    from provision.validation.runners.base import Runner
+
+__all__ = ["SCORING_VERSION", "DrivingTask", "Score", "Task"]
 
 
 #: Bump when any task's loading, post-processing or scoring changes: stored validation
@@ -60,4 +63,28 @@ class Task(Protocol):
 
     def describe(self) -> dict[str, Any]:
         """JSON-ready settings that change the score (offset, thresholds)."""
+        ...
+
+
+@runtime_checkable
+class DrivingTask(Protocol):
+    """A task that calls the runner itself, one sample at a time: a sample is more than one model
+    call (3D U-Net's sliding window runs many patches over one volume and blends them)."""
+
+    name: str
+
+    def count(self) -> int:
+        """How many samples the preprocessed folder holds."""
+        ...
+
+    def run_sample(self, runner: Runner, index: int) -> None:
+        """Run sample ``index`` through ``runner`` (as many calls as it needs) and post-process it."""
+        ...
+
+    def score(self) -> Score:
+        """The metric over every sample run."""
+        ...
+
+    def describe(self) -> dict[str, Any]:
+        """JSON-ready settings that change the score."""
         ...

@@ -107,5 +107,3 @@ class ClassificationTask:
     def describe(self) -> dict[str, Any]:
         """The label offset."""
         return {"task": self.name, "offset": self.offset}
-
-

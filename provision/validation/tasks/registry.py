@@ -7,7 +7,7 @@ from pathlib import Path
 
 from provision.errors import UsageError
 from provision.manifest.model import RuntimeSpec
-from provision.validation.tasks.base import Task
+from provision.validation.tasks.base import DrivingTask, Task
 
 __all__ = ["TASKS", "UNSUPPORTED", "make_task", "unsupported"]
 
@@ -32,7 +32,7 @@ def _squad(folder: Path, runtime: RuntimeSpec, limit: int | None) -> Task:
 
 #: metric name -> task factory ``(preprocessed folder, runtime spec, limit) -> Task``; each
 #: factory imports its module on first use (metric libraries load only when needed).
-TASKS: Mapping[str, Callable[[Path, RuntimeSpec, int | None], Task]] = {
+TASKS: Mapping[str, Callable[[Path, RuntimeSpec, int | None], Task | DrivingTask]] = {
     "top1": _classification,
     "map": _detection,
     "f1": _squad,
@@ -54,7 +54,7 @@ def unsupported(metric: str) -> str | None:
     return UNSUPPORTED.get(metric, "large generative models are validated with their own harness")
 
 
-def make_task(metric: str, folder: Path, runtime: RuntimeSpec, limit: int | None) -> Task:
+def make_task(metric: str, folder: Path, runtime: RuntimeSpec, limit: int | None) -> Task | DrivingTask:
     """The task for ``metric``; :class:`UsageError` saying why when there is none."""
     why = unsupported(metric)
     if why is not None:

@@ -60,9 +60,7 @@ class RunReport:
     @property
     def ok(self) -> bool:
         """Every stage succeeded or was skipped for a stated reason, and validation passed."""
-        return all(s.state != "failed" for s in self.stages) and (
-            self.validation is None or self.validation.passed
-        )
+        return all(s.state != "failed" for s in self.stages) and (self.validation is None or self.validation.passed)
 
     def to_json(self) -> dict[str, Any]:
         """JSON-ready."""
@@ -156,8 +154,12 @@ class _Steps:
         return checked.ok
 
     def preprocess(self, report: RunReport, jobs: int | None) -> None:
-        """Run (or reuse) the model's preprocessing recipe."""
+        """Run (or reuse) the model's preprocessing recipe (none for a generative benchmark)."""
         clock = time.perf_counter()
+        if self.bench.generation is not None:
+            why = "validation reads the published dataset file as it is (no preprocessing run)"
+            report.stages.append(Stage("preprocess", "skipped", 0.0, why))
+            return
         self.plan = make_plan(
             self.catalog, self.bench.name, self.settings, subset=self.subset, progress=self.progress, model=self.model
         )
@@ -190,6 +192,10 @@ def _no_validation(catalog: Catalog, bench: Benchmark, model: str | None) -> str
     """Why ``run`` cannot validate ``bench`` with ``model`` ("" when it can)."""
     if bench.accuracy is None:
         return "the manifest sets no accuracy target"
+    if bench.generation is not None:
+        if model is None or catalog.artifacts[model].format != "huggingface":
+            return "the benchmark names no huggingface checkpoint to generate with"
+        return ""
     why = unsupported(bench.accuracy.metric)
     if why is not None:
         return why

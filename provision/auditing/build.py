@@ -63,11 +63,13 @@ from provision.manifest.checksum import Checksum
 from provision.manifest.folders import as_fetched
 from provision.manifest.lockfile import LockFile
 from provision.manifest.model import Artifact, Benchmark, Catalog
-from provision.preprocessing.plan import RUN_FILE, load_json, make_plan, tree_of
+from provision.preprocessing.plan import RUN_FILE, artifact_digest, load_json, make_plan, tree_of
+from provision.progress import NullProgress
 from provision.store.cache import Store
 from provision.store.hashing import FAST_ALG, hash_file
 from provision.store.records import DROPPED
 from provision.store.trees import TreeFile, TreeRecord, extraction_key, load_trees, tree_digest
+from provision.validation.generation import dataset_key
 from provision.validation.models import default_model
 from provision.validation.runners.device import usable_cores
 from provision.version import __version__
@@ -287,6 +289,8 @@ def _preprocessed(
     """(the preprocessing run, its validation results for ``model``, notes)."""
     notes: dict[str, str] = {}
     sub = f" --subset {subset}" if subset else ""
+    if bench.generation is not None:
+        return _generative_results(catalog, bench, model, settings, notes)
     try:
         plan = make_plan(catalog, bench.name, settings, subset=subset, model=model)
     except (IntegrityError, UsageError) as exc:
@@ -315,6 +319,32 @@ def _preprocessed(
             f"no stored validation result for model {model} in {folder}; run 'provision validate {bench.name}{sub}'"
         )
     return section, results, notes
+
+
+def _generative_results(
+    catalog: Catalog, bench: Benchmark, model: str | None, settings: Settings, notes: dict[str, str]
+) -> tuple[dict[str, Any] | None, list[dict[str, Any]], dict[str, str]]:
+    """A generative benchmark has no preprocessing run: its results sit under its dataset's key, each
+    holding the engine, versions, dtype, device and every generation setting it ran with."""
+    notes["preprocessed"] = "a generative benchmark: validation reads the published dataset file (no preprocessing)"
+    store = Store(settings.cache_dir)
+    try:
+        art = as_fetched(catalog.artifacts[bench.dataset], LockFile(settings.lock_path))
+        digest = artifact_digest(store, art, bench.name, settings, NullProgress())
+    except (IntegrityError, NotFetchedError, UsageError) as exc:
+        notes["validation"] = f"the dataset cannot be resolved: {exc}"
+        return None, [], notes
+    folder = store.root / "preprocessed" / bench.name / f"{dataset_key(digest)[:24]}.validation"
+    results = [
+        stored
+        for path in (sorted(folder.glob("*.json")) if folder.is_dir() else [])
+        if (stored := load_json(path)) is not None and (model is None or stored.get("model") == model)
+    ]
+    if not results:
+        notes["validation"] = (
+            f"no stored validation result for model {model} in {folder}; run 'provision validate {bench.name}'"
+        )
+    return None, results, notes
 
 
 # -- libraries and environment -------------------------------------------------------------------

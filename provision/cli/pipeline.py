@@ -106,10 +106,47 @@ AllowTf32 = Annotated[
 ]
 
 
-def _options(device: str, batch_size: int, threads: int | None, allow_tf32: bool, count: int | None = None) -> Any:
+Engine = Annotated[
+    str,
+    typer.Option(
+        "--engine",
+        metavar="ENGINE",
+        help="Generative benchmarks: auto (vllm when installed and a GPU is visible, else transformers), vllm or "
+        "transformers.",
+    ),
+]
+
+
+Dtype = Annotated[
+    str | None,
+    typer.Option(
+        "--dtype",
+        metavar="DTYPE",
+        help="Generative benchmarks: the weights' dtype, auto float32 float16 bfloat16 (default: the manifest's).",
+    ),
+]
+
+
+def _options(
+    device: str,
+    batch_size: int,
+    threads: int | None,
+    allow_tf32: bool,
+    count: int | None = None,
+    engine: str = "auto",
+    dtype: str | None = None,
+) -> Any:
     from provision.validation.validate import ValidateOptions
 
-    return ValidateOptions(device=device, batch_size=batch_size, threads=threads, allow_tf32=allow_tf32, count=count)
+    return ValidateOptions(
+        device=device,
+        batch_size=batch_size,
+        threads=threads,
+        allow_tf32=allow_tf32,
+        count=count,
+        engine=engine,
+        dtype=dtype,
+    )
 
 
 def validate(
@@ -136,6 +173,8 @@ def validate(
     batch_size: BatchSize = 32,
     threads: Threads = None,
     allow_tf32: AllowTf32 = False,
+    engine: Engine = "auto",
+    dtype: Dtype = None,
     cache_dir: CacheDir = None,
     json_out: Json = False,
     quiet: Quiet = False,
@@ -143,10 +182,14 @@ def validate(
     """Run NAME's reference model on its preprocessed data on this machine and score it with
     MLPerf's metric; exit 5 below target.
 
-    The result (accuracy, target, pass/fail, samples/s, energy where counters exist, device,
-    runtime settings, model digest) is stored beside the preprocessing run record.
+    Generative benchmarks (LLMs, Whisper) read the published dataset file and generate with
+    vLLM or transformers (--engine) as the reference sets generation; every checker target
+    (ROUGE, exact match, tokens per sample, gen_len windows) is judged.
 
-    Example: provision validate resnet50 --count 1000
+    The result (accuracy, target, pass/fail, samples/s, tokens/s, energy where counters exist,
+    device, runtime or engine settings, model digest) is stored beside the preprocessing run record.
+
+    Examples: provision validate resnet50 --count 1000 | provision validate llama3.1-8b --count 200
     """
     with errors():
         bar = ItemBar(enabled=sys.stderr.isatty() and not quiet and not json_out, quiet=quiet)
@@ -155,7 +198,7 @@ def validate(
             settings(cache_dir),
             model=model,
             subset=subset,
-            options=_options(device, batch_size, threads, allow_tf32, count),
+            options=_options(device, batch_size, threads, allow_tf32, count, engine, dtype),
             progress=bar,
         )
         if json_out:
@@ -190,6 +233,8 @@ def run(
     batch_size: BatchSize = 32,
     threads: Threads = None,
     allow_tf32: AllowTf32 = False,
+    engine: Engine = "auto",
+    dtype: Dtype = None,
     revalidate: Annotated[
         bool, typer.Option("--revalidate", help="Run validation again even when a stored result matches.")
     ] = False,
@@ -217,7 +262,7 @@ def run(
                 jobs=jobs,
                 from_paths=from_ or (),
                 progress=stages,
-                options=_options(device, batch_size, threads, allow_tf32),
+                options=_options(device, batch_size, threads, allow_tf32, engine=engine, dtype=dtype),
                 revalidate=revalidate,
             )
         finally:

@@ -188,6 +188,15 @@ def render_benchmark(doc: dict[str, Any]) -> None:
     if doc.get("labels"):
         typer.echo(f"  labels: {doc['labels']}")
     typer.echo(f"  models: {', '.join(doc['models']) or 'none'}")
+    g = doc.get("generation")
+    if g:
+        how = "greedy" if g["temperature"] == 0 else f"temperature {g['temperature']:g}, top_p {g['top_p']:g}"
+        if g["top_k"]:
+            how += f", top_k {g['top_k']}"
+        typer.echo(
+            f"  generation ({g['task']}): {how}, seed {g['seed']}, {g['min_new_tokens']}..{g['max_new_tokens']} "
+            f"new tokens, {g['dtype']}, prompts from {g['file']} [{g['prompt']}]"
+        )
     for m in doc.get("metrics", []):
         ratios = ", ".join(f"{_num(t)} ({r * 100:g}%)" for r, t in zip(m["target_ratio"], m["targets"], strict=True))
         scenario = f" ({m['scenario']})" if m.get("scenario") else ""

@@ -20,6 +20,7 @@ from provision.manifest.checksum import Checksum
 
 __all__ = [
     "ARCHIVE_FORMATS",
+    "GENERATION_DTYPES",
     "KNOWN_METRICS",
     "MODEL_FORMATS",
     "SCHEMA_VERSION",
@@ -30,6 +31,7 @@ __all__ = [
     "Catalog",
     "ExtractSpec",
     "FileSpec",
+    "GenerationSpec",
     "LabelsRef",
     "PreprocessSpec",
     "QualitySpec",
@@ -180,6 +182,51 @@ class RuntimeSpec:
     golden: tuple[int, ...] = ()
 
 
+#: ``[benchmark.generation] dtype`` values: the weights' dtype for generation ("auto" = the config's).
+GENERATION_DTYPES = ("auto", "float32", "float16", "bfloat16")
+
+
+@dataclass(frozen=True)
+class GenerationSpec:
+    """``[benchmark.generation]``: how the reference implementation generates (data only).
+
+    ``task`` names the validation task that reads, post-processes and scores (``summarization``,
+    ``open-orca``, ...: ``provision.validation.tasks.registry.GENERATIVE_TASKS``).
+    ``file`` is the dataset file the samples come from (inside the benchmark's dataset folder);
+    ``prompt`` the column of pre-tokenised input ids (``tok_input``) or of prompt text;
+    ``reference`` the column of the ground truth. ``temperature = 0`` is greedy decoding; with a
+    temperature, ``top_p``/``top_k`` (0 = off) and ``seed`` make sampling repeatable on one engine.
+    ``stop_token_ids`` empty means the model's own end-of-sequence tokens. ``chat_template`` wraps
+    a text prompt in the tokenizer's chat template; ``skip_special_tokens`` is how the scoring
+    script decodes. ``max_new_tokens`` is what the accuracy run allows (the reference's
+    ``max_tokens``); ``min_new_tokens`` its ``min_tokens``.
+    """
+
+    task: str = ""
+    file: str = ""
+    prompt: str = "tok_input"
+    reference: str = "output"
+    max_new_tokens: int = 1024
+    min_new_tokens: int = 1
+    temperature: float = 0.0
+    top_p: float = 1.0
+    top_k: int = 0
+    seed: int = 0
+    stop_token_ids: tuple[int, ...] = ()
+    chat_template: bool = False
+    skip_special_tokens: bool = True
+    dtype: str = "auto"
+
+    @property
+    def greedy(self) -> bool:
+        """Greedy decoding (temperature 0): the same ids on every run of one engine and device."""
+        return self.temperature == 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        """Every setting, JSON-ready (the result key and the report)."""
+        return {**vars(self), "stop_token_ids": list(self.stop_token_ids)}
+
+
 @dataclass(frozen=True)
 class Artifact:
     """A dataset or a model: a named folder of verified files."""
@@ -310,6 +357,7 @@ class Benchmark:
     #: Per-scenario accuracy sample counts where a scenario differs (qwen3-vl's Interactive: 8,000).
     scenario_sample_counts: Mapping[str, int] = field(default_factory=lambda: MappingProxyType({}))
     quality: tuple[QualitySpec, ...] = ()  # training: the convergence target(s)
+    generation: GenerationSpec | None = None  # generative benchmarks: the reference's generation settings
 
     def names_in(self, round_: str) -> tuple[str, ...]:
         """The checker's names for this benchmark in ``round_`` (empty when that round does not accept it)."""

@@ -33,6 +33,7 @@ from provision.manifest.fields import (
 )
 from provision.manifest.model import (
     ACCESS_LEVELS,
+    GENERATION_DTYPES,
     KNOWN_METRICS,
     MODEL_FORMATS,
     SCHEMA_VERSION,
@@ -44,6 +45,7 @@ from provision.manifest.model import (
     Catalog,
     Entry,
     FileSpec,
+    GenerationSpec,
     LabelsRef,
     PreprocessSpec,
     QualitySpec,
@@ -105,6 +107,7 @@ _BENCHMARK_KEYS = {
     "accuracy_sample_count",
     "scenario_sample_counts",
     "quality",
+    "generation",
 }
 _ACCURACY_KEYS = {"metric", "reference", "target_ratio", "upper", "scenario"}
 _SCENARIOS = ("SingleStream", "MultiStream", "Offline", "Server", "Interactive")
@@ -420,6 +423,75 @@ def _parse_accuracy(ctx: Problems, where: str, raw: Any) -> AccuracySpec | None:
     )
 
 
+_GENERATION_INTS = {"max_new_tokens": 1, "min_new_tokens": 0, "top_k": 0, "seed": 0}
+_GENERATION_FLOATS = ("temperature", "top_p")
+_GENERATION_STRS = ("task", "file", "prompt", "reference")
+_GENERATION_BOOLS = ("chat_template", "skip_special_tokens")
+_GENERATION_KEYS = {
+    *_GENERATION_INTS,
+    *_GENERATION_FLOATS,
+    *_GENERATION_STRS,
+    *_GENERATION_BOOLS,
+    "stop_token_ids",
+    "dtype",
+}
+
+
+def _parse_generation(ctx: Problems, where: str, raw: Any) -> GenerationSpec | None:
+    """``[benchmark.generation]``: the reference's generation settings, each checked for type and range."""
+    if raw is None:
+        return None
+    where = f"{where}: generation"
+    if not isinstance(raw, dict):
+        ctx.add(where, "expected a table of generation settings")
+        return None
+    check_keys(ctx, where, raw, _GENERATION_KEYS)
+    before = len(ctx.problems)
+    if "task" not in raw:
+        ctx.add(where, "missing required key 'task' (the validation task that scores the generations)")
+    values: dict[str, Any] = {}
+    for key, least in _GENERATION_INTS.items():
+        if key in raw:
+            value = raw[key]
+            if isinstance(value, bool) or not isinstance(value, int) or value < least:
+                ctx.add(where, f"{key}: expected an integer >= {least}, got {value!r}")
+            else:
+                values[key] = value
+    for key in _GENERATION_FLOATS:
+        if key in raw:
+            value = raw[key]
+            if not _number(value) or value < 0 or (key == "top_p" and not 0 < value <= 1):
+                wanted = "a number in (0, 1]" if key == "top_p" else "a number >= 0"
+                ctx.add(where, f"{key}: expected {wanted}, got {value!r}")
+            else:
+                values[key] = float(value)
+    for key in _GENERATION_STRS:
+        if key in raw:
+            values[key] = get_str(ctx, where, raw, key)
+    for key in _GENERATION_BOOLS:
+        if key in raw:
+            if not isinstance(raw[key], bool):
+                ctx.add(where, f"{key}: expected true or false, got {raw[key]!r}")
+            else:
+                values[key] = raw[key]
+    if "stop_token_ids" in raw:
+        ids = raw["stop_token_ids"]
+        if not isinstance(ids, list) or not all(isinstance(i, int) and not isinstance(i, bool) and i >= 0 for i in ids):
+            ctx.add(where, f"stop_token_ids: expected a list of token ids (integers >= 0), got {ids!r}")
+        else:
+            values["stop_token_ids"] = tuple(ids)
+    if "dtype" in raw:
+        if raw["dtype"] not in GENERATION_DTYPES:
+            ctx.add(where, f"dtype: expected one of {', '.join(GENERATION_DTYPES)}, got {raw['dtype']!r}")
+        else:
+            values["dtype"] = raw["dtype"]
+    if values.get("min_new_tokens", 1) > values.get("max_new_tokens", 1024):
+        ctx.add(where, f"min_new_tokens: {values.get('min_new_tokens', 1)} is above max_new_tokens")
+    if len(ctx.problems) > before:
+        return None
+    return GenerationSpec(**values)
+
+
 def _parse_quality(ctx: Problems, where: str, raw: Any) -> QualitySpec | None:
     where = f"{where}: quality"
     if not isinstance(raw, dict):
@@ -521,6 +593,7 @@ def _parse_benchmark(ctx: Problems, index: int, raw: Any) -> Benchmark | None:
             quality.append(q)
     if suite == "training" and not quality:
         ctx.add(where, "quality: a training benchmark needs its quality target ([[benchmark.quality]])")
+    generation = _parse_generation(ctx, where, raw.get("generation"))
     accuracy_count = get_count(ctx, where, raw, "accuracy_sample_count")
     scenario_counts: dict[str, int] = {}
     counts_raw = raw.get("scenario_sample_counts", {})
@@ -569,6 +642,7 @@ def _parse_benchmark(ctx: Problems, index: int, raw: Any) -> Benchmark | None:
         accuracy_sample_count=accuracy_count,
         scenario_sample_counts=MappingProxyType(scenario_counts),
         quality=tuple(quality),
+        generation=generation,
     )
 
 

@@ -35,6 +35,7 @@ __all__ = [
     "RUN_FILE",
     "SHARD_FILE",
     "Plan",
+    "artifact_digest",
     "cache_key",
     "library_signature",
     "make_plan",
@@ -194,7 +195,7 @@ class Plan:
         }
 
 
-def _artifact_digest(store: Store, art: Artifact, bench: str, settings: Settings, progress: Progress) -> str:
+def artifact_digest(store: Store, art: Artifact, bench: str, settings: Settings, progress: Progress) -> str:
     """xxh3_128 of the artifact's checksums and tree digests, checked by the stat fast path."""
     usage = store.usage(art)
     if usage["state"] != "present":
@@ -290,7 +291,7 @@ def make_plan(
     def digest(art_name: str) -> str:
         if art_name not in cache:
             art = as_fetched(catalog.artifacts[art_name], LockFile(settings.lock_path))
-            cache[art_name] = _artifact_digest(store, art, name, settings, progress)
+            cache[art_name] = artifact_digest(store, art, name, settings, progress)
         return cache[art_name]
 
     inputs = {"data": store.artifact_dir(bench.dataset)}

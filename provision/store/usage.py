@@ -154,6 +154,7 @@ def describe_entry(entry: Artifact | Benchmark, catalog: Catalog, store: Store, 
         "preprocess": (
             {"recipe": entry.preprocess.recipe, **dict(entry.preprocess.params)} if entry.preprocess else None
         ),
+        "generation": entry.generation.to_json() if entry.generation else None,
         "accuracy": _metric(entry.accuracy) if entry.accuracy else None,
         "metrics": [_metric(m) for m in entry.metrics],
         **benchmark_facts(entry),

@@ -49,6 +49,10 @@ def runnable_models(catalog: Catalog, bench: Benchmark) -> list[str]:
 
 def default_model(catalog: Catalog, bench: Benchmark) -> str | None:
     """The model ``run``, ``audit`` and ``doctor`` take by default: the first runnable one, else the first."""
+    if bench.generation is not None:  # a generative benchmark runs its first Hugging Face checkpoint
+        checkpoints = [m for m in bench.models if catalog.artifacts[m].format == "huggingface"]
+        if checkpoints:
+            return checkpoints[0]
     runnable = runnable_models(catalog, bench)
     return runnable[0] if runnable else (bench.models[0] if bench.models else None)
 

@@ -38,6 +38,9 @@ class ValidationReport:
     preprocess_key: str = ""
     key: str = ""
     record: str = ""
+    metrics: list[dict[str, Any]] = field(default_factory=list)  # every judged metric, the primary first
+    tokens: dict[str, Any] | None = None  # generation: prompt/generated token totals and rates
+    generation: dict[str, Any] | None = None  # generation: the settings used
     state: str = "computed"  # computed | cached
     extra: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
@@ -72,6 +75,8 @@ def summary_rows(report: ValidationReport) -> Sequence[tuple[str, str]]:
         rows.append((f"target x{t['ratio']:g}", f"{target}{of}: {verdict}"))
     if report.upper is not None:
         rows.append(("upper bound", fmt(report.upper)))
+    for m in report.metrics[1:]:
+        rows.append((m["metric"], _metric_line(m, report.full_set)))
     if report.golden is not None:
         g = report.golden
         rows.append(("golden", f"{g['checked']} of {g['pinned']} pinned predictions checked, {g['mismatches']} differ"))
@@ -85,6 +90,19 @@ def summary_rows(report: ValidationReport) -> Sequence[tuple[str, str]]:
             f"({rt.get('runtime', '?')} {rt.get('version', '')}{threads}, batch {rt.get('batch_size', '?')})",
         )
     )
+    if report.tokens is not None:
+        t = report.tokens
+
+        def rate(x: float | None) -> str:
+            return f"{x:.1f}" if x is not None else "?"
+
+        rows.append(
+            (
+                "tokens",
+                f"{t['generated_tokens']} generated ({rate(t['generated_tokens_per_second'])}/s), "
+                f"{t['prompt_tokens']} prompt ({rate(t['prompt_tokens_per_second'])}/s)",
+            )
+        )
     energy = report.energy
     if energy.get("available"):
         sources = ", ".join(energy.get("sources") or ())
@@ -103,3 +121,19 @@ def summary_rows(report: ValidationReport) -> Sequence[tuple[str, str]]:
 
 
 CONFIDENCE = 0.99
+
+
+def _metric_line(m: dict[str, Any], full: bool) -> str:
+    """One judged metric beside the primary: value, interval, each target, the upper bound, verdict."""
+    unit = m.get("unit") or ""
+    shown = f"{m['value']:.4f}{unit if unit == '%' else ''}"
+    if m.get("interval") is not None:
+        lo, hi = m["interval"]
+        shown += f", 99% interval [{lo:.4f}, {hi:.4f}]"
+    parts = [shown]
+    for t in m.get("targets", []):
+        verdict = "pass" if t["passed"] else ("below" if full else "not reached by the interval")
+        parts.append(f">= {t['target']:.4f} (x{t['ratio']:g}): {verdict}")
+    if m.get("upper") is not None:
+        parts.append(f"<= {m['upper']:g}: {'pass' if m.get('upper_passed') else 'above'}")
+    return "; ".join(parts) + ("" if m["passed"] else " -> FAIL")

@@ -30,7 +30,7 @@ import json
 import math
 import platform
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -41,18 +41,27 @@ from provision.errors import IntegrityError, NotFetchedError, UsageError
 from provision.fsutil import atomic_write_text
 from provision.manifest.folders import as_fetched
 from provision.manifest.lockfile import LockFile
-from provision.manifest.model import AccuracySpec, Artifact, Benchmark, Catalog, RuntimeSpec
-from provision.preprocessing.plan import Plan, load_json, make_plan
+from provision.manifest.model import (
+    GENERATION_DTYPES,
+    AccuracySpec,
+    Artifact,
+    Benchmark,
+    Catalog,
+    GenerationSpec,
+    RuntimeSpec,
+)
+from provision.preprocessing.plan import Plan, artifact_digest, load_json, make_plan
 from provision.preprocessing.runner import preprocessed_path
 from provision.progress import NullProgress, Progress
 from provision.store.cache import Store
 from provision.store.hashing import FAST_ALG
 from provision.store.verify import check_file
+from provision.validation.generation import TokenCounts
 from provision.validation.models import RUNTIMES, choose_model, runtime_version
 from provision.validation.results import CONFIDENCE, ValidationReport
 from provision.validation.runners.device import cpu_name, resolve_device, usable_cores
-from provision.validation.tasks.base import SCORING_VERSION, DrivingTask, Score, Task
-from provision.validation.tasks.registry import make_task, unsupported
+from provision.validation.tasks.base import SCORING_VERSION, DrivingTask, GenerativeTask, Score, Task
+from provision.validation.tasks.registry import GenerativeSource, make_generative_task, make_task, unsupported
 from provision.version import __version__
 
 __all__ = ["ValidateOptions", "cached_result", "prepare", "validate"]
@@ -76,6 +85,8 @@ class ValidateOptions:
     seed: int = 0
     count: int | None = None
     workers: int | None = None  # loader threads; default: min(4, cores)
+    engine: str = "auto"  # generation: auto | vllm | transformers
+    dtype: str | None = None  # generation: the weights' dtype (default: the manifest's)
 
 
 @dataclass
@@ -89,16 +100,21 @@ class Prepared:
     runtime: str
     model_path: Path
     model_digest: str
-    plan: Plan
+    plan: Plan | None  # None for a generative benchmark: it reads the published dataset file
     folder: Path
     device: str
     options: ValidateOptions
     key: str
+    root: Path  # <cache>/preprocessed/<benchmark>
+    data_key: str  # the preprocessing key, or the dataset digest of a generative benchmark
+    generation: GenerationSpec | None = None
 
     @property
     def record_path(self) -> Path:
         """Where this result is stored."""
-        return self.plan.root / f"{self.plan.key[:16]}.validation" / f"{self.model.name}--{self.key[:16]}.json"
+        # a preprocessing key's first 16 hex; a dataset key's "dataset-" and 16 hex
+        stem = self.data_key[:24] if self.data_key.startswith("dataset-") else self.data_key[:16]
+        return self.root / f"{stem}.validation" / f"{self.model.name}--{self.key[:16]}.json"
 
 
 def _metric_info(metric: str) -> tuple[str, bool]:
@@ -162,6 +178,8 @@ def prepare(
     spec = bench.accuracy
     if spec is None:
         raise UsageError(f"{bench.name} has no [benchmark.accuracy] in its manifest; nothing to validate against")
+    if bench.generation is not None:
+        return _prepare_generative(catalog, bench, bench.generation, spec, settings, model, options)
     why = unsupported(spec.metric)  # said before asking for a model that cannot be run anyway
     if why is not None:
         raise UsageError(f"no local validation for metric {spec.metric!r}: {why}")
@@ -196,7 +214,7 @@ def prepare(
         "metric": spec.metric,
         # A stored result decides pass/fail against the targets it was made with, and proves
         # readiness only for the machine that made it (a fleet may share one cache).
-        "targets": [spec.reference, list(spec.target_ratio), spec.upper, bench.dataset_size],
+        "targets": _targets_ingredient(bench),
         "machine": [platform.node(), cpu_name()],
         "provision": __version__,
         "scoring": SCORING_VERSION,
@@ -211,7 +229,83 @@ def prepare(
         },
     }
     key = hashlib.sha256(json.dumps(ingredients, sort_keys=True).encode()).hexdigest()
-    return Prepared(bench, spec, art, runtime_spec, runtime, model_path, digest, plan, folder, device, options, key)
+    return Prepared(
+        bench,
+        spec,
+        art,
+        runtime_spec,
+        runtime,
+        model_path,
+        digest,
+        plan,
+        folder,
+        device,
+        options,
+        key,
+        plan.root,
+        plan.key,
+    )
+
+
+def _targets_ingredient(bench: Benchmark) -> list[Any]:
+    """Every target the verdict is made against, and the set size that decides "full set"."""
+    metrics = [[m.metric, m.scenario, m.reference, list(m.target_ratio), m.upper] for m in bench.metrics]
+    return [metrics, bench.dataset_size, bench.accuracy_sample_count]
+
+
+def _prepare_generative(
+    catalog: Catalog,
+    bench: Benchmark,
+    generation: GenerationSpec,
+    spec: AccuracySpec,
+    settings: Settings,
+    model: str | None,
+    options: ValidateOptions,
+) -> Prepared:
+    """A generative benchmark: its Hugging Face checkpoint, the engine, the published dataset file."""
+    from provision.validation.generation import checkpoint_folder, choose_generative_model, dataset_key
+    from provision.validation.runners.generate import choose_engine, engine_version
+
+    art = choose_generative_model(catalog, bench, model)
+    lock = LockFile(settings.lock_path)
+    store = Store(settings.cache_dir)
+    progress = NullProgress()
+    model_digest = artifact_digest(store, as_fetched(art, lock), bench.name, settings, progress)
+    data_digest = artifact_digest(
+        store, as_fetched(catalog.artifacts[bench.dataset], lock), bench.name, settings, progress
+    )
+    folder = store.artifact_dir(bench.dataset)
+    model_path = checkpoint_folder(store.artifact_dir(art.name), art)
+    engine = choose_engine(options.engine, options.device)
+    version = engine_version(engine)
+    device = resolve_device("torch", options.device) if engine == "transformers" else "cuda"
+    dtype = options.dtype or generation.dtype
+    if dtype not in GENERATION_DTYPES:
+        raise UsageError(f"dtype {dtype!r} is not one of {', '.join(GENERATION_DTYPES)}; pick one of those")
+    ingredients = {
+        "schema": RESULT_SCHEMA,
+        "dataset": data_digest,
+        "model": art.name,
+        "digest": model_digest,
+        "engine": [engine, version],
+        "device": device,
+        "dtype": dtype,
+        "batch_size": options.batch_size,
+        "seed": options.seed,
+        "count": options.count,
+        "generation": generation.to_json(),
+        "targets": _targets_ingredient(bench),
+        "machine": [platform.node(), cpu_name()],
+        "provision": __version__,
+        "scoring": SCORING_VERSION,
+    }
+    key = hashlib.sha256(json.dumps(ingredients, sort_keys=True).encode()).hexdigest()
+    root = store.root / "preprocessed" / bench.name
+    runtime_spec = art.runtime or RuntimeSpec()
+    return Prepared(
+        bench, spec, art, runtime_spec, engine, model_path, model_digest, None, folder, device, options, key, root,
+        dataset_key(data_digest), replace(generation, dtype=dtype),
+    )  # fmt: skip
 
 
 def cached_result(prepared: Prepared) -> ValidationReport | None:
@@ -345,6 +439,56 @@ def _infer(
     return description, seconds, energy_doc, n
 
 
+def _generate(
+    prepared: Prepared, progress: Progress
+) -> tuple[GenerativeTask, dict[str, Any], float, dict[str, Any], int, TokenCounts]:
+    """Every sample of a generative benchmark through its engine; (task, engine description, seconds,
+    energy, samples, token counts)."""
+    from provision.validation.generation import generate_all
+    from provision.validation.power import EnergyMeter
+    from provision.validation.runners.generate import EngineOptions, open_engine
+
+    spec = prepared.generation
+    if spec is None:
+        raise UsageError(f"{prepared.bench.name} has no [benchmark.generation]; it is not a generative benchmark")
+    opts = prepared.options
+    task = make_generative_task(GenerativeSource(prepared.folder, prepared.bench, spec, opts.count))
+    n = task.count()
+    if n == 0:
+        raise UsageError(f"{prepared.folder / spec.file}: no samples to validate")
+    engine = open_engine(
+        task.kind,
+        prepared.model_path,
+        prepared.runtime,
+        EngineOptions(device=prepared.device, threads=opts.threads, batch_size=opts.batch_size),
+        spec.dtype,
+    )
+    gpus = (int(engine.device.partition(":")[2] or 0),) if engine.device.startswith("cuda") else ()
+    meter = EnergyMeter(gpus=gpus)
+    key = f"validate:{prepared.bench.name}"
+    progress.start(key, f"validate {prepared.bench.name} ({prepared.model.name}, {engine.engine})", n)
+    ok = False
+    try:
+        meter.start()
+        try:
+            counts = generate_all(task, engine, spec, opts.batch_size, progress, key)
+        finally:
+            energy = meter.stop()
+        ok = True
+    finally:
+        progress.finish(key, ok)
+        description = {
+            **engine.describe(),
+            "runtime": engine.engine,
+            "batch_size": opts.batch_size,
+            "device": engine.device,
+        }
+        engine.close()
+    energy_doc = energy.describe()
+    energy_doc["joules_per_sample"] = energy.per_sample(n) if energy.available else None
+    return task, description, counts.seconds, energy_doc, n, counts
+
+
 def validate(
     catalog: Catalog,
     name: str,
@@ -364,10 +508,16 @@ def validate(
     progress = progress or NullProgress()
     if prepared is None:
         prepared = prepare(catalog, name, settings, model=model, subset=subset, options=options, progress=progress)
-    task = make_task(prepared.spec.metric, prepared.folder, prepared.runtime_spec, prepared.options.count)
-    if task.count() == 0:
-        raise UsageError(f"{prepared.folder}: no samples to validate")
-    description, seconds, energy, n = _infer(task, prepared, progress)
+    tokens: dict[str, Any] | None = None
+    task: Task | DrivingTask | GenerativeTask
+    if prepared.generation is not None:
+        task, description, seconds, energy, n, counts = _generate(prepared, progress)
+        tokens = counts.to_json()
+    else:
+        task = make_task(prepared.spec.metric, prepared.folder, prepared.runtime_spec, prepared.options.count)
+        if task.count() == 0:
+            raise UsageError(f"{prepared.folder}: no samples to validate")
+        description, seconds, energy, n = _infer(task, prepared, progress)
     score = task.score()
     verdict = _judge(prepared, score, subset)
     report = ValidationReport(
@@ -393,7 +543,10 @@ def validate(
         interval_method=verdict.method,
         golden=verdict.golden,
         task=task.describe(),
-        preprocess_key=prepared.plan.key,
+        preprocess_key=prepared.data_key,
+        metrics=verdict.metrics,
+        tokens=tokens,
+        generation=prepared.generation.to_json() if prepared.generation is not None else None,
         key=prepared.key,
         record=str(prepared.record_path),
         extra={**score.extra, "provision": __version__},
@@ -415,35 +568,81 @@ class _Verdict:
     method: str | None = None
     golden: dict[str, Any] | None = None
     notes: list[str] = field(default_factory=list)
+    metrics: list[dict[str, Any]] = field(default_factory=list)  # every judged metric, the primary first
+
+
+#: Metrics that are totals over the set (gen_len: characters of every prediction): on part of the
+#: set their interval is projected to the full set's sample count before it meets the targets.
+TOTAL_METRICS = frozenset({"gen_len"})
+
+
+def _judge_metric(spec: AccuracySpec, score: Score, full: bool, size: int | None) -> dict[str, Any]:
+    """One metric's verdict: on the full set the point value, on part of it the 99% interval, against
+    each ``reference x ratio`` target and the upper bound."""
+    unit, higher = _metric_info(spec.metric)
+    interval, method = (None, None) if full else _interval(score, unit)
+    notes: list[str] = []
+    if interval is not None and spec.metric in TOTAL_METRICS and size:
+        interval = [interval[0] * size, interval[1] * size]  # the mean's interval, as a full-set total
+        notes.append(f"{spec.metric} is a total: its interval is projected to {size:,} samples")
+    if full or interval is None:
+        targets = _targets(spec, score.value, higher)
+        upper_ok = spec.upper is None or not full or score.value <= spec.upper
+        if not full:
+            notes.append(f"{score.samples} samples: no interval for {spec.metric}; the point value was compared")
+    else:
+        lo, hi = interval
+        targets = _targets(spec, hi if higher else lo, higher)
+        upper_ok = spec.upper is None or lo <= spec.upper
+    passed = bool(targets[0]["passed"]) if targets else True
+    return {
+        "metric": spec.metric,
+        "unit": unit,
+        "value": score.value,
+        "reference": spec.reference,
+        "targets": targets,
+        "upper": spec.upper,
+        "upper_passed": upper_ok if spec.upper is not None else None,
+        "interval": interval,
+        "interval_method": method,
+        "passed": passed and upper_ok,
+        "notes": notes,
+    }
 
 
 def _judge(prepared: Prepared, score: Score, subset: str | None) -> _Verdict:
-    """The verdict on ``score``: on the full set, the point value against each target and the upper bound;
-    on part of it, the 99% interval against each target; golden predictions in both cases."""
-    spec = prepared.spec
-    unit, higher = _metric_info(spec.metric)
-    size = prepared.bench.dataset_size
-    # The full set: at least the benchmark's dataset size (when the manifest states it), else all samples.
+    """The verdict on ``score``: every target of the benchmark the task computed (the first decides the
+    headline fields), on the full set by the point value, on part of it by the 99% interval; golden
+    predictions in both cases. Targets of one scenario only (qwen3-vl's Interactive) are noted, not judged."""
+    bench = prepared.bench
+    size = bench.accuracy_sample_count or bench.dataset_size
+    # The full set: at least the benchmark's accuracy sample count (when stated), else all samples.
     full = score.samples >= size if size is not None else prepared.options.count is None and subset is None
-    verdict = _Verdict(unit, full, [], True)
-    verdict.interval, verdict.method = (None, None) if full else _interval(score, unit)
-    if full or verdict.interval is None:
-        # The full set: the point value against each target (also a subset without an interval).
-        verdict.targets = _targets(spec, score.value, higher)
-        if not full:
-            note = f"{score.samples} samples: no interval for {spec.metric}; the point value was compared"
-            verdict.notes.append(note)
-    else:
-        # Part of the set: a target is met when the interval reaches it (consistent with the reference).
-        lo, hi = verdict.interval
-        verdict.targets = _targets(spec, hi if higher else lo, higher)
+    primary = _judge_metric(prepared.spec, score, full, size)
+    verdict = _Verdict(primary["unit"], full, primary["targets"], True, primary["interval"], primary["interval_method"])
+    verdict.notes.extend(primary.pop("notes"))
+    if not full and primary["interval"] is not None:
         verdict.notes.append(
             f"{score.samples} of {size or 'all'} samples: the full-set target does not apply; a target passes when "
             f"the {int(CONFIDENCE * 100)}% interval reaches it"
         )
-    verdict.passed = bool(verdict.targets[0]["passed"]) if verdict.targets else True
-    if spec.upper is not None and full and score.value > spec.upper:
-        verdict.passed = False
+    verdict.metrics = [primary]
+    for other in bench.metrics:
+        if other is prepared.spec:
+            continue
+        if other.scenario:
+            verdict.notes.append(
+                f"{other.metric} ({other.scenario}): a target of {other.scenario} runs, not judged here"
+            )
+            continue
+        found = score.more.get(other.metric)
+        if found is None:
+            verdict.notes.append(f"{other.metric}: not computed by the {bench.name} task; not judged")
+            continue
+        judged = _judge_metric(other, found, full, size)
+        verdict.notes.extend(judged.pop("notes"))
+        verdict.metrics.append(judged)
+    verdict.passed = all(m["passed"] for m in verdict.metrics)
     verdict.golden = _golden(prepared.runtime_spec, score)
     if verdict.golden is not None and not verdict.golden["passed"]:
         verdict.passed = False

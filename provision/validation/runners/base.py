@@ -22,10 +22,6 @@ __all__ = ["CUBLAS_WORKSPACE", "FORMATS", "Runner", "RunnerOptions", "check_coun
 FORMATS = ("onnx", "torchscript", "pytorch")
 
 
-
-
-
-
 CUBLAS_WORKSPACE = ":4096:8"
 
 

@@ -185,5 +185,3 @@ def _select(path: Path, kind: str, names: list[str], wanted: Sequence[str]) -> l
             f"fix the manifest's {kind}s"
         )
     return list(wanted)
-
-

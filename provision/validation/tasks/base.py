@@ -10,8 +10,9 @@ import numpy as np
 
 if TYPE_CHECKING:
     from provision.validation.runners.base import Runner
+    from provision.validation.runners.generate import Generated
 
-__all__ = ["SCORING_VERSION", "DrivingTask", "Score", "Task"]
+__all__ = ["SCORING_VERSION", "DrivingTask", "GenerativeTask", "Score", "Task"]
 
 
 #: Bump when any task's loading, post-processing or scoring changes: stored validation
@@ -28,6 +29,8 @@ class Score:
     recomputed on a resample, given as an index array into the scored samples) let
     :mod:`provision.validation` put a confidence interval on a subset;
     ``predictions`` are what the golden pins are compared with; ``names`` label the samples.
+    ``more`` holds the other metrics of the same run by metric name (ROUGE-2, ROUGE-L and tokens per
+    sample beside ROUGE-1), each judged against its own targets.
     """
 
     value: float
@@ -38,6 +41,7 @@ class Score:
     predictions: list[int] = field(default_factory=list)
     names: list[str] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
+    more: dict[str, Score] = field(default_factory=dict)
 
 
 class Task(Protocol):
@@ -87,4 +91,33 @@ class DrivingTask(Protocol):
 
     def describe(self) -> dict[str, Any]:
         """JSON-ready settings that change the score."""
+        ...
+
+
+@runtime_checkable
+class GenerativeTask(Protocol):
+    """A task whose model generates: a batch of inputs goes to a generation engine of ``kind``
+    (``text``: token ids or prompt text; ``speech``: audio), and the generations come back."""
+
+    name: str
+    kind: str
+
+    def count(self) -> int:
+        """How many samples the dataset file holds (after ``--count``)."""
+        ...
+
+    def inputs(self, indices: Sequence[int]) -> list[Any]:
+        """The engine inputs of samples ``indices``, in that order."""
+        ...
+
+    def collect(self, indices: Sequence[int], outputs: Sequence[Generated]) -> None:
+        """Post-process one batch of generations (``outputs[j]`` belongs to ``indices[j]``)."""
+        ...
+
+    def score(self) -> Score:
+        """The primary metric over every collected sample, the others in ``Score.more``."""
+        ...
+
+    def describe(self) -> dict[str, Any]:
+        """JSON-ready settings that change the score (file, columns, post-processing)."""
         ...

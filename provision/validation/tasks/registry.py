@@ -3,13 +3,22 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 from provision.errors import UsageError
-from provision.manifest.model import RuntimeSpec
-from provision.validation.tasks.base import DrivingTask, Task
+from provision.manifest.model import Benchmark, GenerationSpec, RuntimeSpec
+from provision.validation.tasks.base import DrivingTask, GenerativeTask, Task
 
-__all__ = ["TASKS", "UNSUPPORTED", "make_task", "unsupported"]
+__all__ = [
+    "GENERATIVE_TASKS",
+    "TASKS",
+    "UNSUPPORTED",
+    "GenerativeSource",
+    "make_generative_task",
+    "make_task",
+    "unsupported",
+]
 
 
 def _classification(folder: Path, runtime: RuntimeSpec, limit: int | None) -> Task:
@@ -60,3 +69,38 @@ def make_task(metric: str, folder: Path, runtime: RuntimeSpec, limit: int | None
     if why is not None:
         raise UsageError(f"no local validation for metric {metric!r}: {why}")
     return TASKS[metric](folder, runtime, limit)
+
+
+@dataclass(frozen=True)
+class GenerativeSource:
+    """What a generative task reads: the fetched dataset folder, the benchmark (its metrics and
+    sizes) and its generation settings; ``limit`` is ``--count``."""
+
+    folder: Path
+    bench: Benchmark
+    spec: GenerationSpec
+    limit: int | None
+
+
+def _summarization(source: GenerativeSource) -> GenerativeTask:
+    from provision.validation.tasks.summarization import SummarizationTask
+
+    return SummarizationTask(source)
+
+
+#: ``[benchmark.generation] task`` -> factory; each imports its module on first use.
+GENERATIVE_TASKS: dict[str, Callable[[GenerativeSource], GenerativeTask]] = {
+    "summarization": _summarization,
+}
+
+
+def make_generative_task(source: GenerativeSource) -> GenerativeTask:
+    """The generative task the benchmark's ``[benchmark.generation] task`` names."""
+    factory = GENERATIVE_TASKS.get(source.spec.task)
+    if factory is None:
+        known = ", ".join(sorted(GENERATIVE_TASKS))
+        raise UsageError(
+            f"{source.bench.name}: no generative validation task {source.spec.task!r} in this version of "
+            f"provision; known: {known}"
+        )
+    return factory(source)

@@ -1,0 +1,232 @@
+"""Generative validation end to end on the CPU: a tiny random Llama checkpoint folder, a tiny
+``cnn_eval.json`` in the MLPerf format, ``provision validate`` with the transformers engine.
+
+Every score is compared with an independent computation in the test: greedy generation with
+transformers called directly (one prompt at a time, no padding) and ROUGE computed as the MLPerf
+``evaluation.py`` defines it (rouge_score with stemming on nltk-split texts, mean x100 rounded to
+4 decimals; gen_len the characters of the split texts).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from conftest import ManifestWriter, dataset_toml
+from llmkit import CORPUS, greedy_direct, tiny_llama
+from typer.testing import CliRunner
+
+from provision import api
+from provision.cli.app import app
+from provision.config import Settings
+from provision.errors import EXIT_ACCURACY, MissingDependencyError, UsageError
+from provision.validation.validate import ValidateOptions
+
+pytest.importorskip("transformers")
+pytest.importorskip("rouge_score")
+
+runner = CliRunner()
+MAX_NEW = 10
+ARTICLES = [CORPUS[i % len(CORPUS)] + f" item {i} ." for i in range(12)]
+HIGHLIGHTS = [CORPUS[(i + 1) % len(CORPUS)] for i in range(12)]
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("llama") / "ckpt"
+    tiny_llama(folder)
+    return folder
+
+
+@pytest.fixture(autouse=True)
+def punkt(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """nltk's punkt_tab for English with empty parameter files: sent_tokenize then splits at every
+    '.', '!' and '?' followed by a space (the real data cannot be downloaded here)."""
+    import nltk
+
+    root = tmp_path_factory.getbasetemp() / "nltk_data"
+    english = root / "tokenizers" / "punkt_tab" / "english"
+    english.mkdir(parents=True, exist_ok=True)
+    for name in ("collocations.tab", "sent_starters.txt", "abbrev_types.txt", "ortho_context.tab"):
+        (english / name).touch()
+    monkeypatch.setattr(nltk.data, "path", [str(root), *nltk.data.path])
+    yield
+    # nltk caches the loaded punkt model: later tests must not find this stand-in
+    nltk.tokenize._get_punkt_tokenizer.cache_clear()
+    nltk.data._resource_cache.clear()
+
+
+def _prompts(checkpoint: Path) -> list[list[int]]:
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(str(checkpoint))
+    instruction = "summarize the following news article in 128 tokens ."
+    return [tok.encode(f"{instruction}\n\narticle :\n{a}\n\nsummary :") for a in ARTICLES]
+
+
+def _bench(
+    tmp_path: Path,
+    write_manifest: ManifestWriter,
+    checkpoint: Path,
+    *,
+    name: str = "tinysum",
+    ratio: float = 0.99,
+    references: dict[str, float] | None = None,
+    generation: str = "",
+    extra_accuracy: str = "",
+) -> list[list[int]]:
+    """A summarisation benchmark shaped like llama3.1-8b: cnn_eval.json, a huggingface checkpoint."""
+    prompts = _prompts(checkpoint)
+    rows = [
+        {"instruction": "summarize", "input": a, "tok_input": p, "output": h}
+        for a, p, h in zip(ARTICLES, prompts, HIGHLIGHTS, strict=True)
+    ]
+    data = tmp_path / "cnn_eval.json"
+    data.write_text(json.dumps(rows), encoding="utf-8")
+    files = sorted(p for p in checkpoint.iterdir() if p.is_file())
+    model = dataset_toml(f"{name}-ckpt", [(p.name, [str(p)], p.read_bytes(), None) for p in files], kind="model")
+    model = model.replace('format = "onnx"', 'format = "huggingface"').replace("schema = 1\n", "")
+    refs = references or {"rouge1": 1.0, "rouge2": 0.0001, "rougel": 1.0, "rougelsum": 1.0, "gen_len": 10.0}
+    accuracy = ""
+    for metric, reference in refs.items():
+        accuracy += f'[[benchmark.accuracy]]\nmetric = "{metric}"\nreference = {reference}\ntarget_ratio = [{ratio}]\n'
+        if metric == "gen_len":
+            accuracy += "upper = 1e9\n"
+    write_manifest(
+        dataset_toml(f"{name}-data", [("cnn_eval.json", [str(data)], data.read_bytes(), None)])
+        + model
+        + f'[[benchmark]]\nname = "{name}"\ndataset = "{name}-data"\nmodels = ["{name}-ckpt"]\n'
+        + f"dataset_size = {len(rows)}\n"
+        + f'[benchmark.generation]\ntask = "summarization"\nfile = "cnn_eval.json"\nmax_new_tokens = {MAX_NEW}\n'
+        + 'dtype = "float32"\n'
+        + generation
+        + accuracy
+        + extra_accuracy,
+        name=name,
+    )
+    return prompts
+
+
+def _expected(checkpoint: Path, prompts: list[list[int]]) -> dict[str, Any]:
+    """The MLPerf evaluation.py scores of greedy generations made by transformers directly."""
+    import nltk
+    from rouge_score import rouge_scorer
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(str(checkpoint))
+    generated = greedy_direct(checkpoint, prompts, MAX_NEW)
+    preds = [tok.decode(ids, skip_special_tokens=True) for ids in generated]
+    preds = ["\n".join(nltk.sent_tokenize(p.strip())) for p in preds]
+    targets = ["\n".join(nltk.sent_tokenize(t.strip())) for t in HIGHLIGHTS[: len(prompts)]]
+    scorer = rouge_scorer.RougeScorer(["rouge1", "rouge2", "rougeL", "rougeLsum"], use_stemmer=True)
+    per = [scorer.score(t, p) for t, p in zip(targets, preds, strict=True)]
+    out: dict[str, Any] = {
+        m: round(float(np.mean([s[k].fmeasure for s in per])) * 100, 4)
+        for m, k in (("rouge1", "rouge1"), ("rouge2", "rouge2"), ("rougel", "rougeL"), ("rougelsum", "rougeLsum"))
+    }
+    out["gen_len"] = sum(len(p) for p in preds)
+    out["tokens"] = sum(len(g) for g in generated)
+    return out
+
+
+def _fetch(settings: Settings, name: str = "tinysum") -> None:
+    report = api.fetch([name], settings)
+    assert report.ok, report.failures
+
+
+def test_summarization_scores_equal_the_mlperf_definition(
+    tmp_path: Path, write_manifest: ManifestWriter, settings: Settings, checkpoint: Path
+) -> None:
+    prompts = _bench(tmp_path, write_manifest, checkpoint)
+    _fetch(settings)
+    want = _expected(checkpoint, prompts)
+    report = api.validate("tinysum", settings, options=ValidateOptions(device="cpu", batch_size=5, engine="auto"))
+    got = {m["metric"]: m["value"] for m in report.metrics}
+    assert got == pytest.approx({k: v for k, v in want.items() if k != "tokens"}, abs=1e-9)
+    assert report.metric == "rouge1" and report.value == pytest.approx(want["rouge1"])
+    assert report.full_set and report.samples == len(prompts)
+    assert report.runtime["engine"] == "transformers" and report.runtime["dtype"] == "float32"
+    assert report.tokens is not None and report.tokens["generated_tokens"] == want["tokens"]
+    assert report.tokens["prompt_tokens"] == sum(len(p) for p in prompts)
+    assert report.tokens["generated_tokens_per_second"] > 0
+    assert report.generation is not None and report.generation["max_new_tokens"] == MAX_NEW
+    # the stored record holds the same, and a second run with the same key finds it
+    stored = json.loads(Path(report.record).read_text(encoding="utf-8"))
+    assert stored["metrics"] == report.metrics and stored["tokens"] == report.tokens
+
+
+def test_every_target_is_judged_and_one_failure_fails_the_run(
+    tmp_path: Path, write_manifest: ManifestWriter, settings: Settings, checkpoint: Path
+) -> None:
+    prompts = _bench(tmp_path, write_manifest, checkpoint)
+    want = _expected(checkpoint, prompts)
+    # rouge2's reference far above what the random model reaches: everything else passes
+    refs = {"rouge1": want["rouge1"], "rouge2": 99.0, "rougel": want["rougel"], "gen_len": want["gen_len"]}
+    _bench(tmp_path, write_manifest, checkpoint, references=refs)
+    _fetch(settings)
+    report = api.validate("tinysum", settings, options=ValidateOptions(device="cpu", batch_size=4))
+    verdicts = {m["metric"]: m["passed"] for m in report.metrics}
+    assert verdicts == {"rouge1": True, "rouge2": False, "rougel": True, "gen_len": True}
+    assert not report.passed
+    result = runner.invoke(app, ["validate", "tinysum", "--device", "cpu", "--engine", "transformers"])
+    assert result.exit_code == EXIT_ACCURACY, result.output
+    assert "rouge2" in result.stdout and "FAIL" in result.stdout
+
+
+def test_a_subset_gets_an_interval_per_metric_and_gen_len_is_projected(
+    tmp_path: Path, write_manifest: ManifestWriter, settings: Settings, checkpoint: Path
+) -> None:
+    prompts = _bench(tmp_path, write_manifest, checkpoint)
+    _fetch(settings)
+    report = api.validate("tinysum", settings, options=ValidateOptions(device="cpu", count=6))
+    assert report.samples == 6 and not report.full_set
+    want = _expected(checkpoint, prompts[:6])  # the first 6 samples, scored alone
+    by = {m["metric"]: m for m in report.metrics}
+    assert by["rouge1"]["value"] == pytest.approx(want["rouge1"])
+    for m in report.metrics:
+        assert m["interval"] is not None and m["interval_method"] == "bootstrap", m
+    lo, hi = by["gen_len"]["interval"]
+    assert lo <= want["gen_len"] / 6 * 12 <= hi  # the mean's interval times the 12 samples of the full set
+    assert any("projected to 12 samples" in n for n in report.notes)
+
+
+def test_an_upper_bound_alone(
+    tmp_path: Path, write_manifest: ManifestWriter, settings: Settings, checkpoint: Path
+) -> None:
+    """gpt-oss-120b's shape: tokens_per_sample capped, with no floor."""
+    prompts = _bench(tmp_path, write_manifest, checkpoint)
+    want = _expected(checkpoint, prompts)
+    tps = round(want["tokens"] / len(prompts), 1)
+    for upper, ok in ((tps + 1, True), (tps - 0.5, False)):
+        cap = f'[[benchmark.accuracy]]\nmetric = "tokens_per_sample"\nupper = {upper}\n'
+        _bench(tmp_path, write_manifest, checkpoint, references={"rouge1": want["rouge1"]}, extra_accuracy=cap)
+        _fetch(settings)
+        report = api.validate("tinysum", settings, options=ValidateOptions(device="cpu"))
+        got = next(m for m in report.metrics if m["metric"] == "tokens_per_sample")
+        assert (got["value"], got["targets"], got["upper_passed"], got["passed"], report.passed) == (
+            tps,
+            [],
+            ok,
+            ok,
+            ok,
+        )
+
+
+def test_engine_choice_and_missing_engines(
+    tmp_path: Path, write_manifest: ManifestWriter, settings: Settings, checkpoint: Path
+) -> None:
+    _bench(tmp_path, write_manifest, checkpoint)
+    _fetch(settings)
+    with pytest.raises(UsageError, match="--engine vllm runs on a CUDA device"):
+        api.validate("tinysum", settings, options=ValidateOptions(device="cpu", engine="vllm"))
+    with pytest.raises(UsageError, match="engine 'tgi' is not one of auto, vllm, transformers"):
+        api.validate("tinysum", settings, options=ValidateOptions(device="cpu", engine="tgi"))
+    import importlib.util
+
+    if importlib.util.find_spec("vllm") is None:
+        with pytest.raises(MissingDependencyError, match=r"pip install 'provision\[vllm\]'"):
+            api.validate("tinysum", settings, options=ValidateOptions(device="auto", engine="vllm"))

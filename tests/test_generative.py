@@ -230,3 +230,66 @@ def test_engine_choice_and_missing_engines(
     if importlib.util.find_spec("vllm") is None:
         with pytest.raises(MissingDependencyError, match=r"pip install 'provision\[vllm\]'"):
             api.validate("tinysum", settings, options=ValidateOptions(device="auto", engine="vllm"))
+
+
+def test_run_skips_preprocessing_and_audit_records_the_engine(
+    tmp_path: Path, write_manifest: ManifestWriter, settings: Settings, checkpoint: Path
+) -> None:
+    _bench(tmp_path, write_manifest, checkpoint)
+    report = api.run("tinysum", settings, options=ValidateOptions(device="cpu", batch_size=6))
+    stages = {s.name: s for s in report.stages}
+    assert stages["preprocess"].state == "skipped" and "published dataset file" in stages["preprocess"].detail
+    assert stages["validate"].state in ("done", "failed") and report.validation is not None
+    again = api.run("tinysum", settings, options=ValidateOptions(device="cpu", batch_size=6))
+    assert {s.name: s.state for s in again.stages}["validate"] == "cached"  # same key: the stored result
+
+    audit = api.audit("tinysum", settings)
+    (stored,) = audit["validation"]
+    assert stored["runtime"]["engine"] == "transformers" and stored["runtime"]["dtype"] == "float32"
+    assert stored["generation"]["max_new_tokens"] == MAX_NEW and stored["tokens"]["generated_tokens"] > 0
+
+    # another machine's audit that generated with other settings and got another rouge2
+    other = json.loads(json.dumps(audit))
+    other["validation"][0]["generation"]["max_new_tokens"] = MAX_NEW + 5
+    other["validation"][0]["metrics"][1]["value"] = stored["metrics"][1]["value"] + 1.0
+    a, b = tmp_path / "a.json", tmp_path / "b.json"
+    a.write_text(json.dumps(audit), encoding="utf-8")
+    b.write_text(json.dumps(other), encoding="utf-8")
+    diff = api.audit_diff(a, b)
+    text = "\n".join(f"{f.category}: {f.title} {' '.join(f.details)}" for f in diff.findings)
+    assert "validation: validation of tinysum-ckpt" in text and "max_new_tokens" in text, text
+    assert f"validation: {stored['metrics'][1]['metric']} differs" in text, text
+
+
+def test_generation_settings_are_checked_in_the_manifest(
+    tmp_path: Path, write_manifest: ManifestWriter, manifests: Path, checkpoint: Path
+) -> None:
+    from provision.manifest.parse import lint
+
+    bad = 'temperature = -1\ntop_p = 0\nstop_token_ids = ["eos"]\nseed = 1.5\nbeams = 2\n'
+    _bench(tmp_path, write_manifest, checkpoint, generation=bad)
+    found = "\n".join(lint([manifests]))
+    for fragment in (
+        "generation: temperature: expected a number >= 0, got -1",
+        "generation: top_p: expected a number in (0, 1], got 0",
+        "generation: stop_token_ids: expected a list of token ids",
+        "generation: seed: expected an integer >= 0, got 1.5",
+        "generation: unknown key 'beams'",
+    ):
+        assert fragment in found, found
+
+
+def test_a_wrong_dtype_or_a_task_this_version_lacks_is_one_line(
+    tmp_path: Path, write_manifest: ManifestWriter, settings: Settings, checkpoint: Path
+) -> None:
+    _bench(tmp_path, write_manifest, checkpoint)
+    _fetch(settings)
+    with pytest.raises(UsageError, match="dtype 'int4' is not one of auto, float32, float16, bfloat16"):
+        api.validate("tinysum", settings, options=ValidateOptions(device="cpu", dtype="int4"))
+    _bench(tmp_path, write_manifest, checkpoint, name="tinysum", generation="")
+    text = (settings.manifest_dirs[0] / "tinysum.toml").read_text(encoding="utf-8")
+    (settings.manifest_dirs[0] / "tinysum.toml").write_text(
+        text.replace('task = "summarization"', 'task = "translation"'), encoding="utf-8"
+    )
+    with pytest.raises(UsageError, match="no generative validation task 'translation' in this version of provision"):
+        api.validate("tinysum", settings, options=ValidateOptions(device="cpu"))

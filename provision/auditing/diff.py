@@ -492,6 +492,7 @@ def _runtime(x: Mapping[str, Any], y: Mapping[str, Any]) -> list[Finding]:
     if lines:
         out.append(Finding("environment", f"{where}: determinism settings differ (TF32, cuDNN, seed, ...)", lines))
     lines = _mapping_lines(x, y, skip=(set(x) | set(y)) - {"model_digest", "task"})
+    lines += [f"generation.{line}" for line in _mapping_lines(x.get("generation"), y.get("generation"))]
     if lines:
         out.append(Finding("validation", f"{where}: model file or task settings differ", lines))
     return out
@@ -512,6 +513,16 @@ def _score(x: Mapping[str, Any], y: Mapping[str, Any]) -> list[Finding]:
             title = f"{x.get('metric')} {va} on A, {vb} on B, {where}"
         lines = [f"{k}: {_show(x.get(k))} on A, {_show(y.get(k))} on B" for k in keys[1:] if x.get(k) != y.get(k)]
         out.append(Finding("validation", title, [*lines, f"device: {x.get('device')} on A, {y.get('device')} on B"]))
+    others_a = {m.get("metric"): m for m in (x.get("metrics") or [])[1:]}
+    others_b = {m.get("metric"): m for m in (y.get("metrics") or [])[1:]}
+    for metric in sorted(set(others_a) & set(others_b), key=str):
+        ma, mb = others_a[metric], others_b[metric]
+        if (ma.get("value"), ma.get("passed")) != (mb.get("value"), mb.get("passed")):
+            line = (
+                f"{metric}: {_show(ma.get('value'))} ({'pass' if ma.get('passed') else 'FAIL'}) on A, "
+                f"{_show(mb.get('value'))} ({'pass' if mb.get('passed') else 'FAIL'}) on B"
+            )
+            out.append(Finding("validation", f"{metric} differs, {where}", [line]))
     sa, sb = x.get("samples_per_second"), y.get("samples_per_second")
     if sa != sb and isinstance(sa, (int, float)) and isinstance(sb, (int, float)):
         line = f"{sa:.1f} samples/s on A ({x.get('device')}), {sb:.1f} on B ({y.get('device')})"

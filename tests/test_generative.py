@@ -293,3 +293,27 @@ def test_a_wrong_dtype_or_a_task_this_version_lacks_is_one_line(
     )
     with pytest.raises(UsageError, match="no generative validation task 'translation' in this version of provision"):
         api.validate("tinysum", settings, options=ValidateOptions(device="cpu"))
+
+
+def _cuda() -> bool:
+    import torch
+
+    return bool(torch.cuda.is_available())
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not _cuda(), reason="needs a CUDA device")
+def test_vllm_and_transformers_agree_on_a_gpu(
+    tmp_path: Path, write_manifest: ManifestWriter, settings: Settings, checkpoint: Path
+) -> None:
+    """The reference SUTs' engine: vLLM's greedy ids equal transformers' on the same GPU (float32)."""
+    pytest.importorskip("vllm", reason="needs vllm (pip install 'provision[vllm]')")
+    prompts = _bench(tmp_path, write_manifest, checkpoint)
+    _fetch(settings)
+    want = _expected(checkpoint, prompts)
+    hf = api.validate("tinysum", settings, options=ValidateOptions(device="cuda", engine="transformers"))
+    vl = api.validate("tinysum", settings, options=ValidateOptions(device="cuda", engine="vllm"))
+    assert vl.runtime["engine"] == "vllm" and hf.runtime["engine"] == "transformers"
+    assert [m["value"] for m in vl.metrics] == [m["value"] for m in hf.metrics]
+    assert vl.value == pytest.approx(want["rouge1"])
+    assert api.validate("tinysum", settings, options=ValidateOptions(device="auto")).runtime["engine"] == "vllm"

@@ -234,8 +234,10 @@ def _zoom() -> Any:
 def kits19_libraries() -> dict[str, str]:
     """numpy, SciPy (``zoom``), nibabel (decoding, scaling) and Python (pickle): what can change output bytes."""
     nibabel = _nibabel()
-    import scipy
-
+    try:
+        import scipy
+    except ImportError:
+        raise MissingDependencyError("scipy", "kits19", "resampling KiTS19 volumes") from None
     return {
         "numpy": np.__version__,
         "scipy": str(scipy.__version__),
@@ -351,9 +353,9 @@ def preprocess_case(case_dir: Path, config: Kits19Config) -> PreprocessedCase:
 def write_reference_pickle(dest: Path, image: np.ndarray, label: np.ndarray) -> None:
     """``pickle.dump([image, label], f)`` in the byte format of the reference's environment.
 
-    Protocol 4 (the reference's default; the C pickler of Python 3.8 and later frames it the same
-    way). NumPy 2 names the array reconstructor ``numpy._core.multiarray._reconstruct``, NumPy 1.x
-    (which made the published md5s) ``numpy.core.multiarray._reconstruct``; the rest of the stream
+    Protocol 4 (the reference's default on Python 3.8 to 3.13; the bytes are checked against
+    numpy 1.26 on Python 3.11). NumPy 2 names the array reconstructor ``numpy._core.multiarray._reconstruct``, NumPy 1.x
+    (which the 2021 reference ran) ``numpy.core.multiarray._reconstruct``; the rest of the stream
     is the same. The name is written once, in the first frame, and later arrays refer back to it,
     so the NumPy 1.x form is that frame with the shorter name and a frame length one less.
     NumPy 2 reads both names (:func:`read_reference_pickle`).

@@ -14,6 +14,7 @@ import hashlib
 import json
 import os
 import pickle
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -268,3 +269,21 @@ def test_real_cases_match_the_published_md5s(tmp_path: Path) -> None:
     check = check_md5s(tmp_path, present, checksums)
     details: list[Any] = check.mismatched
     assert check.matched == present, f"mismatched (case, got, published): {details}"
+
+
+def test_doctor_names_the_recipe_libraries_and_the_extra_when_nibabel_is_missing(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch, cases: Path
+) -> None:
+    from provision.errors import MissingDependencyError
+    from provision.readiness.needs import check_packages
+
+    catalog = api.load(settings)
+    check = {c.name: c for c in check_packages(catalog, catalog.get("3d-unet"))}["recipe kits19-3dunet"]
+    assert check.status == "ok" and "nibabel" in check.detail and "scipy" in check.detail
+    monkeypatch.setitem(sys.modules, "nibabel", None)  # as if not installed: import fails
+    check = {c.name: c for c in check_packages(catalog, catalog.get("3d-unet"))}["recipe kits19-3dunet"]
+    assert check.status == "fail" and check.fix == "pip install 'provision[kits19]'"
+    with pytest.raises(
+        MissingDependencyError, match=r"reading KiTS19 NIfTI volumes needs nibabel.*provision\[kits19\]"
+    ):
+        preprocess_case(cases / "case_00001", Kits19Config())

@@ -32,7 +32,7 @@ from preprocess.recipe import Inputs, Params, Recipe, register, registered
 __all__ = ["RECIPE_MODULES", "Inputs", "Params", "Recipe", "get", "load_all", "names", "register"]
 
 #: Recipe modules, imported by :func:`load_all` (never an import path from a manifest).
-RECIPE_MODULES: tuple[str, ...] = ("imagenet", "openimages", "squad")
+RECIPE_MODULES: tuple[str, ...] = ("imagenet", "openimages", "squad", "kits19")
 
 
 def load_all() -> None:

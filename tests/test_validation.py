@@ -365,16 +365,16 @@ def test_unsupported_metric_is_said_before_asking_for_the_model(
     write_manifest: ManifestWriter, settings: Settings
 ) -> None:
     write_manifest(
-        dataset_toml("vol", [("a.bin", ["https://example.org/a.bin"], b"x", None)])
-        + dataset_toml("unet", [("m.onnx", ["https://example.org/m.onnx"], b"y", None)], kind="model").replace(
+        dataset_toml("tinyclicks", [("a.bin", ["https://example.org/a.bin"], b"x", None)])
+        + dataset_toml("tinyrec-model", [("m.onnx", ["https://example.org/m.onnx"], b"y", None)], kind="model").replace(
             "schema = 1\n", ""
         )
-        + '[[benchmark]]\nname = "seg"\ndataset = "vol"\nmodels = ["unet"]\n'
-        + '[benchmark.accuracy]\nmetric = "dice"\nreference = 0.8617\n',
-        name="seg",
+        + '[[benchmark]]\nname = "tinyrec"\ndataset = "tinyclicks"\nmodels = ["tinyrec-model"]\n'
+        + '[benchmark.accuracy]\nmetric = "auc"\nreference = 80.31\n',
+        name="tinyrec",
     )
-    with pytest.raises(UsageError, match="no local validation for metric 'dice': 3D U-Net"):
-        api.validate("seg", settings)
+    with pytest.raises(UsageError, match="no local validation for metric 'auc': DLRM"):
+        api.validate("tinyrec", settings)
 
 
 def test_a_new_result_supersedes_the_last_one_of_the_same_run(

@@ -104,6 +104,8 @@ EXTRA_PACKAGES: dict[str, Package] = {
         Package("rouge-score", "rouge_score", "0.1.2", "metrics", "ROUGE (GPT-J, Llama)"),
         Package("scikit-learn", "sklearn", "1.3", "metrics", "AUC (DLRM)"),
         Package("nvidia-ml-py", "pynvml", "12", "nvml", "GPU names and energy through NVML"),
+        Package("nibabel", "nibabel", "5", "kits19", "reads KiTS19 NIfTI volumes (3D U-Net recipe)"),
+        Package("scipy", "scipy", "1.10", "kits19", "resamples KiTS19 volumes (3D U-Net recipe)"),
         Package("boto3", "boto3", "1.28", "s3", "s3:// sources"),
     )
 }

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from provision.config import Settings
-from provision.errors import ProvisionError
+from provision.errors import MissingDependencyError, ProvisionError
 from provision.fsutil import human_bytes
 from provision.manifest.folders import as_fetched
 from provision.manifest.lockfile import LockFile
@@ -49,6 +49,9 @@ def _recipe_check(recipe_name: str, users: Sequence[str], *, required: bool) -> 
     except KeyError:  # a limit of provision, not of this machine: fetch works, preprocess cannot
         why = "not implemented in this version of provision: 'fetch' works, 'preprocess' and 'run' cannot"
         return Check(name, "warn", f"{why}; used by {', '.join(users)}")
+    except MissingDependencyError as exc:  # an optional library of the recipe (nibabel for 3D U-Net)
+        status: Status = "fail" if required else "warn"
+        return Check(name, status, f"cannot load: {exc}", f"pip install 'provision[{exc.extra}]'")
     except ImportError as exc:
         return Check(
             name,

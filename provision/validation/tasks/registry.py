@@ -39,18 +39,23 @@ def _squad(folder: Path, runtime: RuntimeSpec, limit: int | None) -> Task:
     return SquadTask(folder, runtime, limit)
 
 
+def _segmentation(folder: Path, runtime: RuntimeSpec, limit: int | None) -> DrivingTask:
+    from provision.validation.tasks.segmentation import KitsTask
+
+    return KitsTask(folder, runtime, limit)
+
+
 #: metric name -> task factory ``(preprocessed folder, runtime spec, limit) -> Task``; each
 #: factory imports its module on first use (metric libraries load only when needed).
 TASKS: Mapping[str, Callable[[Path, RuntimeSpec, int | None], Task | DrivingTask]] = {
     "top1": _classification,
     "map": _detection,
     "f1": _squad,
+    "dice": _segmentation,
 }
 
 #: Why a metric's benchmark cannot be validated by provision on one machine (yet).
 UNSUPPORTED: Mapping[str, str] = {
-    "dice": "3D U-Net needs sliding-window inference over whole KiTS19 volumes, not implemented "
-    "(the DICE metric exists in provision.validation.metrics.segmentation)",
     "accuracy": "the RNN-T reference model is custom PyTorch code, not a TorchScript/ONNX/torchvision model",
     "auc": "DLRM v2 needs torchrec and the ~100 GB sharded checkpoint",
 }

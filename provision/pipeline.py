@@ -26,7 +26,7 @@ from provision.store.verify import VerifyReport
 from provision.store.verify import verify as _verify
 from provision.validation.models import RUNTIMES, default_model
 from provision.validation.results import ValidationReport
-from provision.validation.tasks.registry import unsupported
+from provision.validation.tasks.registry import unsupported_benchmark
 from provision.validation.validate import ValidateOptions
 from provision.validation.validate import cached_result as _cached_validation
 from provision.validation.validate import prepare as _prepare_validation
@@ -156,8 +156,13 @@ class _Steps:
     def preprocess(self, report: RunReport, jobs: int | None) -> None:
         """Run (or reuse) the model's preprocessing recipe (none for a generative benchmark)."""
         clock = time.perf_counter()
+        model_spec = self.catalog.artifacts[self.model].preprocess if self.model else None
+        why = ""
         if self.bench.generation is not None:
             why = "validation reads the published dataset file as it is (no preprocessing run)"
+        elif self.bench.preprocess is None and model_spec is None:
+            why = "the manifest names no preprocessing recipe"
+        if why:
             report.stages.append(Stage("preprocess", "skipped", 0.0, why))
             return
         self.plan = make_plan(
@@ -196,7 +201,7 @@ def _no_validation(catalog: Catalog, bench: Benchmark, model: str | None) -> str
         if model is None or catalog.artifacts[model].format != "huggingface":
             return "the benchmark names no huggingface checkpoint to generate with"
         return ""
-    why = unsupported(bench.accuracy.metric)
+    why = unsupported_benchmark(bench, [catalog.artifacts[m].format or "" for m in bench.models])
     if why is not None:
         return why
     if model is None:

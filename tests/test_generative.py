@@ -317,3 +317,17 @@ def test_vllm_and_transformers_agree_on_a_gpu(
     assert [m["value"] for m in vl.metrics] == [m["value"] for m in hf.metrics]
     assert vl.value == pytest.approx(want["rouge1"])
     assert api.validate("tinysum", settings, options=ValidateOptions(device="auto")).runtime["engine"] == "vllm"
+
+
+def test_a_checkpoint_benchmark_without_generation_settings_says_so(
+    tmp_path: Path, write_manifest: ManifestWriter, settings: Settings, checkpoint: Path
+) -> None:
+    _bench(tmp_path, write_manifest, checkpoint)
+    path = settings.manifest_dirs[0] / "tinysum.toml"
+    text = path.read_text(encoding="utf-8")
+    start, end = text.index("[benchmark.generation]"), text.index("[[benchmark.accuracy]]")
+    path.write_text(text[:start] + text[end:], encoding="utf-8")
+    with pytest.raises(UsageError, match=r"tinysum has no \[benchmark.generation\] table"):
+        api.validate("tinysum", settings)
+    stage = {s.name: s for s in api.run("tinysum", settings).stages}.get("validate")
+    assert stage is not None and stage.state == "skipped" and "no [benchmark.generation]" in stage.detail

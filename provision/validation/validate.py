@@ -61,7 +61,12 @@ from provision.validation.models import RUNTIMES, choose_model, runtime_version
 from provision.validation.results import CONFIDENCE, ValidationReport
 from provision.validation.runners.device import cpu_name, resolve_device, usable_cores
 from provision.validation.tasks.base import SCORING_VERSION, DrivingTask, GenerativeTask, Score, Task
-from provision.validation.tasks.registry import GenerativeSource, make_generative_task, make_task, unsupported
+from provision.validation.tasks.registry import (
+    GenerativeSource,
+    make_generative_task,
+    make_task,
+    unsupported_benchmark,
+)
 from provision.version import __version__
 
 __all__ = ["ValidateOptions", "cached_result", "prepare", "validate"]
@@ -180,7 +185,8 @@ def prepare(
         raise UsageError(f"{bench.name} has no [benchmark.accuracy] in its manifest; nothing to validate against")
     if bench.generation is not None:
         return _prepare_generative(catalog, bench, bench.generation, spec, settings, model, options)
-    why = unsupported(spec.metric)  # said before asking for a model that cannot be run anyway
+    # said before asking for a model that cannot be run anyway
+    why = unsupported_benchmark(bench, [catalog.artifacts[m].format or "" for m in bench.models])
     if why is not None:
         raise UsageError(f"no local validation for metric {spec.metric!r}: {why}")
     art = choose_model(catalog, bench, model)

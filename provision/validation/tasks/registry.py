@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +18,7 @@ __all__ = [
     "make_generative_task",
     "make_task",
     "unsupported",
+    "unsupported_benchmark",
 ]
 
 
@@ -66,6 +67,22 @@ def unsupported(metric: str) -> str | None:
     if metric in TASKS:
         return None
     return UNSUPPORTED.get(metric, "large generative models are validated with their own harness")
+
+
+def unsupported_benchmark(bench: Benchmark, model_formats: Sequence[str]) -> str | None:
+    """Why ``bench`` cannot be validated here, or ``None``: a generative benchmark (one with
+    ``[benchmark.generation]``) can; one whose models are Hugging Face checkpoints but whose manifest
+    has no generation table cannot yet; otherwise its primary metric decides."""
+    if bench.generation is not None:
+        return None
+    if bench.accuracy is None:
+        return "the manifest sets no accuracy target"
+    if "huggingface" in model_formats:
+        return (
+            f"{bench.name} has no [benchmark.generation] table: this version of provision does not generate "
+            "for it (its metrics are defined, its generation settings and scorer are not)"
+        )
+    return unsupported(bench.accuracy.metric)
 
 
 def make_task(metric: str, folder: Path, runtime: RuntimeSpec, limit: int | None) -> Task | DrivingTask:

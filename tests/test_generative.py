@@ -331,3 +331,75 @@ def test_a_checkpoint_benchmark_without_generation_settings_says_so(
         api.validate("tinysum", settings)
     stage = {s.name: s for s in api.run("tinysum", settings).stages}.get("validate")
     assert stage is not None and stage.state == "skipped" and "no [benchmark.generation]" in stage.detail
+
+
+def test_open_orca_pickle_scores_rouge_and_the_tokens_window(
+    tmp_path: Path, write_manifest: ManifestWriter, settings: Settings, checkpoint: Path
+) -> None:
+    """llama2-70b's shape: a gzipped pandas pickle (tok_input as int arrays), ROUGE-1/2/L and a
+    tokens_per_sample window (reference x 0.9 .. upper), each judged."""
+    import gzip
+
+    import pandas as pd
+
+    prompts = _prompts(checkpoint)
+    frame = pd.DataFrame(
+        {
+            "system_prompt": ["" for _ in prompts],
+            "question": ARTICLES,
+            "tok_input": [np.array(p, dtype=np.int64) for p in prompts],
+            "output": HIGHLIGHTS,
+        }
+    )
+    data = tmp_path / "open_orca.pkl.gz"
+    with gzip.open(data, "wb") as handle:
+        frame.to_pickle(handle)
+    want = _expected(checkpoint, prompts)
+    tps = round(want["tokens"] / len(prompts), 1)
+    files = sorted(p for p in checkpoint.iterdir() if p.is_file())
+    model = dataset_toml("orca-ckpt", [(p.name, [str(p)], p.read_bytes(), None) for p in files], kind="model")
+    model = model.replace('format = "onnx"', 'format = "huggingface"').replace("schema = 1\n", "")
+    accuracy = "".join(
+        f'[[benchmark.accuracy]]\nmetric = "{m}"\nreference = {want[m]}\ntarget_ratio = [0.99, 0.999]\n'
+        for m in ("rouge1", "rouge2", "rougel")
+    )
+    accuracy += f'[[benchmark.accuracy]]\nmetric = "tokens_per_sample"\nreference = {tps}\ntarget_ratio = [0.9]\n'
+    accuracy += f"upper = {tps * 1.1}\n"
+    write_manifest(
+        dataset_toml("orca-data", [(data.name, [str(data)], data.read_bytes(), None)])
+        + model
+        + '[[benchmark]]\nname = "orca"\ndataset = "orca-data"\nmodels = ["orca-ckpt"]\n'
+        + f"dataset_size = {len(prompts)}\n"
+        + f'[benchmark.generation]\ntask = "summarization"\nfile = "{data.name}"\nmax_new_tokens = {MAX_NEW}\n'
+        + 'dtype = "float32"\n'
+        + accuracy,
+        name="orca",
+    )
+    _fetch(settings, "orca")
+    report = api.validate("orca", settings, options=ValidateOptions(device="cpu", batch_size=5))
+    got = {m["metric"]: (m["value"], m["passed"]) for m in report.metrics}
+    assert got == {
+        "rouge1": (pytest.approx(want["rouge1"]), True),
+        "rouge2": (pytest.approx(want["rouge2"]), True),
+        "rougel": (pytest.approx(want["rougel"]), True),
+        "tokens_per_sample": (tps, True),
+    }
+    assert report.passed and [t["ratio"] for t in report.targets] == [0.99, 0.999]
+
+
+def test_a_pickle_that_runs_code_is_refused(tmp_path: Path) -> None:
+    import os
+    import pickle
+
+    from provision.errors import IntegrityError
+    from provision.validation.tasks.records import read_rows
+
+    class Payload:
+        def __reduce__(self) -> tuple[Any, tuple[str]]:
+            return (os.system, ("touch " + str(tmp_path / "pwned"),))
+
+    path = tmp_path / "evil.pkl"
+    path.write_bytes(pickle.dumps(Payload()))
+    with pytest.raises(IntegrityError, match=r"evil.pkl: the pickle asks for posix.system"):
+        read_rows(path, ["tok_input"])
+    assert not (tmp_path / "pwned").exists()

@@ -63,8 +63,17 @@ def safe_load_pickle(path: Path) -> Any:
                 )
             return found
 
-    with path.open("rb") as handle:
-        data = handle.read()
+    if path.name.endswith(".gz"):
+        import gzip
+
+        try:
+            with gzip.open(path, "rb") as packed:
+                data = packed.read()
+        except (OSError, EOFError) as exc:
+            raise IntegrityError(f"{path}: not a readable gzip file ({exc})", path=str(path)) from exc
+    else:
+        with path.open("rb") as handle:
+            data = handle.read()
     try:
         return _Restricted(io.BytesIO(data)).load()
     except IntegrityError:
@@ -91,7 +100,7 @@ def _json_rows(path: Path) -> list[dict[str, Any]]:
 
 
 def read_rows(path: Path, columns: Sequence[str]) -> list[dict[str, Any]]:
-    """The rows of a dataset file (``.json``, ``.jsonl``, ``.pkl``/``.pickle``), each with ``columns``.
+    """The rows of a dataset file (``.json``, ``.jsonl``, ``.pkl``/``.pickle``, gzipped or not), each with ``columns``.
 
     UsageError naming the columns the file has when one is missing.
     """
@@ -100,14 +109,14 @@ def read_rows(path: Path, columns: Sequence[str]) -> list[dict[str, Any]]:
     if path.suffix in (".json", ".jsonl"):
         rows = _json_rows(path)
         have = set(rows[0]) if rows else set()
-    elif path.suffix in (".pkl", ".pickle"):
+    elif path.name.endswith((".pkl", ".pickle", ".pkl.gz", ".pickle.gz")):
         frame = safe_load_pickle(path)
         if not hasattr(frame, "to_dict") or not hasattr(frame, "columns"):
             raise IntegrityError(f"{path}: expected a pandas DataFrame, got {type(frame).__name__}", path=str(path))
         have = {str(c) for c in frame.columns}
         rows = frame.to_dict(orient="records") if not set(columns) - have else []
     else:
-        raise UsageError(f"{path}: unknown dataset file type {path.suffix!r}; expected .json, .jsonl or .pkl")
+        raise UsageError(f"{path}: unknown dataset file type {path.suffix!r}; expected .json, .jsonl, .pkl or .pkl.gz")
     missing = [c for c in columns if c not in have]
     if missing:
         raise UsageError(

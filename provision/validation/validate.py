@@ -458,7 +458,9 @@ def _generate(
     if spec is None:
         raise UsageError(f"{prepared.bench.name} has no [benchmark.generation]; it is not a generative benchmark")
     opts = prepared.options
-    task = make_generative_task(GenerativeSource(prepared.folder, prepared.bench, spec, opts.count))
+    task = make_generative_task(
+        GenerativeSource(prepared.folder, prepared.bench, spec, opts.count, prepared.model_path)
+    )
     n = task.count()
     if n == 0:
         raise UsageError(f"{prepared.folder / spec.file}: no samples to validate")

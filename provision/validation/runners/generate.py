@@ -11,7 +11,8 @@ the generated token ids (prompt excluded, through the first stop token) and thei
   checkpoint's own ``generation_config.json`` never changes what runs).
 
 ``auto`` picks vLLM when both hold, else transformers. A missing engine is one line naming the
-extra to install. Engines of other kinds (speech) register in :data:`ENGINES` under their kind.
+extra to install. Engines of other kinds register in :data:`ENGINES` under their kind (``speech``:
+:mod:`provision.validation.runners.speech`, imported on first use).
 """
 
 from __future__ import annotations
@@ -300,10 +301,50 @@ class VllmTextEngine:
 
 EngineFactory = Callable[[Path, EngineOptions, str], Engine]
 
-#: (kind, engine) -> factory ``(model folder, options, dtype) -> Engine``.
+
+class _SpeechEngine:
+    """A speech engine of :mod:`provision.validation.runners.speech` as an :class:`Engine`: its
+    ``(ids, prompt tokens, text)`` rows become :class:`Generated` (that module does not import this one)."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.engine: str = inner.engine
+        self.device: str = inner.device
+
+    def generate(self, inputs: Sequence[Any], spec: GenerationSpec) -> list[Generated]:
+        """The inner engine's rows of one batch as :class:`Generated`."""
+        return [
+            Generated(tuple(ids), int(prompt), str(text)) for ids, prompt, text in self.inner.generate(inputs, spec)
+        ]
+
+    def describe(self) -> dict[str, Any]:
+        """The inner engine's description."""
+        return dict(self.inner.describe())
+
+    def close(self) -> None:
+        """Close the inner engine."""
+        self.inner.close()
+
+
+def _speech_transformers(model_dir: Path, options: EngineOptions, dtype: str) -> Engine:
+    from provision.validation.runners.speech import TransformersSpeechEngine
+
+    return _SpeechEngine(TransformersSpeechEngine(model_dir, options, dtype))
+
+
+def _speech_vllm(model_dir: Path, options: EngineOptions, dtype: str) -> Engine:
+    from provision.validation.runners.speech import VllmSpeechEngine
+
+    return _SpeechEngine(VllmSpeechEngine(model_dir, options, dtype))
+
+
+#: (kind, engine) -> factory ``(model folder, options, dtype) -> Engine``; the speech engines'
+#: module (:mod:`provision.validation.runners.speech`) is imported on first use.
 ENGINES: dict[tuple[str, str], EngineFactory] = {
     ("text", "transformers"): TransformersTextEngine,
     ("text", "vllm"): VllmTextEngine,
+    ("speech", "transformers"): _speech_transformers,
+    ("speech", "vllm"): _speech_vllm,
 }
 
 

@@ -96,12 +96,14 @@ def make_task(metric: str, folder: Path, runtime: RuntimeSpec, limit: int | None
 @dataclass(frozen=True)
 class GenerativeSource:
     """What a generative task reads: the fetched dataset folder, the benchmark (its metrics and
-    sizes) and its generation settings; ``limit`` is ``--count``."""
+    sizes) and its generation settings; ``limit`` is ``--count``; ``model`` the checkpoint folder (a
+    task that reads files of it: Whisper's spelling map)."""
 
     folder: Path
     bench: Benchmark
     spec: GenerationSpec
     limit: int | None
+    model: Path | None = None
 
 
 def _summarization(source: GenerativeSource) -> GenerativeTask:
@@ -110,9 +112,16 @@ def _summarization(source: GenerativeSource) -> GenerativeTask:
     return SummarizationTask(source)
 
 
+def _whisper(source: GenerativeSource) -> GenerativeTask:
+    from provision.validation.tasks.whisper import WhisperTask
+
+    return WhisperTask(source)
+
+
 #: ``[benchmark.generation] task`` -> factory; each imports its module on first use.
 GENERATIVE_TASKS: dict[str, Callable[[GenerativeSource], GenerativeTask]] = {
     "summarization": _summarization,
+    "whisper": _whisper,
 }
 
 

@@ -159,6 +159,29 @@ def test_summarization_scores_equal_the_mlperf_definition(
     assert stored["metrics"] == report.metrics and stored["tokens"] == report.tokens
 
 
+def test_the_checkpoints_generation_config_does_not_change_what_runs(
+    tmp_path: Path, write_manifest: ManifestWriter, settings: Settings, checkpoint: Path
+) -> None:
+    # a checkpoint whose generation_config.json asks for a repetition penalty and an n-gram ban:
+    # transformers would apply both to every call that leaves them unset; the spec alone decides
+    import shutil
+
+    polluted = tmp_path / "polluted"
+    shutil.copytree(checkpoint, polluted)
+    config_file = polluted / "generation_config.json"
+    config = json.loads(config_file.read_text(encoding="utf-8"))
+    config.update(repetition_penalty=100.0, no_repeat_ngram_size=1)
+    config_file.write_text(json.dumps(config), encoding="utf-8")
+    prompts = _bench(tmp_path, write_manifest, polluted)
+    _fetch(settings)
+    want = _expected(checkpoint, prompts)
+    report = api.validate(
+        "tinysum", settings, options=ValidateOptions(device="cpu", batch_size=4, engine="transformers")
+    )
+    assert report.tokens is not None and report.tokens["generated_tokens"] == want["tokens"]
+    assert {m["metric"]: m["value"] for m in report.metrics}["rouge1"] == pytest.approx(want["rouge1"], abs=1e-9)
+
+
 def test_every_target_is_judged_and_one_failure_fails_the_run(
     tmp_path: Path, write_manifest: ManifestWriter, settings: Settings, checkpoint: Path
 ) -> None:

@@ -7,8 +7,8 @@ the generated token ids (prompt excluded, through the first stop token) and thei
 - ``vllm``: the engine MLPerf's reference SUTs use; only when it is installed and a CUDA device
   is visible. ``SamplingParams`` carry every setting (``top_k = -1`` for "off").
 - ``transformers``: ``AutoModelForCausalLM.generate`` on the CPU or a GPU, left-padded batches
-  with an attention mask, a :class:`transformers.GenerationConfig` built from the spec alone (the
-  checkpoint's own ``generation_config.json`` never changes what runs).
+  with an attention mask, a :class:`transformers.GenerationConfig` built from the spec alone (of
+  the checkpoint's own ``generation_config.json`` only the eos ids are used, as vLLM uses them).
 
 ``auto`` picks vLLM when both hold, else transformers. A missing engine is one line naming the
 extra to install. Engines of other kinds register in :data:`ENGINES` under their kind (``speech``:
@@ -162,6 +162,12 @@ class TransformersTextEngine:
         self.pad: int | None = self.tokenizer.pad_token_id
         if self.pad is None:
             self.pad = self.eos[0] if self.eos else 0
+        # Only the spec decides: transformers fills every field a call leaves unset from the model's
+        # generation_config (the checkpoint's generation_config.json: its repetition penalty, sampling
+        # defaults, n-gram bans...), so that config is replaced by a bare one; only its eos ids are kept.
+        self.model.generation_config = transformers.GenerationConfig(
+            eos_token_id=list(self.eos) or None, pad_token_id=self.pad
+        )
 
     def encode(self, text: str, spec: GenerationSpec) -> list[int]:
         """``text`` as input ids: the tokenizer's chat template around it when the spec says so."""

@@ -635,6 +635,7 @@ def _judge(prepared: Prepared, score: Score, subset: str | None) -> _Verdict:
             f"the {int(CONFIDENCE * 100)}% interval reaches it"
         )
     verdict.metrics = [primary]
+    verdict.notes.extend(score.notes)
     for other in bench.metrics:
         if other is prepared.spec:
             continue
@@ -645,7 +646,8 @@ def _judge(prepared: Prepared, score: Score, subset: str | None) -> _Verdict:
             continue
         found = score.more.get(other.metric)
         if found is None:
-            verdict.notes.append(f"{other.metric}: not computed by the {bench.name} task; not judged")
+            why = score.unjudged.get(other.metric, f"not computed by the {bench.name} task")
+            verdict.notes.append(f"{other.metric}: {why}; not judged")
             continue
         judged = _judge_metric(other, found, full, size)
         verdict.notes.extend(judged.pop("notes"))

@@ -30,7 +30,8 @@ class Score:
     :mod:`provision.validation` put a confidence interval on a subset;
     ``predictions`` are what the golden pins are compared with; ``names`` label the samples.
     ``more`` holds the other metrics of the same run by metric name (ROUGE-2, ROUGE-L and tokens per
-    sample beside ROUGE-1), each judged against its own targets.
+    sample beside ROUGE-1), each judged against its own targets. ``notes`` go into the verdict as they
+    are; ``unjudged`` names metrics of the benchmark the task could not compute, with the reason.
     """
 
     value: float
@@ -42,6 +43,8 @@ class Score:
     names: list[str] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
     more: dict[str, Score] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    unjudged: dict[str, str] = field(default_factory=dict)
 
 
 class Task(Protocol):

@@ -1,4 +1,4 @@
-"""The MLPerf generative datasets as rows: JSON lists, JSON lines and pandas pickles.
+"""The MLPerf generative datasets as rows: JSON lists, JSON lines, Parquet files and pandas pickles.
 
 The reference implementations ship their evaluation sets as ``pd.read_json`` files
 (``cnn_eval.json``) or pandas pickles (``open_orca_…pkl``, DeepSeek-R1's, Llama 3.1 405B's). A
@@ -99,8 +99,22 @@ def _json_rows(path: Path) -> list[dict[str, Any]]:
     return doc
 
 
+def _parquet(path: Path) -> Any:
+    """A Parquet file as a DataFrame (pandas through pyarrow; Parquet holds data only, no code)."""
+    try:
+        import pandas as pd
+        import pyarrow  # noqa: F401  (pandas' Parquet engine)
+    except ImportError:
+        raise MissingDependencyError("pyarrow", "llm", "reading Parquet dataset files") from None
+    try:
+        return pd.read_parquet(path)
+    except (OSError, ValueError) as exc:
+        raise IntegrityError(f"{path}: not a readable Parquet file ({str(exc)[:200]})", path=str(path)) from exc
+
+
 def read_rows(path: Path, columns: Sequence[str]) -> list[dict[str, Any]]:
-    """The rows of a dataset file (``.json``, ``.jsonl``, ``.pkl``/``.pickle``, gzipped or not), each with ``columns``.
+    """The rows of a dataset file (``.json``, ``.jsonl``, ``.parquet``, ``.pkl``/``.pickle``, gzipped or not),
+    each with ``columns``.
 
     UsageError naming the columns the file has when one is missing.
     """
@@ -115,8 +129,14 @@ def read_rows(path: Path, columns: Sequence[str]) -> list[dict[str, Any]]:
             raise IntegrityError(f"{path}: expected a pandas DataFrame, got {type(frame).__name__}", path=str(path))
         have = {str(c) for c in frame.columns}
         rows = frame.to_dict(orient="records") if not set(columns) - have else []
+    elif path.suffix == ".parquet":
+        frame = _parquet(path)
+        have = {str(c) for c in frame.columns}
+        rows = frame.to_dict(orient="records") if not set(columns) - have else []
     else:
-        raise UsageError(f"{path}: unknown dataset file type {path.suffix!r}; expected .json, .jsonl, .pkl or .pkl.gz")
+        raise UsageError(
+            f"{path}: unknown dataset file type {path.suffix!r}; expected .json, .jsonl, .parquet, .pkl or .pkl.gz"
+        )
     missing = [c for c in columns if c not in have]
     if missing:
         raise UsageError(

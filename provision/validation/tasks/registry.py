@@ -118,10 +118,20 @@ def _whisper(source: GenerativeSource) -> GenerativeTask:
     return WhisperTask(source)
 
 
+def _mixed(name: str) -> Callable[[GenerativeSource], GenerativeTask]:
+    def make(source: GenerativeSource) -> GenerativeTask:
+        from provision.validation.tasks.mixed import PROFILES, MixedTask
+
+        return MixedTask(source, PROFILES[name]())
+
+    return make
+
+
 #: ``[benchmark.generation] task`` -> factory; each imports its module on first use.
 GENERATIVE_TASKS: dict[str, Callable[[GenerativeSource], GenerativeTask]] = {
     "summarization": _summarization,
     "whisper": _whisper,
+    **{name: _mixed(name) for name in ("mixtral", "llama3.1-405b", "deepseek-r1", "gpt-oss")},
 }
 
 

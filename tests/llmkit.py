@@ -19,27 +19,30 @@ CORPUS = [
 SPECIAL = ["<pad>", "<s>", "</s>", "<unk>"]
 
 
-def tiny_tokenizer(folder: Path) -> None:
-    """A word-level tokenizer over :data:`CORPUS` (pad 0, bos 1, eos 2, unk 3), saved in ``folder``."""
+def tiny_tokenizer(folder: Path, corpus: list[str] | None = None, chat_template: str | None = None) -> None:
+    """A word-level tokenizer over ``corpus`` (default :data:`CORPUS`; pad 0, bos 1, eos 2, unk 3), saved
+    in ``folder``, with ``chat_template`` when given."""
     from tokenizers import Tokenizer, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
     tok = Tokenizer(models.WordLevel(unk_token="<unk>"))
     tok.pre_tokenizer = pre_tokenizers.Whitespace()
-    tok.train_from_iterator(CORPUS, trainers.WordLevelTrainer(special_tokens=SPECIAL))
+    tok.train_from_iterator(corpus or CORPUS, trainers.WordLevelTrainer(special_tokens=SPECIAL))
     fast = PreTrainedTokenizerFast(
         tokenizer_object=tok, pad_token="<pad>", bos_token="<s>", eos_token="</s>", unk_token="<unk>"
     )
+    if chat_template is not None:
+        fast.chat_template = chat_template
     fast.save_pretrained(str(folder))
 
 
-def tiny_llama(folder: Path, seed: int = 0) -> None:
+def tiny_llama(folder: Path, seed: int = 0, corpus: list[str] | None = None, chat_template: str | None = None) -> None:
     """A random 2-layer Llama (hidden 32) over the tiny tokenizer's vocabulary, saved in ``folder``."""
     import torch
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
     folder.mkdir(parents=True, exist_ok=True)
-    tiny_tokenizer(folder)
+    tiny_tokenizer(folder, corpus, chat_template)
     vocab = len(AutoTokenizer.from_pretrained(str(folder)))
     config = LlamaConfig(
         vocab_size=vocab,
@@ -81,3 +84,13 @@ def greedy_direct(
             ids = ids[: ids.index(2) + 1]
         out.append(ids)
     return out
+
+
+def legacy_frame(data: object) -> object:
+    """A DataFrame of object columns under an object column index, as the published MLPerf pickles
+    (written by pandas < 3) hold them: pandas 3 would store str columns as pyarrow arrays."""
+    import pandas as pd
+
+    frame = pd.DataFrame(data).astype(object)
+    frame.columns = frame.columns.astype(object)
+    return frame

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pytest
 from conftest import ManifestWriter, dataset_toml
-from llmkit import CORPUS, greedy_direct, tiny_llama
+from llmkit import CORPUS, greedy_direct, legacy_frame, tiny_llama
 from typer.testing import CliRunner
 
 from provision import api
@@ -363,10 +363,8 @@ def test_open_orca_pickle_scores_rouge_and_the_tokens_window(
     tokens_per_sample window (reference x 0.9 .. upper), each judged."""
     import gzip
 
-    import pandas as pd
-
     prompts = _prompts(checkpoint)
-    frame = pd.DataFrame(
+    frame: Any = legacy_frame(
         {
             "system_prompt": ["" for _ in prompts],
             "question": ARTICLES,

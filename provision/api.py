@@ -231,6 +231,7 @@ def run(
     progress: Progress | None = None,
     options: ValidateOptions | None = None,
     revalidate: bool = False,
+    shard: tuple[int, int] | None = None,
 ) -> RunReport:
     """Make benchmark ``name`` ready and prove it: fetch, verify, preprocess, validate.
 
@@ -238,7 +239,9 @@ def run(
     downloaded again, verification takes the stat fast path, a preprocessing run with the same
     key is reused, and a stored validation result with the same key (model digest, runtime,
     device, options) is reused unless ``revalidate``. Validation is skipped, with the reason in
-    its stage, when the benchmark has no target or no model provision can run. See
+    its stage, when the benchmark has no target or no model provision can run. ``shard=(I, N)``
+    preprocesses one slice (the completing shard merges and validates; see
+    :func:`provision.preprocessing.shards.shard_from_env` for ``--shard auto``). See
     :mod:`provision.pipeline`.
     """
     from provision.pipeline import run as run_pipeline
@@ -246,7 +249,7 @@ def run(
     settings = _settings(settings)
     return run_pipeline(
         load(settings), name, settings, model=model, subset=subset, jobs=jobs, from_paths=from_paths,
-        session=session, progress=progress, options=options, revalidate=revalidate,
+        session=session, progress=progress, options=options, revalidate=revalidate, shard=shard,
     )  # fmt: skip
 
 

@@ -89,6 +89,7 @@ def run(
     progress: Progress | None = None,
     options: ValidateOptions | None = None,
     revalidate: bool = False,
+    shard: tuple[int, int] | None = None,
 ) -> RunReport:
     """Make benchmark ``name`` ready and prove it: fetch, verify, preprocess, validate.
 
@@ -96,7 +97,9 @@ def run(
     downloaded again, verification takes the stat fast path, a preprocessing run with the same
     key is reused, and a stored validation result with the same key (model digest, runtime,
     device, options) is reused unless ``revalidate``. Validation is skipped, with the reason in
-    its stage, when the benchmark has no target or no model provision can run.
+    its stage, when the benchmark has no target or no model provision can run. With ``shard=(I, N)``
+    this process preprocesses the I-th of N slices; the shard that completes the set merges and
+    validates, the others stop after their slice (stage ``preprocess`` state ``shard``).
     """
     bench = catalog.get(name)
     if not isinstance(bench, Benchmark):
@@ -109,8 +112,7 @@ def run(
     names = [target.dataset] + ([target.labels.artifact] if target.labels else []) + ([chosen] if chosen else [])
     steps = _Steps(catalog, bench, chosen, settings, subset, progress)
     report = steps.fetch(names, jobs, from_paths, session)
-    if report.fetch.ok and steps.verify(report, names):
-        steps.preprocess(report, jobs)
+    if report.fetch.ok and steps.verify(report, names) and steps.preprocess(report, jobs, shard):
         steps.validate(report, options, revalidate)
     return report
 
@@ -153,8 +155,9 @@ class _Steps:
         report.stages.append(Stage("verify", "done" if checked.ok else "failed", time.perf_counter() - clock, detail))
         return checked.ok
 
-    def preprocess(self, report: RunReport, jobs: int | None) -> None:
-        """Run (or reuse) the model's preprocessing recipe (none for a generative benchmark)."""
+    def preprocess(self, report: RunReport, jobs: int | None, shard: tuple[int, int] | None = None) -> bool:
+        """Run (or reuse) the model's preprocessing recipe (none for a generative benchmark); False when
+        this was one shard of several and others are still missing (nothing to validate yet)."""
         clock = time.perf_counter()
         model_spec = self.catalog.artifacts[self.model].preprocess if self.model else None
         why = ""
@@ -164,14 +167,23 @@ class _Steps:
             why = "the manifest names no preprocessing recipe"
         if why:
             report.stages.append(Stage("preprocess", "skipped", 0.0, why))
-            return
+            return True
         self.plan = make_plan(
             self.catalog, self.bench.name, self.settings, subset=self.subset, progress=self.progress, model=self.model
         )
-        made = report.preprocess = _run_preprocess(self.plan, self.settings, jobs=jobs, progress=self.progress)
+        made = report.preprocess = _run_preprocess(
+            self.plan, self.settings, jobs=jobs, shard=shard, progress=self.progress
+        )
+        if made.state == "shard" and made.shard is not None:
+            i, n = made.shard
+            detail = f"shard {i}/{n}: {made.items} items; waiting for {', '.join(made.missing_shards)}"
+            report.stages.append(Stage("preprocess", "shard", time.perf_counter() - clock, detail))
+            report.stages.append(Stage("validate", "skipped", 0.0, "the shard that completes the set validates"))
+            return False
         state = "cached" if made.state == "cached" else "done"
         detail = f"{made.items} items, key {made.key[:16]}"
         report.stages.append(Stage("preprocess", state, time.perf_counter() - clock, detail))
+        return True
 
     def validate(self, report: RunReport, options: ValidateOptions | None, revalidate: bool) -> None:
         """Validate here, reusing a stored result of the same key unless ``revalidate``; or say why not."""

@@ -22,17 +22,35 @@ from provision.errors import EXIT_ACCURACY
 __all__ = ["preprocess", "run", "validate"]
 
 
+Shard = Annotated[
+    str | None,
+    typer.Option(
+        "--shard",
+        metavar="I/N|auto",
+        help="I/N: do the I-th of N contiguous slices (machines sharing the cache); auto: I and N from a Slurm "
+        "array, a Kubernetes Indexed Job or torchrun. The shard that completes the set merges.",
+    ),
+]
+
+
+Shards = Annotated[
+    int | None,
+    typer.Option(
+        "--shards",
+        metavar="N",
+        min=1,
+        help="With --shard auto in a Kubernetes Indexed Job: its completions (else PROVISION_SHARDS).",
+    ),
+]
+
+
 def preprocess(
     name: Annotated[str, typer.Argument(metavar="NAME", help="A benchmark whose manifest names a recipe.")],
     jobs: Annotated[
         int | None, typer.Option("--jobs", "-j", metavar="N", min=1, help="Worker processes (default: every core).")
     ] = None,
-    shard: Annotated[
-        str | None,
-        typer.Option(
-            "--shard", metavar="I/N", help="I/N: do the I-th of N contiguous slices (machines sharing the cache)."
-        ),
-    ] = None,
+    shard: Shard = None,
+    shards: Shards = None,
     merge: Annotated[
         bool, typer.Option("--merge", help="Assemble finished shards (automatic when the last shard finishes).")
     ] = False,
@@ -52,17 +70,17 @@ def preprocess(
     Outputs go to <cache>/preprocessed/NAME/<key>/ with a run.json record; a digest that
     does not match the manifest's expected_tree exits 3.
 
-    Example: provision preprocess resnet50 --jobs 8 --shard 2/4
+    Example: provision preprocess resnet50 --jobs 8 --shard 2/4   (in a Slurm array: --shard auto)
     """
     with errors():
-        from provision.preprocessing.plan import parse_shard
+        from provision.preprocessing.shards import resolve_shard
 
         bar = ItemBar(enabled=sys.stderr.isatty() and not quiet and not json_out, quiet=quiet)
         report = api.preprocess(
             name,
             settings(cache_dir),
             jobs=jobs,
-            shard=parse_shard(shard) if shard is not None else None,
+            shard=resolve_shard(shard, shards),
             merge=merge,
             subset=subset,
             progress=bar,
@@ -238,6 +256,8 @@ def run(
     revalidate: Annotated[
         bool, typer.Option("--revalidate", help="Run validation again even when a stored result matches.")
     ] = False,
+    shard: Shard = None,
+    shards: Shards = None,
     cache_dir: CacheDir = None,
     json_out: Json = False,
     quiet: Quiet = False,
@@ -249,9 +269,15 @@ def run(
     stages. --model picks the model (and its preprocessing profile, e.g. resnet50-pytorch).
     Exit 5 when validation is below target, 3/4 when fetching or verification fails.
 
+    With --shard (I/N or auto, as for preprocess) each process preprocesses its slice; the one
+    that completes the set merges and validates.
+
     Example: provision run resnet50 --from /data/imagenet
     """
     with errors():
+        from provision.preprocessing.shards import resolve_shard
+
+        chosen_shard = resolve_shard(shard, shards)
         stages = Stages(quiet, json_out, verbose)
         try:
             report = api.run(
@@ -264,6 +290,7 @@ def run(
                 progress=stages,
                 options=_options(device, batch_size, threads, allow_tf32, engine=engine, dtype=dtype),
                 revalidate=revalidate,
+                shard=chosen_shard,
             )
         finally:
             stages.close()

@@ -8,9 +8,11 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import slurmkit
 from conftest import ManifestWriter
 from fleetkit import tiny_r50
 from typer.testing import CliRunner
@@ -91,7 +93,18 @@ def test_concurrent_array_tasks_merge_to_the_single_process_tree(
     # four real processes at once, as `sbatch --array=1-4` starts them (ids from 1)
     procs = [
         subprocess.Popen(
-            [sys.executable, "-m", "provision.cli", "preprocess", "tiny-r50", "--shard", "auto", "--jobs", "1", "--json"],
+            [
+                sys.executable,
+                "-m",
+                "provision.cli",
+                "preprocess",
+                "tiny-r50",
+                "--shard",
+                "auto",
+                "--jobs",
+                "1",
+                "--json",
+            ],
             env=_worker_env(_array(task, 1, 4, 4)),
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -123,3 +136,46 @@ def test_run_with_a_shard_validates_only_when_the_set_is_complete(
     assert stages["preprocess"].state == "done" and last.preprocess is not None
     assert last.preprocess.state == "merged"
     assert stages["validate"].state == "skipped"  # the tiny benchmark sets no accuracy target
+
+
+@pytest.fixture(scope="module")
+def slurm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[slurmkit.Cluster]:
+    """A one-node Slurm cluster on localhost for this module (skips where Slurm cannot start)."""
+    why = slurmkit.unavailable()
+    if why is not None:
+        pytest.skip(why)
+    cluster = slurmkit.start(tmp_path_factory.mktemp("slurm"))
+    yield cluster
+    cluster.stop()
+
+
+def test_a_slurm_array_preprocesses_a_shared_cache_like_one_process(
+    tmp_path: Path, write_manifest: ManifestWriter, settings: Settings, slurm: slurmkit.Cluster
+) -> None:
+    tiny_r50(tmp_path, write_manifest)
+    assert api.fetch(["tiny-r50"], settings).ok
+    one = api.preprocess("tiny-r50", settings, jobs=1)
+    shutil.rmtree(settings.cache_dir / "preprocessed")
+    script = tmp_path / "preprocess.sbatch"
+    script.write_text(
+        "#!/bin/bash\n"
+        "#SBATCH --array=3-6\n"  # ids need not start at 0
+        "#SBATCH --cpus-per-task=1\n"
+        f"exec {sys.executable} -m provision.cli preprocess tiny-r50 --shard auto --jobs 1 --json "
+        f"> {tmp_path}/shard-$SLURM_ARRAY_TASK_ID.json\n",
+        encoding="utf-8",
+    )
+    env = {**slurm.env, **{k: os.environ[k] for k in ("PROVISION_CACHE", "PROVISION_MANIFESTS", "HOME")}}
+    done = subprocess.run(
+        ["sbatch", "--wait", "--output", f"{tmp_path}/slurm-%A_%a.out", str(script)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    logs = " ".join(p.read_text(errors="replace") for p in tmp_path.glob("slurm-*.out"))
+    assert done.returncode == 0, done.stderr + logs
+    reports = [json.loads((tmp_path / f"shard-{task}.json").read_text()) for task in range(3, 7)]
+    assert sorted(tuple(r["shard"]) for r in reports) == [(1, 4), (2, 4), (3, 4), (4, 4)]
+    assert [r["digest"] for r in reports if r["state"] == "merged"] == [one.digest]
+    assert api.preprocess("tiny-r50", settings).state == "cached"

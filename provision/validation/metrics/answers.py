@@ -231,5 +231,15 @@ def math500_grader() -> Callable[[str, str], bool] | None:
 
 
 def is_missing(value: Any) -> bool:
-    """A ground truth that is absent (``None`` or a float NaN, as pandas stores it)."""
-    return value is None or (isinstance(value, float) and math.isnan(value))
+    """A ground truth that is absent, as ``pandas.isna`` says of a scalar: ``None``, a float or NumPy
+    NaN, ``pd.NA``, ``NaT``."""
+    if value is None:
+        return True
+    try:
+        import pandas as pd
+    except ImportError:
+        return isinstance(value, float) and math.isnan(value)
+    try:
+        return bool(pd.isna(value)) if pd.api.types.is_scalar(value) else False
+    except (TypeError, ValueError):
+        return False

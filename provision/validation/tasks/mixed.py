@@ -20,7 +20,9 @@ A row's source is read from a column of the published file (``dataset`` or ``met
   multiple choice, special tokens kept; ``exact_match`` = sum_d correct_d / r_d over sum_d
   total_d / r_d x 100 with the repeats r of aime25 (8), gpqa_diamond (5), livecodebench_v6 (3).
 
-``tokens_per_sample`` is the mean count of generated ids (1 decimal). Rows left out are not
+``tokens_per_sample`` is the mean count of generated ids (rounded to 1 decimal by mixtral's and
+llama3.1-405b's scripts, unrounded by deepseek-r1's; gpt-oss's script prints none and its
+exact match with 3 decimals). Rows left out are not
 generated; ``--count N`` takes the first N of the rows that are scored. With rows left out the
 run covers part of the benchmark, so its targets are judged as on a subset, with a note naming
 what was left out and why.
@@ -74,7 +76,9 @@ class Profile:
     routes: tuple[Route, ...]
     substring: bool = False
     prepare_all: bool = False  # strip + sentence-split every text before any metric (llama3.1-405b)
-    round_rouge: bool = True  # mean x100 rounded to 4 decimals (else unrounded)
+    round_rouge: bool = True  # mean x100 rounded to 4 decimals (else the unrounded mean of 100 x F)
+    round_tokens: bool = True  # tokens_per_sample rounded to 1 decimal (else the plain mean)
+    exact_digits: int | None = None  # exact_match rounded as the script prints it (gpt-oss: 3)
     trailing: frozenset[int] = frozenset()  # ids dropped from the end before counting tokens
     repeats: Mapping[str, int] = field(default_factory=dict)  # source -> repeats (weight 1/r)
     metrics: tuple[str, ...] = ()
@@ -135,7 +139,7 @@ def _math500_route() -> Route:
 
     def grade(text: str, truth: Any) -> float:
         given = answers.boxed(text)
-        if not given or answers.is_missing(truth) or not str(truth):
+        if not given or answers.is_missing(truth) or not truth:
             return 0.0
         return _score(grader(given, str(truth)))
 
@@ -190,6 +194,7 @@ def _profiles() -> dict[str, Callable[[], Profile]]:
             "dataset",
             _reasoning_routes(answers.choice_r1)[:5],
             substring=True,
+            round_tokens=False,
             metrics=("exact_match", "tokens_per_sample"),
             scoring="eval_accuracy.py extraction per dataset; exact match = mean of 100/0",
         ),
@@ -199,6 +204,8 @@ def _profiles() -> dict[str, Callable[[], Profile]]:
             _reasoning_routes(answers.choice_harmony),
             substring=True,
             repeats={"aime25": 8, "gpqa_diamond": 5, "livecodebench_v6": 3},
+            round_tokens=False,
+            exact_digits=3,  # printed as 'exact_match': x.xxx for the checker
             metrics=("exact_match", "tokens_per_sample"),
             scoring="eval_accuracy.py extraction (Harmony final channel first); sum correct/r over sum total/r",
         ),
@@ -287,7 +294,7 @@ class MixedTask:
             for metric, kind in ROUGE_METRICS.items():
                 if kind in per:
                     values = per[kind] * 100.0
-                    mean = float(np.mean(per[kind]) * 100)
+                    mean = float(np.mean(values))  # pandas' mean of the per-sample 100 x F
                     value = float(np.round(np.mean(per[kind]) * 100, 4)) if self.profile.round_rouge else mean
                     scores[metric] = Score(value, len(rouge_rows), per_sample=values)
         if "gen_len" in self.metrics:
@@ -298,7 +305,8 @@ class MixedTask:
         for metric in dict.fromkeys(r.metric for r in self.routes if r.metric != ROUGE):
             scores[metric] = self._exact(metric, texts, truths)
         counts = np.array([self._tokens(self.generated[i].token_ids) for i in range(n)], dtype=np.float64)
-        scores["tokens_per_sample"] = Score(round(float(counts.mean()), 1), n, per_sample=counts)
+        tokens = round(float(counts.mean()), 1) if self.profile.round_tokens else float(counts.mean())
+        scores["tokens_per_sample"] = Score(tokens, n, per_sample=counts)
         primary_name = self.metrics[0]
         if primary_name not in scores:
             why = self.reasons.get(primary_name, "no scored row feeds it")
@@ -348,7 +356,10 @@ class MixedTask:
         def weighted(index: np.ndarray) -> float:
             return float((values[index] * weights[index]).sum() / weights[index].sum())
 
-        return Score(weighted(np.arange(len(rows))), len(rows), statistic=weighted)
+        value = weighted(np.arange(len(rows)))
+        if self.profile.exact_digits is not None:
+            value = round(value, self.profile.exact_digits)
+        return Score(value, len(rows), statistic=weighted)
 
     def _breakdown(self, texts: Sequence[str], truths: Sequence[str]) -> dict[str, dict[str, Any]]:
         """Per source: rows run and, for graded sources, the mean value (for the record and audits)."""

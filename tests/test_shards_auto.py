@@ -179,3 +179,19 @@ def test_a_slurm_array_preprocesses_a_shared_cache_like_one_process(
     assert sorted(tuple(r["shard"]) for r in reports) == [(1, 4), (2, 4), (3, 4), (4, 4)]
     assert [r["digest"] for r in reports if r["state"] == "merged"] == [one.digest]
     assert api.preprocess("tiny-r50", settings).state == "cached"
+
+
+def test_a_resubmitted_shard_recomputes_only_its_own_slice(
+    tmp_path: Path, write_manifest: ManifestWriter, settings: Settings
+) -> None:
+    tiny_r50(tmp_path, write_manifest)
+    assert api.fetch(["tiny-r50"], settings).ok
+    env = lambda task: _array(task, 0, 2, 3)  # noqa: E731
+    done = [api.preprocess("tiny-r50", settings, shard=shard_from_env(env(t))) for t in (0, 1)]
+    assert [d.processed for d in done] == [2, 2] and done[1].missing_shards == ["3-of-3"]
+    # task 1 resubmitted (its node was lost after it finished): its finished part is kept
+    again = api.preprocess("tiny-r50", settings, shard=shard_from_env(env(1)))
+    assert (again.state, again.processed) == ("shard", 0)
+    # task 2, which never finished its part (killed), processes its own 2 items only, then merges
+    last = api.preprocess("tiny-r50", settings, shard=shard_from_env(env(2)))
+    assert (last.state, last.processed) == ("merged", 2)

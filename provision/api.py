@@ -23,6 +23,8 @@ if TYPE_CHECKING:
 
     from provision.auditing.diff import AuditDiff
     from provision.fetching.report import FetchReport
+    from provision.fleet.bundle import BundleIndex, ImportReport
+    from provision.fleet.mirror import MirrorReport
     from provision.manifest.model import Catalog
     from provision.pipeline import RunReport
     from provision.preprocessing.harness import HarnessReport
@@ -37,6 +39,9 @@ if TYPE_CHECKING:
 __all__ = [
     "audit",
     "audit_diff",
+    "bundle_create",
+    "bundle_import",
+    "bundle_ls",
     "demo",
     "describe",
     "doctor",
@@ -48,6 +53,8 @@ __all__ = [
     "lint",
     "list_entries",
     "load",
+    "mirror_export",
+    "mirror_push",
     "path",
     "preprocess",
     "preprocessed_path",
@@ -142,11 +149,14 @@ def fetch(
     progress: Progress | None = None,
     subset: str | None = None,
     suite: str | None = None,
+    distributed: bool = False,
 ) -> FetchReport:
     """Fetch and verify every artifact ``names`` stands for; see :func:`provision.fetching.run.fetch`.
 
     ``suite`` (``inference`` / ``training``) refuses a benchmark name of the other suite before
-    anything is fetched.
+    anything is fetched. ``distributed`` (every rank of a torchrun job calls it): only local rank 0
+    downloads, the node's other ranks wait for it and read the verified cache; see
+    :mod:`provision.fleet.distributed`.
     """
     from provision.fetching.run import fetch as fetch_artifacts
 
@@ -159,9 +169,17 @@ def fetch(
     catalog = load(settings)
     if suite is not None:
         catalog.resolve(names, subset, suite)  # a name of the other suite: a usage error, nothing fetched
-    return fetch_artifacts(
-        catalog, names, settings, session=session, from_paths=from_paths, progress=progress, subset=subset
-    )
+
+    def once(chosen: Settings) -> FetchReport:
+        return fetch_artifacts(
+            catalog, names, chosen, session=session, from_paths=from_paths, progress=progress, subset=subset
+        )
+
+    if distributed:
+        from provision.fleet.distributed import node_fetch
+
+        return node_fetch(once, settings)
+    return once(settings)
 
 
 def verify(
@@ -455,3 +473,71 @@ def audit_diff(
     from provision.auditing.document import load_audit
 
     return diff_audits(load_audit(Path(a)), load_audit(Path(b)), first=first, data_a=data_a, data_b=data_b)
+
+
+def mirror_export(
+    names: Sequence[str],
+    dest: Path,
+    settings: Settings | None = None,
+    *,
+    every: bool = False,
+    progress: Progress | None = None,
+) -> MirrorReport:
+    """Lay the verified files of ``names`` (``every``: all that is fetched) out under ``dest`` as
+    ``<alg>/<hex>``, the layout ``PROVISION_MIRRORS`` reads; see :mod:`provision.fleet.mirror`."""
+    from provision.fleet.contents import collect
+    from provision.fleet.mirror import export
+
+    settings = _settings(settings)
+    return export(collect(load(settings), names, settings, every=every), Path(dest), progress)
+
+
+def mirror_push(
+    names: Sequence[str],
+    url: str,
+    settings: Settings | None = None,
+    *,
+    every: bool = False,
+    progress: Progress | None = None,
+) -> MirrorReport:
+    """Upload the same layout to ``s3://bucket/prefix`` with boto3, skipping objects already there
+    with the same size; see :mod:`provision.fleet.mirror`."""
+    from provision.fleet.contents import collect
+    from provision.fleet.mirror import push
+
+    settings = _settings(settings)
+    return push(collect(load(settings), names, settings, every=every), url, progress)
+
+
+def bundle_create(
+    names: Sequence[str],
+    out: Path,
+    settings: Settings | None = None,
+    *,
+    every: bool = False,
+    split: int | None = None,
+) -> BundleIndex:
+    """Write one streamed tar (``split``: parts of at most that many bytes) of everything ``names``
+    need: blobs, lock-file pins, the manifests; see :mod:`provision.fleet.bundle`."""
+    from provision.fleet.bundle import create
+    from provision.fleet.contents import collect, manifest_files
+
+    settings = _settings(settings)
+    contents = collect(load(settings), names, settings, every=every)
+    defined = [*(a.name for a in contents.artifacts), *names]
+    return create(contents, list(names), manifest_files(settings, defined), Path(out), split)
+
+
+def bundle_ls(path: Path) -> BundleIndex:
+    """The index of a bundle (or of its first part)."""
+    from provision.fleet.bundle import read
+
+    return read(Path(path))
+
+
+def bundle_import(path: Path, settings: Settings | None = None) -> ImportReport:
+    """Verify every blob of a bundle, then make its artifacts ready in the cache (works offline);
+    nothing becomes visible unless all of it verifies. See :mod:`provision.fleet.bundle`."""
+    from provision.fleet.bundle import import_bundle
+
+    return import_bundle(Path(path), _settings(settings))

@@ -1,8 +1,8 @@
 """The ``provision`` command: the Typer app, its commands in help order, and the entry point.
 
 Each command lives in the module of its group (:mod:`.catalog`, :mod:`.cache`, :mod:`.pipeline`,
-:mod:`.harness`, :mod:`.audit`, :mod:`.doctor`, :mod:`.demo`): it parses, calls one :mod:`provision.api` function
-and renders. This module only assembles them, so no command module imports it back.
+:mod:`.harness`, :mod:`.audit`, :mod:`.doctor`, :mod:`.demo`, :mod:`.fleet`): it parses, calls one
+:mod:`provision.api` function and renders. This module only assembles them, so no command module imports it back.
 
 Start-up matters (``provision --help`` is typed often): the command modules import only typer
 and light provision modules at top level, and each command imports what it needs when it
@@ -22,7 +22,7 @@ from typing import Annotated
 
 import typer
 
-from provision.cli import audit, cache, catalog, demo, doctor, harness, pipeline
+from provision.cli import audit, cache, catalog, demo, doctor, fleet, harness, pipeline
 from provision.cli.common import PlainCommand, PlainGroup
 from provision.version import __version__
 
@@ -84,6 +84,9 @@ for _name, _command in (
     ("doctor", doctor.doctor),
 ):
     app.command(_name, short_help=_summary(_command), cls=PlainCommand)(_command)
+
+app.add_typer(fleet.mirror_app, name="mirror", short_help="Export or push the cache as a content-addressed mirror.")
+app.add_typer(fleet.bundle_app, name="bundle", short_help="Create, import or list air-gapped bundles.")
 
 
 def main() -> None:

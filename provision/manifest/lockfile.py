@@ -178,6 +178,26 @@ class LockFile:
             doc = {"schema": SCHEMA, "files": dict(sorted(files.items()))}
             atomic_write_text(self.path, json.dumps(doc, indent=1) + "\n")
 
+    def merge(self, entries: dict[str, dict[str, Any]]) -> None:
+        """Add pins made elsewhere (a bundle's), each checked for this module's shape; a key already
+        pinned here is kept as it is (compare before merging: see :mod:`provision.fleet.bundle`)."""
+        for key, entry in entries.items():
+            problem = _problem(entry) if isinstance(key, str) and "/" in key else "not an 'artifact/file' key"
+            if problem is not None:
+                raise ProvisionError(f"pin {key!r} to merge: {problem}")
+        if not entries:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        guard = Path(str(self.path) + ".lck")
+        if guard.is_symlink():
+            guard.unlink()
+        with filelock.FileLock(str(guard), timeout=60):
+            files = self._read()
+            for key, entry in entries.items():
+                files.setdefault(key, dict(entry))
+            doc = {"schema": SCHEMA, "files": dict(sorted(files.items()))}
+            atomic_write_text(self.path, json.dumps(doc, indent=1) + "\n")
+
     def checksums(self) -> list[Checksum]:
         """Every digest the lock file pins (files and listed files) — blobs gc must keep; a pin of the
         wrong shape is an error here too (gc must not drop a blob it cannot tell is pinned)."""

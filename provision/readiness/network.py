@@ -208,3 +208,46 @@ def check_credentials(arts: Sequence[Artifact], settings: Settings) -> list[Chec
             check = Check(check.name, "ok", "in the cache; no credentials needed now")
         checks.append(check)
     return checks or [Check("credentials", "ok", "no token needed (public sources, or files brought with --from)")]
+
+
+def check_mirrors(settings: Settings, *, network: bool = True, timeout: float = 3.0) -> list[Check]:
+    """Does each ``PROVISION_MIRRORS`` base answer? One line each (none when no mirror is set).
+
+    ``http(s)``: a HEAD of the base URL; any HTTP answer below 500 means the server is there (a
+    static server may answer 403 or 404 for the folder itself). ``file://`` / a path: the folder
+    exists and is readable, with its ``<alg>/`` subfolders. ``s3://``: skipped (boto3's own
+    configuration decides endpoint and credentials). A mirror is only ever tried before the
+    origins, so one that does not answer is a warning, never a failure.
+    """
+    from provision.config import redact_url
+    from provision.sources.file import url_to_path
+
+    checks = []
+    for base in settings.mirrors:
+        scheme = urlsplit(base).scheme.lower()
+        name = f"mirror {redact_url(base)}"  # a mirror URL's credentials are never shown
+        if scheme in ("http", "https"):
+            if settings.offline or not network:
+                checks.append(
+                    Check(name, "skip", "offline (PROVISION_OFFLINE=1)" if settings.offline else "not checked")
+                )
+                continue
+            host = _Host(base.rstrip("/") + "/")
+            _head(host, timeout)
+            if host.reached and not host.error:
+                checks.append(Check(name, "ok", f"{host.answer}: it answers (every byte from it is verified)"))
+            else:
+                what = host.error + (f" ({host.answer})" if host.answer else "")
+                checks.append(Check(name, "warn", f"{what}; fetches fall back to the origins", host.fix))
+        elif scheme in ("", "file"):
+            folder = url_to_path(base)
+            if folder.is_dir():
+                algs = sorted(p.name for p in folder.iterdir() if p.is_dir())
+                detail = f"folder with {', '.join(algs) or 'no'} checksum folders"
+                checks.append(Check(name, "ok" if algs else "warn", detail, "" if algs else "export into it first"))
+            else:
+                fix = "mount it, or fill it with 'provision mirror export NAME... DIR'"
+                checks.append(Check(name, "warn", f"no folder {folder}", fix))
+        else:
+            checks.append(Check(name, "skip", f"{scheme}:// mirrors are not probed (boto3's own configuration)"))
+    return checks

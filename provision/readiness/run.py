@@ -26,7 +26,7 @@ from provision.readiness.machine import (
     check_python,
 )
 from provision.readiness.needs import check_disk, check_packages, needed_artifacts
-from provision.readiness.network import check_credentials, check_network
+from provision.readiness.network import check_credentials, check_mirrors, check_network
 
 __all__ = ["DoctorReport", "run_doctor"]
 
@@ -110,5 +110,6 @@ def run_doctor(
         arts = needed_artifacts(catalog, entry, settings)
         checks += _guard("network", lambda: check_network(arts, settings, network=network, timeout=timeout))
         checks += _guard("credentials", lambda: check_credentials([catalog.artifacts[a.name] for a in arts], settings))
+    checks += _guard("mirrors", lambda: check_mirrors(settings, network=network, timeout=timeout))
     checks += _guard("gpu", lambda: check_gpu(timeout))
     return DoctorReport(checks, entry.name if entry is not None else None, str(settings.cache_dir))

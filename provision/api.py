@@ -481,15 +481,17 @@ def mirror_export(
     settings: Settings | None = None,
     *,
     every: bool = False,
+    copy: bool = False,
     progress: Progress | None = None,
 ) -> MirrorReport:
     """Lay the verified files of ``names`` (``every``: all that is fetched) out under ``dest`` as
-    ``<alg>/<hex>``, the layout ``PROVISION_MIRRORS`` reads; see :mod:`provision.fleet.mirror`."""
+    ``<alg>/<hex>``, the layout ``PROVISION_MIRRORS`` reads (``copy``: reflinks or copies, no hard
+    links); see :mod:`provision.fleet.mirror`."""
     from provision.fleet.contents import collect
     from provision.fleet.mirror import export
 
     settings = _settings(settings)
-    return export(collect(load(settings), names, settings, every=every), Path(dest), progress)
+    return export(collect(load(settings), names, settings, every=every), Path(dest), progress, copy=copy)
 
 
 def mirror_push(

@@ -39,6 +39,7 @@ __all__ = [
     "open_regular",
     "parse_temp_name",
     "read_json",
+    "real_folder",
     "stat_key",
     "temp_name",
 ]
@@ -303,3 +304,14 @@ def human_bytes(n: float) -> str:
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
         n /= 1024
     return f"{n:.1f} TiB"  # pragma: no cover
+
+
+def real_folder(path: Path) -> Path:
+    """``path`` as a real folder, made if absent (its parent must exist); a symlink, file or anything
+    else there raises :class:`NotADirectoryError`: nothing is ever created or written through a link."""
+    with contextlib.suppress(FileExistsError):
+        os.mkdir(path)
+    mode = os.lstat(path).st_mode
+    if not stat.S_ISDIR(mode):
+        raise NotADirectoryError(errno.ENOTDIR, f"not a real folder ({file_kind(mode)})", str(path))
+    return path

@@ -318,3 +318,149 @@ def test_doctor_says_whether_each_mirror_answers(
     assert checks[f"mirror {folder.as_uri()}"].status == "ok" and "md5" in checks[f"mirror {folder.as_uri()}"].detail
     assert checks[f"mirror {tmp_path / 'none'}"].status == "warn"
     assert checks[f"mirror {dead}"].status == "warn" and "connection refused" in checks[f"mirror {dead}"].detail
+
+
+# -- hostile bundles ------------------------------------------------------------------------------------
+
+
+def _repack(
+    src: Path,
+    dst: Path,
+    *,
+    index: Any = None,
+    reseal: bool = True,
+    members: dict[str, bytes | None] | None = None,
+    extra: list[tuple[tarfile.TarInfo, bytes]] = (),  # type: ignore[assignment]
+) -> Path:
+    """A copy of bundle ``src`` with its index edited by ``index(doc)`` (sealed again unless not
+    ``reseal``), members replaced (``bytes``) or dropped (``None``), and ``extra`` members appended."""
+    import hashlib
+
+    members = members or {}
+    with tarfile.open(src) as old, tarfile.open(dst, "w", format=tarfile.PAX_FORMAT) as new:
+        raw = old.extractfile("provision-bundle/index.json").read()  # type: ignore[union-attr]
+        seal = old.extractfile("provision-bundle/index.sha256").read()  # type: ignore[union-attr]
+        if index is not None:
+            doc = json.loads(raw)
+            index(doc)
+            raw = json.dumps(doc).encode()
+            if reseal:
+                seal = hashlib.sha256(raw).hexdigest().encode()
+        for info in old.getmembers():
+            data = old.extractfile(info).read() if info.isfile() else b""  # type: ignore[union-attr]
+            if info.name == "provision-bundle/index.json":
+                data = raw
+            elif info.name == "provision-bundle/index.sha256":
+                data = seal
+            elif info.name in members:
+                if members[info.name] is None:
+                    continue
+                data = members[info.name]  # type: ignore[assignment]
+            info.size = len(data)
+            new.addfile(info, io.BytesIO(data))
+        for info, data in extra:
+            new.addfile(info, io.BytesIO(data))
+    return dst
+
+
+def _refused(path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tag: str, code: int = EXIT_INTEGRITY) -> str:
+    """Import ``path`` into a fresh offline cache: the exit code is ``code`` and nothing is left."""
+    settings = _fresh(tmp_path, monkeypatch, f"fresh-{tag}")
+    monkeypatch.setenv("PROVISION_OFFLINE", "1")
+    result = runner.invoke(app, ["bundle", "import", str(path)])
+    assert result.exit_code == code, (tag, result.output)
+    assert "\n" not in result.output.strip(), result.output  # one line
+    root = settings.cache_dir
+    left = [p for p in root.rglob("*") if p.is_file() and p.name != "CACHEDIR.TAG"] if root.exists() else []
+    assert left == [], (tag, left)
+    return result.output
+
+
+def test_hostile_bundles_import_nothing(
+    fetched: dict[str, bytes], settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    good = tmp_path / "good.tar"
+    api.bundle_create(["lab"], good, settings)
+    secret = tmp_path / "secret.txt"
+    secret.write_text("TOP SECRET\n")
+    os.chmod(secret, 0o600)
+    thief = (
+        '[[dataset]]\nname = "steal"\ndescription = "x"\n[[dataset.files]]\nname = "s.txt"\n'
+        f'urls = ["{secret}"]\nchecksum = "unpublished"\ntrust = "x"\n'
+    ).encode()
+
+    def add_thief(doc: dict[str, Any]) -> None:
+        import hashlib
+
+        doc["artifacts"].append("steal")
+        doc["manifests"]["9-steal.toml"] = hashlib.sha256(thief).hexdigest()
+
+    info = tarfile.TarInfo("provision-bundle/manifests/9-steal.toml")
+    info.size = len(thief)
+    cases: dict[str, Path] = {
+        # a manifest that points at a local file with no checksum: the import never reads an origin
+        "steal": _repack(good, tmp_path / "steal.tar", index=add_thief, extra=[(info, thief)]),
+        # an index naming an artifact its manifests do not define
+        "ghost": _repack(good, tmp_path / "ghost.tar", index=lambda d: d["artifacts"].append("ghost")),
+        # a pin for an artifact the bundle does not carry (it would poison this machine's lock file)
+        "pin": _repack(
+            good,
+            tmp_path / "pin.tar",
+            index=lambda d: d["pins"].__setitem__(
+                "resnet50/w.bin", {"checksum": "sha256:" + "6" * 64, "size": 1, "url": "http://evil"}
+            ),
+        ),
+        # types the index never has
+        "types": _repack(good, tmp_path / "types.tar", index=lambda d: d["blobs"][0].pop("size")),
+        "bytes": _repack(good, tmp_path / "bytes.tar", index=lambda d: d.__setitem__("bytes", "lots")),
+        # one byte of the index changed (not sealed again), one of a manifest
+        "index": _repack(good, tmp_path / "index.tar", index=lambda d: d.__setitem__("created", "x"), reseal=False),
+    }
+    with tarfile.open(good) as tf:
+        manifest_name = next(n for n in tf.getnames() if "/manifests/" in n)
+        text = tf.extractfile(manifest_name).read()  # type: ignore[union-attr]
+    cases["manifest"] = _repack(
+        good, tmp_path / "manifest.tar", members={manifest_name: text.replace(b"dataset", b"datasex", 1)}
+    )
+    link = tarfile.TarInfo("provision-bundle/blobs/md5/../../../evil")
+    link.type, link.linkname = tarfile.SYMTYPE, "/etc/passwd"
+    cases["symlink"] = _repack(good, tmp_path / "symlink.tar", extra=[(link, b"")])
+    for tag, path in cases.items():
+        _refused(path, tmp_path, monkeypatch, tag)
+    assert not (tmp_path / "evil").exists()
+
+
+def test_an_extra_part_and_a_planted_link_are_refused(
+    fetched: dict[str, bytes], settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = tmp_path / "lab.tar"
+    parts = api.bundle_create(["lab"], out, settings, split=1 << 20).parts
+    garbage = parts[-1].with_name(f"lab.tar.{len(parts):03d}")
+    garbage.write_bytes(b"garbage after the end")
+    assert "follows the end of the bundle" in _refused(parts[0], tmp_path, monkeypatch, "extra")
+    garbage.unlink()
+    monkeypatch.setenv("PROVISION_CACHE", str(settings.cache_dir))
+    # mirror export never follows a link planted at DIR/<alg>
+    mirror, elsewhere = tmp_path / "mirror", tmp_path / "elsewhere"
+    mirror.mkdir()
+    elsewhere.mkdir()
+    (mirror / "md5").symlink_to(elsewhere)
+    result = runner.invoke(app, ["mirror", "export", "lab", str(mirror)])
+    assert result.exit_code == 2 and "not a real folder" in result.output, result.output
+    assert list(elsewhere.iterdir()) == []
+    # --copy: no mirror file shares the cache blob's inode
+    os.unlink(mirror / "md5")
+    report = api.mirror_export(["lab"], mirror, settings, copy=True)
+    assert "hardlink" not in report.blobs.values()
+    blob = Store(settings.cache_dir).blob_path(Checksum.parse(md5(BIG)))
+    assert os.stat(blob).st_ino != os.stat(mirror / "md5" / md5(BIG).split(":")[1]).st_ino
+    # a link planted at <cache>/bundles is never written through
+    fresh = _fresh(tmp_path, monkeypatch, "linked")
+    fresh.cache_dir.mkdir()
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (fresh.cache_dir / "bundles").symlink_to(outside)
+    monkeypatch.setenv("PROVISION_OFFLINE", "1")
+    result = runner.invoke(app, ["bundle", "import", str(out) + ".000"])
+    assert result.exit_code == 2 and "bundles" in result.output, result.output
+    assert list(outside.iterdir()) == []

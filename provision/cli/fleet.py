@@ -48,6 +48,10 @@ def export(
         list[str] | None, typer.Argument(metavar="NAME... DIR", help="What to export, then the mirror folder.")
     ] = None,
     every: Every = False,
+    copy: Annotated[
+        bool,
+        typer.Option("--copy", help="Reflinks or copies only: no hard link sharing the cache blob's inode."),
+    ] = False,
     cache_dir: CacheDir = None,
     json_out: Json = False,
 ) -> None:
@@ -59,7 +63,7 @@ def export(
     """
     with errors():
         names, dest = _split_names(args, "DIR")
-        report = api.mirror_export(names, Path(dest), settings(cache_dir), every=every)
+        report = api.mirror_export(names, Path(dest), settings(cache_dir), every=every, copy=copy)
         if json_out:
             print_json(report.to_json())
             return

@@ -26,6 +26,7 @@ verifies every byte again and extracts archives); then the staging folder is rem
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
 import json
 import os
@@ -34,16 +35,17 @@ import shutil
 import tarfile
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import IO, Any
 
 from provision.config import Settings
-from provision.errors import IntegrityError, UsageError
+from provision.errors import IntegrityError, ProvisionError, UsageError
 from provision.fleet.contents import Contents
-from provision.fsutil import temp_name
+from provision.fsutil import real_folder, temp_name
 from provision.manifest.checksum import ALGORITHMS, Checksum
 from provision.manifest.lockfile import LockFile
+from provision.manifest.model import Catalog
 from provision.store.hashing import new_hasher
 from provision.version import __version__
 
@@ -52,6 +54,7 @@ __all__ = ["BundleIndex", "ImportReport", "create", "import_bundle", "parse_size
 SCHEMA = 1
 TOP = "provision-bundle"
 INDEX = f"{TOP}/index.json"
+SEAL = f"{TOP}/index.sha256"  # the sha256 of the index's bytes: a damaged index is refused too
 CHUNK = 1 << 20
 _BLOB = re.compile(rf"{TOP}/blobs/([a-z0-9_]+)/([0-9a-f]+)")
 _MANIFEST = re.compile(rf"{TOP}/manifests/(\d+-[A-Za-z0-9._-]+\.toml)")
@@ -181,13 +184,15 @@ def create(
         "bytes": contents.size,
         "dropped": contents.dropped,
         "pins": contents.pins,
-        "manifests": [f"{i}-{p.name}" for i, p in enumerate(manifests)],
+        "manifests": {f"{i}-{p.name}": hashlib.sha256(p.read_bytes()).hexdigest() for i, p in enumerate(manifests)},
         "split": split,
     }
     parts = _Parts(out, split)
     try:
         with tarfile.open(fileobj=parts, mode="w|", format=tarfile.PAX_FORMAT) as tar:
-            _add_bytes(tar, INDEX, json.dumps(doc, indent=1, sort_keys=True).encode())
+            index = json.dumps(doc, indent=1, sort_keys=True).encode()
+            _add_bytes(tar, INDEX, index)
+            _add_bytes(tar, SEAL, hashlib.sha256(index).hexdigest().encode())
             for i, path in enumerate(manifests):
                 _add_bytes(tar, f"{TOP}/manifests/{i}-{path.name}", path.read_bytes())
             for blob in contents.blobs:
@@ -246,35 +251,83 @@ class _Joined(io.RawIOBase):
 
 
 @contextlib.contextmanager
-def _stream(path: Path) -> Iterator[tuple[tarfile.TarFile, list[Path]]]:
+def _stream(path: Path) -> Iterator[tuple[tarfile.TarFile, list[Path], _Joined]]:
     parts = _parts_of(path)
     raw = _Joined(parts)
     try:
         with tarfile.open(fileobj=io.BufferedReader(raw, CHUNK), mode="r|") as tar:
-            yield tar, parts
+            yield tar, parts, raw
     except tarfile.TarError as exc:
         raise IntegrityError(f"{path}: not a readable bundle ({exc}); copy it again", path=str(path)) from exc
     finally:
         raw.close()
 
 
-def _index(tar: tarfile.TarFile, path: Path) -> dict[str, Any]:
+def _member_bytes(tar: tarfile.TarFile, name: str, path: Path, limit: int = 256 << 20) -> bytes:
     member = tar.next()
-    if member is None or member.name != INDEX or not member.isfile():
-        raise IntegrityError(f"{path}: not a provision bundle (its first member is not {INDEX})", path=str(path))
+    if member is None or member.name != name or not member.isfile() or member.size > limit:
+        raise IntegrityError(f"{path}: not a provision bundle (expected {name} here)", path=str(path))
     handle = tar.extractfile(member)
+    return handle.read() if handle is not None else b""
+
+
+def _check_index(doc: Any, path: Path) -> dict[str, Any]:
+    """The index, each field of the type :func:`create` writes; IntegrityError naming the first that is not."""
+
+    def bad(what: str) -> IntegrityError:
+        return IntegrityError(f"{path}: its index is damaged ({what}); copy the bundle again", path=str(path))
+
+    if not isinstance(doc, dict) or doc.get("schema") != SCHEMA:
+        raise IntegrityError(f"{path}: bundle schema {SCHEMA} expected; create it with this provision", path=str(path))
+    artifacts = doc.get("artifacts")
+    if not isinstance(artifacts, list) or not artifacts or not all(isinstance(a, str) and a for a in artifacts):
+        raise bad("'artifacts' is not a list of names")
+    if not isinstance(doc.get("bytes"), int) or not isinstance(doc.get("pins"), dict):
+        raise bad("'bytes' or 'pins'")
+    manifests = doc.get("manifests")
+    if not isinstance(manifests, dict) or not all(
+        isinstance(k, str) and _MANIFEST.fullmatch(f"{TOP}/manifests/{k}") and isinstance(v, str)
+        for k, v in manifests.items()
+    ):
+        raise bad("'manifests'")
+    blobs = doc.get("blobs")
+    if not isinstance(blobs, list):
+        raise bad("'blobs' is not a list")
+    for i, blob in enumerate(blobs):
+        try:
+            checksum = Checksum.parse(blob["checksum"])
+            ok = (
+                blob["address"] == f"{checksum.alg}/{checksum.hex}"
+                and checksum.alg in ALGORITHMS
+                and type(blob["size"]) is int
+                and blob["size"] >= 0
+                and isinstance(blob["names"], list)
+            )
+        except (TypeError, KeyError, ValueError):
+            ok = False
+        if not ok:
+            raise bad(f"blob entry {i}")
+    return doc
+
+
+def _index(tar: tarfile.TarFile, path: Path) -> dict[str, Any]:
+    raw = _member_bytes(tar, INDEX, path)
+    seal = _member_bytes(tar, SEAL, path, limit=128).decode("ascii", "replace").strip()
+    if hashlib.sha256(raw).hexdigest() != seal:
+        raise IntegrityError(
+            f"{path}: its index does not match its seal (sha256 {seal[:16]}...); the bundle is damaged, copy it again",
+            path=str(path),
+        )
     try:
-        doc = json.loads(handle.read() if handle is not None else b"")
+        doc = json.loads(raw)
     except ValueError as exc:
         raise IntegrityError(f"{path}: its index is not valid JSON ({exc})", path=str(path)) from exc
-    if not isinstance(doc, dict) or doc.get("schema") != SCHEMA or not isinstance(doc.get("blobs"), list):
-        raise IntegrityError(f"{path}: bundle schema {SCHEMA} expected; create it with this provision", path=str(path))
-    return doc
+    return _check_index(doc, path)
 
 
 def read(path: Path) -> BundleIndex:
     """The index of the bundle at ``path`` (its first member only: fast on any size)."""
-    with _stream(path) as (tar, parts):
+    with _stream(path) as (tar, parts, _raw):
         return BundleIndex(_index(tar, path), parts)
 
 
@@ -329,10 +382,12 @@ def _receive(tar: tarfile.TarFile, member: tarfile.TarInfo, want: dict[str, Any]
 
 
 def _stage(path: Path, staging: Path) -> dict[str, Any]:
-    """Stream the bundle into ``staging`` (``mirror/<alg>/<hex>``, ``manifests/``), verifying every blob."""
-    with _stream(path) as (tar, _parts):
+    """Stream the bundle into ``staging`` (``mirror/<alg>/<hex>``, ``manifests/``), verifying every blob
+    and manifest against the (sealed) index."""
+    with _stream(path) as (tar, _parts, raw):
         doc = _index(tar, path)
-        wanted = {str(b.get("address")): b for b in doc["blobs"] if isinstance(b, dict)}
+        wanted = {str(b["address"]): b for b in doc["blobs"]}
+        manifests: dict[str, str] = doc["manifests"]
         seen: set[str] = set()
         while (member := tar.next()) is not None:  # the stream goes on after the index
             blob = _BLOB.fullmatch(member.name)
@@ -344,35 +399,59 @@ def _stage(path: Path, staging: Path) -> dict[str, Any]:
                     path=str(path),
                 )
             if manifest is not None:
+                name = manifest[1]
                 handle = tar.extractfile(member)
-                data = handle.read() if handle is not None else b""
-                (staging / "manifests").mkdir(parents=True, exist_ok=True)
-                (staging / "manifests" / manifest[1]).write_bytes(data)
+                data = handle.read() if handle is not None and member.size <= 64 << 20 else b""
+                if name in seen or hashlib.sha256(data).hexdigest() != manifests.get(name):
+                    raise IntegrityError(
+                        f"{path}: manifest {name} does not match its index (damaged, unknown or twice); copy the "
+                        "bundle again (nothing was imported)",
+                        path=str(path),
+                    )
+                folder = staging / "manifests"
+                folder.mkdir(exist_ok=True)
+                (folder / name).write_bytes(data)
+                seen.add(name)
                 continue
-            assert blob is not None
+            assert blob is not None  # matched above
             address = f"{blob[1]}/{blob[2]}"
             if blob[1] not in ALGORITHMS or address not in wanted or address in seen:
                 raise IntegrityError(f"{path}: blob {address} is not in its index (or twice)", path=str(path))
             _receive(tar, member, wanted[address], staging / "mirror" / blob[1] / blob[2], path)
             seen.add(address)
-        missing = sorted(set(wanted) - seen)
+        missing = sorted((set(wanted) | set(manifests)) - seen)
         if missing:
             raise IntegrityError(
-                f"{path}: {len(missing)} blob(s) of its index are missing (first {missing[0]}); a part of a split "
-                "bundle may be missing or truncated",
+                f"{path}: {len(missing)} member(s) of its index are missing (first {missing[0]}); a part of a split "
+                "bundle may be missing or truncated (nothing was imported)",
+                path=str(path),
+            )
+        if raw.parts:
+            raise IntegrityError(
+                f"{path}: {raw.parts[0].name} follows the end of the bundle; remove it or copy the bundle again",
                 path=str(path),
             )
     return doc
 
 
-def _merge_pins(lock: LockFile, pins: dict[str, Any]) -> None:
-    """Add the bundle's pins to this machine's lock file; a pin that differs is refused."""
-    if not isinstance(pins, dict):
-        raise IntegrityError("the bundle's pins are not an object")
+def _wanted_pins(doc: dict[str, Any], lock: LockFile, path: Path) -> dict[str, dict[str, Any]]:
+    """The bundle's pins of its own artifacts whose files it carries; one that differs from this machine's is
+    refused (IntegrityError), one already here is left out."""
     here = lock.pins()
-    for key, entry in pins.items():
+    names = set(doc["artifacts"])
+    carried = {str(b["checksum"]) for b in doc["blobs"]}
+    out: dict[str, dict[str, Any]] = {}
+    for key, entry in doc["pins"].items():
+        if not isinstance(key, str) or not isinstance(entry, dict) or key.split("/", 1)[0] not in names:
+            raise IntegrityError(f"{path}: pin {key!r} is not of an artifact the bundle carries", path=str(path))
+        digests = [entry.get("checksum")] + [i.get("checksum") for i in entry.get("listing", []) if isinstance(i, dict)]
+        if any(d not in carried for d in digests if d not in (None, "unpublished")) or (
+            "listing" not in entry and entry.get("checksum") not in carried
+        ):
+            raise IntegrityError(f"{path}: pin {key!r} names content the bundle does not carry", path=str(path))
         mine = here.get(key)
         if mine is None:
+            out[key] = entry
             continue
         strip = ("pinned", "url")
         if {k: v for k, v in mine.items() if k not in strip} != {k: v for k, v in entry.items() if k not in strip}:
@@ -380,36 +459,112 @@ def _merge_pins(lock: LockFile, pins: dict[str, Any]) -> None:
                 f"{lock.path}: pin {key!r} differs from the bundle's; this machine pinned other bytes for it. "
                 "Compare the lock files before importing (nothing was imported)"
             )
-    lock.merge({k: v for k, v in pins.items() if k not in here})
+    return out
+
+
+def _offline_catalog(catalog: Catalog, names: list[str], lock: LockFile, carried: set[str], path: Path) -> Catalog:
+    """The bundle's catalog with no origin URL left, after checking that every file of ``names`` has its
+    content in the bundle (so a fetch can only ever take the bundle's verified bytes)."""
+    from provision.manifest.folders import as_fetched
+
+    artifacts = dict(catalog.artifacts)
+    for name in names:
+        art = artifacts.get(name)
+        if art is None:
+            raise IntegrityError(f"{path}: its manifests do not define {name!r}; the bundle is damaged", path=str(path))
+        for spec in as_fetched(art, lock).files:
+            if spec.is_folder:
+                if lock.listing(name, spec.name) is None:
+                    raise IntegrityError(
+                        f"{path}: {name}/{spec.name} is a folder the bundle carries no listing of; create the bundle "
+                        "again from a cache where it is fetched",
+                        path=str(path),
+                    )
+                continue
+            if not spec.checksum.known or str(spec.checksum) not in carried:
+                raise IntegrityError(
+                    f"{path}: {name}/{spec.name} is not in the bundle (no blob with its checksum); create the bundle "
+                    "again from a cache where it is fetched",
+                    path=str(path),
+                )
+        artifacts[name] = replace(art, files=tuple(replace(f, urls=()) for f in art.files))
+    return Catalog(artifacts.values(), catalog.benchmarks.values())
+
+
+def _forget(settings: Settings, names: list[str], before: set[str]) -> None:
+    """Remove what a failed import made visible: the records and folders of artifacts it added."""
+    from provision.store.cache import Store
+
+    store = Store(settings.cache_dir)
+    for name in names:
+        if name in before:
+            continue
+        for record in (store.record_path(name), store.record_path(name).with_suffix(".trees.json")):
+            with contextlib.suppress(FileNotFoundError):
+                record.unlink()
+        folder = store.artifact_dir(name)
+        if folder.is_dir() and not folder.is_symlink():
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _keep_manifests(settings: Settings, staging: Path, path: Path) -> str:
+    """Move the bundle's manifests to ``<cache>/bundles/<file>.manifests/`` (real folders only)."""
+    folder = staging / "manifests"
+    try:
+        top = real_folder(settings.cache_dir / "bundles")
+        keep = top / (path.name.removesuffix(".000") + ".manifests")
+        if keep.is_symlink() or (keep.exists() and not keep.is_dir()):
+            keep.unlink()
+        elif keep.exists():
+            shutil.rmtree(keep)
+        os.replace(folder, keep)
+    except OSError as exc:
+        raise UsageError(
+            f"{settings.cache_dir / 'bundles'}: cannot keep the bundle's manifests there ({exc.strerror or exc}); "
+            "the artifacts are imported; remove what is in the way"
+        ) from None
+    return str(keep)
 
 
 def import_bundle(path: Path, settings: Settings) -> ImportReport:
     """Verify the bundle at ``path`` completely, then make its artifacts ready in the cache (module docstring)."""
     from provision.fetching.run import fetch
     from provision.manifest.parse import load_catalog
+    from provision.store.cache import Store
 
+    path = Path(path)
     settings.cache_dir.mkdir(parents=True, exist_ok=True)
     staging = temp_name(settings.cache_dir / "bundle-import")
     staging.mkdir()
+    lock = LockFile(settings.lock_path)
     try:
-        doc = _stage(Path(path), staging)
-        manifests = sorted((staging / "manifests").glob("*.toml")) if (staging / "manifests").is_dir() else []
+        doc = _stage(path, staging)
+        manifests = sorted((staging / "manifests").glob("*.toml"))
         if not manifests:
             raise IntegrityError(f"{path}: the bundle carries no manifest; create it again", path=str(path))
-        catalog = load_catalog(manifests)
-        _merge_pins(LockFile(settings.lock_path), doc.get("pins", {}))
-        local = settings.with_(mirrors=((staging / "mirror").as_uri(),), offline=True)
-        report = fetch(catalog, list(doc["artifacts"]), local)
-        report.raise_for_errors()
-        keep = settings.cache_dir / "bundles" / (Path(path).name.removesuffix(".000") + ".manifests")
-        if manifests:
-            if keep.exists():
-                shutil.rmtree(keep)
-            keep.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(staging / "manifests", keep)
-        return ImportReport(
-            str(path), len(doc["blobs"]), int(doc.get("bytes", 0)), list(doc["artifacts"]),
-            str(keep) if manifests else "", report,
-        )  # fmt: skip
+        try:
+            catalog = load_catalog(manifests)
+        except ProvisionError as exc:
+            raise IntegrityError(f"{path}: its manifests do not load ({str(exc)[:300]})", path=str(path)) from None
+        names = list(dict.fromkeys(doc["artifacts"]))
+        pins = _wanted_pins(doc, lock, path)
+        # The import's own lock file: this machine's pins plus the bundle's, in the staging folder, so
+        # this machine's lock file changes only once everything is in.
+        staged_lock = LockFile(staging / "provision.lock")
+        staged_lock.merge({**lock.pins(), **pins})
+        carried = {str(b["checksum"]) for b in doc["blobs"]}
+        offline = _offline_catalog(catalog, names, staged_lock, carried, path)
+        store = Store(settings.cache_dir)
+        before = {n for n in names if store.record_path(n).exists()}
+        local = settings.with_(mirrors=((staging / "mirror").as_uri(),), offline=True, lock_file=staged_lock.path)
+        try:
+            report = fetch(offline, names, local)
+            report.raise_for_errors()
+            lock.merge(pins)
+        except BaseException:
+            _forget(settings, names, before)
+            raise
+        kept = _keep_manifests(settings, staging, path)
+        return ImportReport(str(path), len(doc["blobs"]), int(doc["bytes"]), names, kept, report)
     finally:
         shutil.rmtree(staging, ignore_errors=True)

@@ -2,10 +2,13 @@
 
 ``export`` puts each blob at ``DIR/<alg>/<hex>`` — the layout ``PROVISION_MIRRORS`` reads
 (:mod:`provision.sources.mirrors`) — as a reflink or hard link where the filesystem allows, a
-copy otherwise; any static server (nginx) serving ``DIR`` is then a mirror for every manifest.
+read-only copy otherwise (``copy``: never a hard link, which shares the cache blob's inode, so
+that whoever can write the mirror's files could change the cache's; ``verify`` would see it);
+any static server (nginx) serving ``DIR`` is then a mirror for every manifest.
 An object already there with the same size and the same bytes (the same inode, or an equal
 digest) is kept; anything else at that path is replaced through a temp file and a rename (a link
-planted there is replaced, never written through). ``push`` uploads the same layout to
+planted there is replaced, never written through, and an ``<alg>`` entry that is not a real
+folder is refused). ``push`` uploads the same layout to
 ``s3://bucket/prefix`` with boto3 (multipart above 64 MiB), skipping objects already there with
 the same size. Machines fetching from the mirror verify every byte against the manifest, so a
 mirror can make a fetch faster, never wrong.
@@ -21,7 +24,7 @@ from typing import Any
 
 from provision.errors import MissingDependencyError, SourceError, UsageError
 from provision.fleet.contents import Blob, Contents
-from provision.fsutil import link_or_copy, temp_name
+from provision.fsutil import link_or_copy, real_folder, temp_name
 from provision.progress import NullProgress, Progress
 from provision.store.hashing import hash_file
 
@@ -62,31 +65,43 @@ def _same(blob: Blob, there: Path) -> bool:
     return hash_file(there, [blob.checksum.alg], follow_symlinks=False)[blob.checksum.alg] == blob.checksum.hex
 
 
-def export(contents: Contents, dest: Path, progress: Progress | None = None) -> MirrorReport:
-    """Lay ``contents`` out under ``dest`` as ``<alg>/<hex>`` (see the module docstring)."""
+def export(contents: Contents, dest: Path, progress: Progress | None = None, *, copy: bool = False) -> MirrorReport:
+    """Lay ``contents`` out under ``dest`` as ``<alg>/<hex>`` (see the module docstring); ``copy``:
+    reflinks or copies only, never a hard link (a hard link shares the cache blob's inode)."""
     progress = progress or NullProgress()
     dest = Path(dest)
-    if dest.is_symlink():
-        raise UsageError(f"{dest}: is a symbolic link; give the real folder")
     report = MirrorReport(str(dest), dropped=list(contents.dropped))
-    for blob in contents.blobs:
-        final = dest / blob.checksum.alg / blob.checksum.hex
-        final.parent.mkdir(parents=True, exist_ok=True)
-        if _same(blob, final):
-            report.blobs[blob.address] = "kept"
-            continue
-        tmp = temp_name(final)
-        try:
-            how = link_or_copy(blob.path, tmp)
-            if how == "copy":
-                os.chmod(tmp, 0o644)
-            os.replace(tmp, final)
-        finally:
-            with contextlib.suppress(FileNotFoundError):
-                tmp.unlink()
-        report.blobs[blob.address] = how
-        report.bytes += blob.size
-        progress.note(f"{blob.address}: {how} ({', '.join(blob.names)})")
+    try:
+        if dest.is_symlink():
+            raise UsageError(f"{dest}: is a symbolic link; give the real folder")
+        dest.mkdir(parents=True, exist_ok=True)
+        real_folder(dest)
+        for blob in contents.blobs:
+            folder = real_folder(dest / blob.checksum.alg)  # never through a link planted at <alg>
+            final = folder / blob.checksum.hex
+            if _same(blob, final):
+                report.blobs[blob.address] = "kept"
+                continue
+            if os.path.isdir(final) and not os.path.islink(final):
+                raise UsageError(f"{final}: a folder where the mirror file belongs; remove it and export again")
+            tmp = temp_name(final)
+            try:
+                how = link_or_copy(blob.path, tmp, allow_hardlink=not copy)
+                if how == "copy":
+                    os.chmod(tmp, 0o444)
+                os.replace(tmp, final)
+            finally:
+                with contextlib.suppress(FileNotFoundError):
+                    tmp.unlink()
+            report.blobs[blob.address] = how
+            report.bytes += blob.size
+            progress.note(f"{blob.address}: {how} ({', '.join(blob.names)})")
+    except OSError as exc:
+        where = exc.filename or dest
+        raise UsageError(
+            f"mirror export into {dest}: {where}: {exc.strerror or exc}; give a writable folder whose "
+            "<alg> entries are real folders"
+        ) from None
     return report
 
 
@@ -117,7 +132,12 @@ def push(contents: Contents, url: str, progress: Progress | None = None) -> Mirr
         raise UsageError(
             f"mirror push {url}: no AWS credentials found; set AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY"
         )
-    client = session.client("s3")
+    try:
+        client = session.client("s3")
+    except Exception:  # botocore: a bad endpoint or region; its message may echo the variable's value
+        raise UsageError(
+            "mirror push: boto3 cannot make an S3 client; check AWS_ENDPOINT_URL (a URL) and AWS_DEFAULT_REGION"
+        ) from None
     config = TransferConfig(multipart_threshold=MULTIPART, multipart_chunksize=MULTIPART)
     report = MirrorReport(url.rstrip("/"), dropped=list(contents.dropped))
     for blob in contents.blobs:

@@ -249,5 +249,6 @@ def check_mirrors(settings: Settings, *, network: bool = True, timeout: float = 
                 fix = "mount it, or fill it with 'provision mirror export NAME... DIR'"
                 checks.append(Check(name, "warn", f"no folder {folder}", fix))
         else:
-            checks.append(Check(name, "skip", f"{scheme}:// mirrors are not probed (boto3's own configuration)"))
+            why = "boto3's own configuration decides" if scheme == "s3" else "provision fetches nothing over it"
+            checks.append(Check(name, "skip", f"{scheme}:// mirrors are not probed ({why})"))
     return checks

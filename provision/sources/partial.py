@@ -5,8 +5,7 @@ size, byte ranges done) lives in ``<temp>.json`` and is rewritten atomically, af
 data it describes has been flushed to disk. Bytes may arrive out of order (segments);
 the published digest is computed in order by a follower thread that hashes the
 contiguous prefix as it completes, while the data is still in the page cache. Bytes that
-arrive in order are hashed from the received buffers on a thread of their own
-(:class:`HashPipe`), so the receiving thread never waits for md5 or sha256 (up to 64 MiB ahead).
+arrive in order are hashed straight from memory.
 """
 
 from __future__ import annotations
@@ -28,70 +27,7 @@ from provision.progress import Progress
 from provision.sources.base import AttemptFailed, IntegrityFailure, WriteFailure, expects_html, looks_like_html
 from provision.store.hashing import FAST_ALG, MultiHasher
 
-__all__ = ["HashPipe", "RangeSet", "Sink", "state_path"]
-
-#: Bytes a sequential download may be ahead of its hasher before ``write`` waits (bounded memory).
-PIPE_BYTES = 64 << 20
-
-
-class HashPipe:
-    """Feeds a :class:`MultiHasher` on its own thread, so that hashing never holds up the receiving one.
-
-    ``feed`` hands over an immutable ``bytes`` chunk (the writer has already written it) and returns
-    at once unless more than :data:`PIPE_BYTES` are waiting; ``finish`` waits until every chunk is
-    hashed and re-raises what the hasher thread raised. hashlib releases the GIL while it digests
-    a chunk, so md5 or sha256 run on the second core while the network thread receives and writes.
-    """
-
-    def __init__(self, hasher: MultiHasher, name: str) -> None:
-        self.hasher = hasher
-        self._chunks: list[bytes] = []
-        self._waiting = 0
-        self._cond = threading.Condition()
-        self._closing = False
-        self.error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
-        self._thread.start()
-
-    def feed(self, data: bytes) -> None:
-        """Queue ``data`` for hashing (waits while the hasher is :data:`PIPE_BYTES` behind)."""
-        with self._cond:
-            while self._waiting >= PIPE_BYTES and self.error is None:
-                self._cond.wait()
-            if self.error is not None:
-                raise AttemptFailed(f"hashing failed: {self.error}")
-            self._chunks.append(data)
-            self._waiting += len(data)
-            self._cond.notify_all()
-
-    def _run(self) -> None:
-        while True:
-            with self._cond:
-                while not self._chunks and not self._closing:
-                    self._cond.wait()
-                if not self._chunks:
-                    return
-                batch, self._chunks = self._chunks, []
-            try:
-                for chunk in batch:
-                    self.hasher.update(chunk)
-            except BaseException as exc:  # re-raised by feed/finish
-                with self._cond:
-                    self.error = exc
-                    self._cond.notify_all()
-                return
-            with self._cond:
-                self._waiting -= sum(len(c) for c in batch)
-                self._cond.notify_all()
-
-    def finish(self) -> None:
-        """Wait until everything fed is hashed; AttemptFailed when hashing failed."""
-        with self._cond:
-            self._closing = True
-            self._cond.notify_all()
-        self._thread.join()
-        if self.error is not None:
-            raise AttemptFailed(f"hashing failed: {self.error}")
+__all__ = ["RangeSet", "Sink", "state_path"]
 
 STATE_SCHEMA = 1
 #: The resume state is saved at least this often while data arrives (seconds) ...
@@ -207,7 +143,6 @@ class Sink:
         self._lock = threading.Lock()
         self._cond = threading.Condition(self._lock)
         self._follower: threading.Thread | None = None
-        self._pipe: HashPipe | None = None  # sequential mode: the hasher thread
         self._follow_error: BaseException | None = None
         self._closing = False
         self._last_state = 0.0
@@ -321,7 +256,6 @@ class Sink:
         """Start from byte 0 (truncating); ``total`` is the size the source announced."""
         self._check_total(total)
         self._stop_follower()
-        self._follow_error = None
         self.hasher = MultiHasher(self.algs)
         self.done = RangeSet()
         self.resumed = 0
@@ -342,7 +276,6 @@ class Sink:
         """Continue a sequential download at ``offset``: hash the prefix once, then append."""
         self._check_total(total)
         self._stop_follower()
-        self._follow_error = None
         self.size = self.spec.size if self.spec.size is not None else total
         self.meta = dict(meta)
         self.mode = "seq"
@@ -405,9 +338,7 @@ class Sink:
             self._room_at = pos + ROOM_EVERY
         with _writing(self.dest):
             os.pwrite(self._fd, data, pos)
-        if self._pipe is None:
-            self._pipe = HashPipe(self.hasher, f"hash:{self.key}")
-        self._pipe.feed(data if isinstance(data, bytes) else bytes(data))  # never a buffer reused later
+        self.hasher.update(data)
         with self._lock:
             self.done.add(pos, pos + len(data))
         self.progress.advance(self.key, len(data))
@@ -495,13 +426,6 @@ class Sink:
             self._follow_error = exc
 
     def _stop_follower(self) -> None:
-        """Stop the hashing threads (the segment follower, the sequential pipe), waiting for them."""
-        if self._pipe is not None:
-            pipe, self._pipe = self._pipe, None
-            try:
-                pipe.finish()
-            except AttemptFailed as exc:
-                self._follow_error = self._follow_error or exc
         if self._follower is not None:
             with self._cond:
                 self._closing = True
@@ -542,7 +466,6 @@ class Sink:
     def reset(self) -> None:
         """Drop the data and the state (before a fresh attempt or after a failure)."""
         self._stop_follower()
-        self._follow_error = None
         self._close_fd()
         for p in (self.dest, state_path(self.dest), _state_temp(self.dest)):
             with contextlib.suppress(FileNotFoundError):

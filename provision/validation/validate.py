@@ -270,7 +270,8 @@ def _prepare_generative(
 ) -> Prepared:
     """A generative benchmark: its Hugging Face checkpoint, the engine, the published dataset file."""
     from provision.validation.generation import checkpoint_folder, choose_generative_model, dataset_key
-    from provision.validation.runners.generate import choose_engine, engine_version
+    from provision.validation.runners.device import engine_version
+    from provision.validation.runners.generate import choose_engine
 
     art = choose_generative_model(catalog, bench, model)
     lock = LockFile(settings.lock_path)

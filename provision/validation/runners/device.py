@@ -1,14 +1,16 @@
-"""Where a model runs: usable CPU cores, the CPU's name, and the device a runtime will use."""
+"""Where a model runs: usable CPU cores, the CPU's name, the device a runtime will use, and the
+generation libraries' versions and dtypes."""
 
 from __future__ import annotations
 
 import importlib
+import importlib.metadata
 import importlib.util
 import os
 import platform
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from provision.errors import MissingDependencyError, UsageError
 
@@ -22,9 +24,11 @@ __all__ = [
     "cpu_name",
     "cuda_available",
     "cuda_index",
+    "engine_version",
     "module_installed",
     "ort_providers",
     "resolve_device",
+    "torch_dtype",
     "usable_cores",
 ]
 
@@ -123,3 +127,19 @@ def resolve_device(runtime: str, requested: str) -> str:
 
 def cuda_index(device: str) -> int:
     return int(device.partition(":")[2] or 0)
+
+
+def engine_version(engine: str, purpose: str = "generation") -> str:
+    """``<distribution> <version>`` of ``engine`` (``vllm 0.11.0``); MissingDependencyError naming the extra
+    (and ``purpose``) if absent."""
+    try:
+        return f"{engine} {importlib.metadata.version(engine)}"
+    except importlib.metadata.PackageNotFoundError:
+        raise MissingDependencyError(engine, "vllm" if engine == "vllm" else "llm", purpose) from None
+
+
+def torch_dtype(name: str) -> Any:
+    """The torch dtype of a manifest ``dtype`` name (``"auto"`` stays a string for transformers)."""
+    import torch
+
+    return {"auto": "auto", "float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}[name]

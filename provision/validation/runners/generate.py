@@ -24,9 +24,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from provision.errors import MissingDependencyError, ModelError, UsageError
+from provision.errors import ModelError, UsageError
 from provision.manifest.model import GenerationSpec
-from provision.validation.runners.device import usable_cores
+from provision.validation.runners.device import engine_version, torch_dtype, usable_cores
 
 __all__ = [
     "ENGINES",
@@ -37,7 +37,6 @@ __all__ = [
     "TransformersTextEngine",
     "VllmTextEngine",
     "choose_engine",
-    "engine_version",
     "open_engine",
 ]
 
@@ -82,14 +81,6 @@ class Engine(Protocol):
         ...  # pragma: no cover - protocol
 
 
-def engine_version(engine: str) -> str:
-    """``<distribution> <version>`` of ``engine`` (``vllm 0.11.0``); MissingDependencyError if absent."""
-    try:
-        return f"{engine} {importlib.metadata.version(engine)}"
-    except importlib.metadata.PackageNotFoundError:
-        raise MissingDependencyError(engine, "vllm" if engine == "vllm" else "llm", "generation") from None
-
-
 def _cuda_visible() -> bool:
     if importlib.util.find_spec("torch") is None:
         return False
@@ -110,12 +101,6 @@ def choose_engine(engine: str, device: str) -> str:
     if engine == "vllm" and device == "cpu":
         raise UsageError("--engine vllm runs on a CUDA device; drop --device cpu or use --engine transformers")
     return engine
-
-
-def _torch_dtype(name: str) -> Any:
-    import torch
-
-    return {"auto": "auto", "float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}[name]
 
 
 def _cut(ids: Sequence[int], stops: frozenset[int], pad: int | None) -> tuple[int, ...]:
@@ -150,7 +135,7 @@ class TransformersTextEngine:
         try:
             self.tokenizer: Any = transformers.AutoTokenizer.from_pretrained(str(model_dir), local_files_only=True)
             model = transformers.AutoModelForCausalLM.from_pretrained(
-                str(model_dir), dtype=_torch_dtype(dtype), local_files_only=True
+                str(model_dir), dtype=torch_dtype(dtype), local_files_only=True
             )
         except (OSError, ValueError) as exc:
             raise ModelError(f"{model_dir}: transformers cannot load this checkpoint ({str(exc)[:200]})") from exc

@@ -30,9 +30,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from provision.errors import MissingDependencyError, ModelError, UsageError
+from provision.errors import ModelError, UsageError
 from provision.manifest.model import GenerationSpec
-from provision.validation.runners.device import usable_cores
+from provision.validation.runners.device import engine_version, torch_dtype, usable_cores
 
 if TYPE_CHECKING:
     from provision.validation.runners.generate import EngineOptions
@@ -69,21 +69,6 @@ def as_waveform(value: Any, where: str) -> np.ndarray:
     return array.astype(np.float32, copy=False)
 
 
-def _version(library: str) -> str:
-    """``<distribution> <version>``; MissingDependencyError naming the extra when it is not installed."""
-    try:
-        return f"{library} {importlib.metadata.version(library)}"
-    except importlib.metadata.PackageNotFoundError:
-        extra = "vllm" if library == "vllm" else "llm"
-        raise MissingDependencyError(library, extra, "speech recognition") from None
-
-
-def _torch_dtype(name: str) -> Any:
-    import torch
-
-    return {"auto": "auto", "float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}[name]
-
-
 def _prompt_ids(tokenizer: Any, spec: GenerationSpec, where: Path) -> list[int]:
     """The decoder prompt text as ids: every piece must be one of the tokenizer's special tokens."""
     if not spec.prompt.startswith("<|"):
@@ -116,7 +101,7 @@ class TransformersSpeechEngine:
     engine = "transformers"
 
     def __init__(self, model_dir: Path, options: EngineOptions, dtype: str) -> None:
-        _version("transformers")
+        engine_version("transformers", "speech recognition")
         import torch
 
         transformers: Any = importlib.import_module("transformers")
@@ -134,7 +119,7 @@ class TransformersSpeechEngine:
             )
             self.tokenizer: Any = transformers.AutoTokenizer.from_pretrained(str(model_dir), local_files_only=True)
             model = transformers.WhisperForConditionalGeneration.from_pretrained(
-                str(model_dir), dtype=_torch_dtype(dtype), local_files_only=True
+                str(model_dir), dtype=torch_dtype(dtype), local_files_only=True
             )
         except (OSError, ValueError) as exc:
             raise ModelError(
@@ -209,7 +194,7 @@ class TransformersSpeechEngine:
 
         return {
             "engine": self.engine,
-            "version": _version("transformers"),
+            "version": engine_version("transformers", "speech recognition"),
             "torch": torch.__version__,
             "dtype": self.dtype,
             "device": self.device,
@@ -236,7 +221,7 @@ class VllmSpeechEngine:
     engine = "vllm"
 
     def __init__(self, model_dir: Path, options: EngineOptions, dtype: str) -> None:
-        _version("vllm")
+        engine_version("vllm", "speech recognition")
         vllm: Any = importlib.import_module("vllm")
 
         self.model_dir = model_dir
@@ -287,7 +272,7 @@ class VllmSpeechEngine:
 
         return {
             "engine": self.engine,
-            "version": _version("vllm"),
+            "version": engine_version("vllm", "speech recognition"),
             "torch": torch.__version__,
             "dtype": self.dtype,
             "device": self.device,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
@@ -12,7 +12,7 @@ if TYPE_CHECKING:
     from provision.validation.runners.base import Runner
     from provision.validation.runners.generate import Generated
 
-__all__ = ["SCORING_VERSION", "DrivingTask", "GenerativeTask", "Score", "Task"]
+__all__ = ["SCORING_VERSION", "DrivingTask", "GenerativeTask", "Score", "Task", "in_order"]
 
 
 #: Bump when any task's loading, post-processing or scoring changes: stored validation
@@ -124,3 +124,16 @@ class GenerativeTask(Protocol):
     def describe(self) -> dict[str, Any]:
         """JSON-ready settings that change the score (file, columns, post-processing)."""
         ...
+
+
+def in_order(
+    generated: Mapping[int, Generated], n: int, missing: str = "samples have no generation"
+) -> list[Generated]:
+    """The generations of samples ``0..n-1`` in order; UsageError (``"<count> <missing> (first: i)"``) when any
+    sample has none."""
+    from provision.errors import UsageError
+
+    absent = [i for i in range(n) if i not in generated]
+    if absent:
+        raise UsageError(f"{len(absent)} {missing} (first: {absent[0]})")
+    return [generated[i] for i in range(n)]

@@ -39,7 +39,7 @@ import numpy as np
 from provision.errors import UsageError
 from provision.validation.metrics import answers
 from provision.validation.metrics.text import prepare_texts, rouge_per_sample
-from provision.validation.tasks.base import Score
+from provision.validation.tasks.base import Score, in_order
 from provision.validation.tasks.records import read_rows
 from provision.validation.tasks.summarization import ROUGE_METRICS, prompt_of
 
@@ -279,10 +279,7 @@ class MixedTask:
     def score(self) -> Score:
         """Every metric the targets name that the scored rows give; the first is the primary."""
         n = len(self.prompts)
-        missing = [i for i in range(n) if i not in self.generated]
-        if missing:
-            raise UsageError(f"{len(missing)} samples have no generation (first: {missing[0]})")
-        texts = [self.generated[i].text for i in range(n)]
+        texts = [g.text for g in in_order(self.generated, n)]
         truths = [str(t) if not answers.is_missing(t) else "" for t in self.truths]
         if self.profile.prepare_all:
             texts, truths = prepare_texts(texts), prepare_texts(truths)

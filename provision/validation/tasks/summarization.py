@@ -19,7 +19,7 @@ import numpy as np
 
 from provision.errors import UsageError
 from provision.validation.metrics.text import prepare_texts, rouge_per_sample
-from provision.validation.tasks.base import Score
+from provision.validation.tasks.base import Score, in_order
 from provision.validation.tasks.records import read_rows
 
 if TYPE_CHECKING:
@@ -90,10 +90,7 @@ class SummarizationTask:
 
     def score(self) -> Score:
         """Every metric the targets name; the first is the primary, the others in ``more``."""
-        missing = [i for i in range(len(self.prompts)) if i not in self.generated]
-        if missing:
-            raise UsageError(f"{len(missing)} samples have no generation (first: {missing[0]})")
-        texts = self.texts()
+        texts = [g.text for g in in_order(self.generated, len(self.prompts))]
         n = len(texts)
         scores: dict[str, Score] = {}
         rouge_types = [ROUGE_METRICS[m] for m in self.metrics if m in ROUGE_METRICS]

@@ -32,7 +32,7 @@ import numpy as np
 from provision.errors import MissingDependencyError, UsageError
 from provision.validation.metrics.speech import concatenation_word_errors
 from provision.validation.runners.speech import SAMPLE_RATE
-from provision.validation.tasks.base import Score
+from provision.validation.tasks.base import Score, in_order
 
 if TYPE_CHECKING:
     from provision.validation.runners.generate import Generated
@@ -202,9 +202,7 @@ class WhisperTask:
 
     def score(self) -> Score:
         """``accuracy`` (and ``wer`` when a target names it); the first the targets name is the primary."""
-        missing = [i for i in range(len(self.rows)) if i not in self.generated]
-        if missing:
-            raise UsageError(f"{len(missing)} clips have no transcription (first: {missing[0]})")
+        in_order(self.generated, len(self.rows), "clips have no transcription")
         edits, words = self.errors()
         if int(words.sum()) == 0:
             raise UsageError(f"{self.path}: the references have no words after normalising; WER is undefined")

@@ -7,6 +7,7 @@ recipe, so worker processes started by a test (or by Slurm) need nothing registe
 from __future__ import annotations
 
 import tarfile
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -23,12 +24,15 @@ def jpeg(path: Path, width: int, height: int, seed: int) -> None:
     cv2.imwrite(str(path), rng.integers(0, 256, (height, width, 3), dtype=np.uint8))
 
 
-def tiny_r50(tmp_path: Path, write_manifest: ManifestWriter) -> None:
-    """Write the tiny-imagenet / tiny-resnet / tiny-r50 manifest (files under ``tmp_path/src``)."""
+def tiny_r50(
+    tmp_path: Path, write_manifest: ManifestWriter, write_jpeg: Callable[[Path, int, int, int], None] = jpeg
+) -> Path:
+    """Write the tiny-imagenet / tiny-resnet / tiny-r50 manifest; returns the folder of the source JPEGs
+    (``tmp_path/src``, each made by ``write_jpeg(path, width, height, seed)``)."""
     src = tmp_path / "src"
     src.mkdir(exist_ok=True)
     for i, name in enumerate(NAMES):
-        jpeg(src / name, 200 + 37 * i, 150 + 23 * i, seed=i)
+        write_jpeg(src / name, 200 + 37 * i, 150 + 23 * i, i)
     tar = tmp_path / "val.tar"
     with tarfile.open(tar, "w") as tf:
         for name in NAMES:
@@ -48,3 +52,4 @@ def tiny_r50(tmp_path: Path, write_manifest: ManifestWriter) -> None:
         + 'models = ["tiny-resnet"]\n[benchmark.preprocess]\nrecipe = "imagenet-resnet50"\n',
         name="tiny-r50",
     )
+    return src

@@ -396,35 +396,12 @@ def test_resnet50_through_the_framework_is_identical_for_jobs_and_shards(
     tmp_path: Path, write_manifest: Any, settings: Any
 ) -> None:
     """A fetched tar of JPEGs -> provision preprocess: jobs 1, jobs 2 and shards 1/2 + 2/2 agree."""
-    import tarfile
-
-    from conftest import dataset_toml
+    from fleetkit import NAMES as names
+    from fleetkit import tiny_r50
 
     from provision import api
 
-    src = tmp_path / "src"
-    src.mkdir()
-    names = [f"ILSVRC2012_val_{i:08d}.JPEG" for i in range(1, 7)]
-    for i, name in enumerate(names):
-        _jpeg(src / name, 200 + 37 * i, 150 + 23 * i, seed=i)
-    tar = tmp_path / "val.tar"
-    with tarfile.open(tar, "w") as tf:
-        for name in names:
-            tf.add(src / name, arcname=name)
-    labels = tmp_path / "val_map.txt"
-    labels.write_text("".join(f"{n} {i}\n" for i, n in enumerate(names)), encoding="utf-8")
-    rows = [("val_map.txt", [str(labels)], labels.read_bytes(), None), ("val.tar", [str(tar)], tar.read_bytes(), None)]
-    model = tmp_path / "m.onnx"
-    model.write_bytes(b"not a model")
-    write_manifest(
-        dataset_toml("tiny-imagenet", rows)
-        + 'extract = "tar"\n'
-        + dataset_toml("tiny-resnet", [("m.onnx", [str(model)], model.read_bytes(), None)], kind="model").replace(
-            "schema = 1\n", ""
-        )
-        + '[[benchmark]]\nname = "tiny-r50"\ndataset = "tiny-imagenet"\nlabels = "tiny-imagenet/val_map.txt"\n'
-        + 'models = ["tiny-resnet"]\n[benchmark.preprocess]\nrecipe = "imagenet-resnet50"\n'
-    )
+    src = tiny_r50(tmp_path, write_manifest, lambda path, w, h, seed: _jpeg(path, w, h, seed=seed))
     assert api.fetch(["tiny-r50"], settings).ok
     one = api.preprocess("tiny-r50", settings, jobs=1)
     outputs = {p.name: p.read_bytes() for p in one.path.glob("*.npy")}

@@ -238,6 +238,40 @@ def test_segmented_download_uses_parallel_ranges(
     assert elapsed < 3 * 1024 * 1024 / 1_500_000  # faster than one throttled connection
 
 
+@pytest.mark.skipif(sys.platform != "linux", reason="per-thread nice is Linux's")
+def test_segment_threads_yield_the_cpu_to_the_in_order_hasher(
+    server: TestServer, write_manifest: ManifestWriter, settings: Settings
+) -> None:
+    """The receiving threads run at nice +10, the hash thread (the critical path) and the caller at
+    the process's own priority."""
+    import threading
+
+    body = os.urandom(2 * 1024 * 1024)
+    _setup(server, write_manifest, "/h/nice.bin", body, "nice", rate=1_000_000, etag='"n1"')
+    fast = settings.with_(segment_threshold=512 * 1024, jobs=4, **FAST)
+    base = os.getpriority(os.PRIO_PROCESS, 0)
+    seen: dict[str, int] = {}
+    result: list[object] = []
+    runner = threading.Thread(target=lambda: result.append(api.fetch(["nice"], fast)))
+    runner.start()
+    while runner.is_alive():
+        for t in threading.enumerate():
+            if t.name.startswith(("seg", "hash:")) and t.native_id is not None:
+                try:
+                    seen[t.name.split(":")[0]] = os.getpriority(os.PRIO_PROCESS, t.native_id)
+                except OSError:
+                    pass  # it ended between the listing and the question
+        time.sleep(0.02)
+    runner.join()
+    report = result[0]
+    assert getattr(report, "ok", False), report
+    assert _view(settings, "nice", "f.bin").read_bytes() == body
+    assert seen.get("hash") == base, seen
+    segs = {k: v for k, v in seen.items() if k.startswith("seg")}
+    assert segs and set(segs.values()) == {min(19, base + 10)}, seen
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == base
+
+
 def test_segmented_with_stall_requeues_piece(
     server: TestServer, write_manifest: ManifestWriter, settings: Settings
 ) -> None:

@@ -399,14 +399,16 @@ class Sink:
 
     # -- hashing ---------------------------------------------------------------------------
     def _hash_range(self, start: int, end: int) -> None:
+        """Feed bytes ``[start, end)`` of the data file to the hasher, through one reused buffer."""
         assert self._fd is not None
+        view = memoryview(bytearray(min(CHUNK_SIZE, max(end - start, 1))))
         pos = start
         while pos < end:
-            data = os.pread(self._fd, min(CHUNK_SIZE, end - pos), pos)
-            if not data:
+            n = os.preadv(self._fd, [view[: min(len(view), end - pos)]], pos)
+            if not n:
                 raise AttemptFailed(f"partial file shorter than its state ({pos} < {end})")
-            self.hasher.update(data)
-            pos += len(data)
+            self.hasher.update(view[:n])
+            pos += n
 
     def _follow(self) -> None:
         frontier = 0

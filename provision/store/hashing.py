@@ -10,12 +10,15 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import xxhash
 
 from provision.fsutil import CHUNK_SIZE, open_regular
 from provision.manifest.checksum import ALGORITHMS
+
+if TYPE_CHECKING:
+    from typing_extensions import Buffer  # collections.abc.Buffer from Python 3.12
 
 __all__ = ["FAST_ALG", "Hasher", "MultiHasher", "hash_file", "new_hasher"]
 
@@ -27,7 +30,7 @@ FAST_ALG = "xxh3_128"
 class Hasher(Protocol):
     """The part of hashlib's interface provision uses."""
 
-    def update(self, data: bytes, /) -> None: ...  # pragma: no cover - protocol
+    def update(self, data: Buffer, /) -> None: ...  # pragma: no cover - protocol
 
     def hexdigest(self) -> str: ...  # pragma: no cover - protocol
 
@@ -57,11 +60,11 @@ class MultiHasher:
         self._hashers = {alg: new_hasher(alg) for alg in dict.fromkeys(algs)}
         self.bytes = 0
 
-    def update(self, data: bytes) -> None:
+    def update(self, data: Buffer) -> None:
         """Add ``data`` to every digest."""
         for h in self._hashers.values():
             h.update(data)
-        self.bytes += len(data)
+        self.bytes += memoryview(data).nbytes
 
     def hexdigests(self) -> dict[str, str]:
         """``{alg: hex}`` of everything fed so far."""
@@ -86,7 +89,7 @@ def hash_file(
         buf = bytearray(CHUNK_SIZE)
         view = memoryview(buf)
         while n := fh.readinto(buf):
-            hasher.update(view[:n])  # type: ignore[arg-type]
+            hasher.update(view[:n])
             if on_chunk is not None:
                 on_chunk(n)
     return hasher.hexdigests()

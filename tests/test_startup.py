@@ -153,3 +153,26 @@ def test_no_arguments_still_shows_help(tmp_path: Path) -> None:
     assert proc.returncode == 2
     assert "Usage: provision" in proc.stdout + proc.stderr
     assert "--version" in proc.stdout + proc.stderr
+
+
+_FROZEN_PROBE = """\
+import atexit, gc, sys
+
+out = sys.argv[1]
+atexit.register(lambda: open(out, "w", encoding="utf-8").write(str(gc.get_freeze_count())))
+sys.argv = ["provision", *sys.argv[2:]]
+from provision.cli.app import main
+main()
+"""
+
+
+@pytest.mark.parametrize("args", [("--version",), ("list",), ("no-such-command",)])
+def test_the_entry_point_freezes_its_objects_before_exit(tmp_path: Path, args: tuple[str, ...]) -> None:
+    """The interpreter's garbage collections at exit skip frozen objects (about 80 ms of a fetch here),
+    on success and on errors alike."""
+    out = tmp_path / "frozen.txt"
+    proc = subprocess.run(
+        [sys.executable, "-c", _FROZEN_PROBE, str(out), *args], capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode in (0, 2), proc.stderr
+    assert int(out.read_text(encoding="utf-8")) > 10_000

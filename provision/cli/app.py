@@ -17,6 +17,7 @@ its docstring, in full (click would cut it at its first full stop or at the line
 
 from __future__ import annotations
 
+import gc
 import inspect
 from typing import Annotated
 
@@ -91,4 +92,10 @@ app.add_typer(fleet.bundle_app, name="bundle", short_help="Create, import or lis
 
 def main() -> None:
     """Console-script entry point."""
-    app()
+    try:
+        app()
+    finally:
+        # At exit the interpreter's last garbage collections scan every object the command made:
+        # about 80 ms of a `provision fetch` here (benchmarks/README.md). Frozen objects are not
+        # scanned; finalizers, atexit handlers and the flush of output run as before.
+        gc.freeze()

@@ -2,8 +2,9 @@
 
 Each artifact with archives has ``records/<name>.trees.json``: per archive file, the
 extraction key (archive checksum + format + strip/members + target) and the completion
-record (every extracted file with size, xxh3_128 and stat). An extraction without a
-record — interrupted, or made by hand — is never taken as done.
+record (every extracted file with size, xxh3_128 and stat, in columns: see
+:class:`provision.store.trees.StoredTree`). An extraction without a record — interrupted, or
+made by hand — is never taken as done.
 """
 
 from __future__ import annotations
@@ -17,10 +18,10 @@ from provision.store.cache import Store
 from provision.store.trees import (
     TreeRecord,
     diff_trees,
-    extraction_key,
     load_trees,
     save_trees,
     stamp_ctimes,
+    tree_entry,
     tree_record,
 )
 
@@ -49,7 +50,7 @@ def extract_file(store: Store, art: Artifact, spec: FileSpec, progress: Progress
         if diffs:
             progress.note(f"{label}: re-extracted tree differs from the last one: {', '.join(diffs)}")
     trees = load_trees(store, art.name)
-    trees[spec.name] = {"key": extraction_key(spec), "to": spec.extract.to, **record.to_json()}
+    trees[spec.name] = tree_entry(spec, record)
     save_trees(store, art.name, trees)
     return record
 

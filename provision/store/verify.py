@@ -27,7 +27,7 @@ from provision.progress import NullProgress, Progress
 from provision.store.cache import Store, regular_view
 from provision.store.hashing import FAST_ALG, hash_file
 from provision.store.records import DROPPED, FileRecord
-from provision.store.trees import tree_record, verify_tree
+from provision.store.trees import load_trees, stored_tree, verify_tree
 
 __all__ = ["FileCheck", "VerifyReport", "check_file", "verify"]
 
@@ -239,13 +239,14 @@ def verify(
             if changed:
                 with contextlib.suppress(OSError):  # a refresh only: a read-only cache is checked all the same
                     store.save_record(art, records)
+            trees = load_trees(store, art.name) if art.archives else {}  # read once for all its archives
             for spec in art.archives:
                 assert spec.extract is not None
                 tree_path = store.artifact_dir(art.name) / spec.extract.to
-                if not explicit and tree_record(store, art, spec) is None:
+                if not explicit and stored_tree(trees, spec) is None:
                     report.files.append(FileCheck(art.name, spec.extract.to + "/", "absent", str(tree_path)))
                     continue
-                state, nbytes, problems = verify_tree(store, art, spec, full=full, progress=progress)
+                state, nbytes, problems = verify_tree(store, art, spec, full=full, progress=progress, trees=trees)
                 check = FileCheck(art.name, spec.extract.to + "/", state, str(tree_path), hashed=nbytes > 0)
                 check.got = ", ".join(problems)
                 report.files.append(check)

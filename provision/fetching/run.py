@@ -97,6 +97,17 @@ class _Fetch:
         self.store = Store(settings.cache_dir)
         self.results: dict[tuple[str, str], FileResult] = {}
         self.records: dict[str, dict[str, FileRecord]] = {}
+        #: Whether each archive's extracted tree is complete and recorded, checked once while nothing
+        #: is written (a tree check stats every extracted file); forgotten when a transfer begins.
+        self._trees: dict[tuple[str, str, str], bool] = {}
+
+    def tree_ok(self, art: Artifact, spec: FileSpec) -> bool:
+        """:func:`provision.store.trees.tree_ok`, asked once per archive until a transfer writes to the cache."""
+        key = (art.name, spec.name, str(spec.checksum))
+        ok = self._trees.get(key)
+        if ok is None:
+            ok = self._trees[key] = tree_ok(self.store, art, spec)
+        return ok
 
     def resolve(
         self, catalog: Catalog, names: Iterable[str], subset: str | None
@@ -124,7 +135,7 @@ class _Fetch:
             for spec in art.files:
                 path = str(store.artifact_dir(art.name) / spec.name)
                 old = records.get(spec.name)
-                if spec.extract is not None and not spec.extract.keep_archive and tree_ok(store, art, spec):
+                if spec.extract is not None and not spec.extract.keep_archive and self.tree_ok(art, spec):
                     # The archive was dropped after a verified extraction: its tree stands for it.
                     records[spec.name] = old or FileRecord(str(spec.checksum), "", spec.size or 0, 0, 0, link=DROPPED)
                     self.results[(art.name, spec.name)] = FileResult(art.name, spec.name, "cached", path)
@@ -138,15 +149,19 @@ class _Fetch:
                 else:
                     records.pop(spec.name, None)
                     # Not a regular file (a FIFO, a link elsewhere): removed, never read; then fetched.
-                    store.clear_irregular(store.artifact_dir(art.name) / spec.name)
+                    cleared = store.clear_irregular(store.artifact_dir(art.name) / spec.name)
                     if spec.checksum.known:
-                        store.clear_irregular(store.blob_path(spec.checksum))
+                        cleared = store.clear_irregular(store.blob_path(spec.checksum)) or cleared
+                    if cleared:
+                        self._trees.clear()  # something was removed: no tree check made before it stands
                     todo.append((art, spec, state in ("corrupt", "changed")))
         return todo
 
     def transfer(self, artifacts: list[Artifact], todo: list[Todo]) -> None:
         """Fetch every file of ``todo`` on ``settings.jobs`` threads; records are checkpointed as files
         land, and on an interruption every transfer stops and keeps its partial for a resume."""
+        if todo:
+            self._trees.clear()  # files land in the artifact's folder: its trees are checked again
         fetcher = FileFetcher(self.store, self.ctx, self.lock)
         by_name = {a.name: a for a in artifacts}
         dirty: set[str] = set()
@@ -184,7 +199,7 @@ class _Fetch:
         artifacts with this run's first-use pins applied."""
         store = self.store
         artifacts = [self.lock.apply(a) for a in artifacts]  # files pinned on first use in this run
-        unpack = [(a, f) for a in artifacts for f in a.archives if f.checksum.known and not tree_ok(store, a, f)]
+        unpack = [(a, f) for a in artifacts for f in a.archives if f.checksum.known and not self.tree_ok(a, f)]
         for art in artifacts:
             store.save_record(art, self.records[art.name])
         _extract_all(store, unpack, self.results, self.records, self.progress)
@@ -245,7 +260,7 @@ def fetch(
             if blocked is None:
                 sweep_artifact(run.store, art)  # what killed runs left in its folder (a half-extracted tree)
         todo = run.inventory(artifacts)
-        unpack = [(a, f) for a in artifacts for f in a.archives if not (f.checksum.known and tree_ok(run.store, a, f))]
+        unpack = [(a, f) for a in artifacts for f in a.archives if not (f.checksum.known and run.tree_ok(a, f))]
         if blocked is not None:
             if todo or unpack:
                 raise not_writable(blocked, todo, unpack)

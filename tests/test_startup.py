@@ -33,6 +33,7 @@ HEAVY = (
     "boto3",
     "tokenizers",
     "tqdm",
+    "filelock",  # ~30 ms: only commands that take a lock import it
 )
 
 #: ``provision fetch`` of a local file needs the HTTP stack (sources) but no numeric library.

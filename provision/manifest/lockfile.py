@@ -21,8 +21,6 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import filelock
-
 from provision.errors import ProvisionError
 from provision.fsutil import atomic_write_text, open_regular
 from provision.manifest.checksum import Checksum
@@ -170,7 +168,7 @@ class LockFile:
         guard = Path(str(self.path) + ".lck")
         if guard.is_symlink():  # a link planted at the guard is removed, never followed (nor truncated)
             guard.unlink()
-        with filelock.FileLock(str(guard), timeout=60):
+        with _file_lock(guard):
             files = self._read()
             if key in files:
                 return
@@ -191,7 +189,7 @@ class LockFile:
         guard = Path(str(self.path) + ".lck")
         if guard.is_symlink():
             guard.unlink()
-        with filelock.FileLock(str(guard), timeout=60):
+        with _file_lock(guard):
             files = self._read()
             for key, entry in entries.items():
                 files.setdefault(key, dict(entry))
@@ -213,3 +211,11 @@ class LockFile:
     def pin(self, artifact: str, name: str, checksum: Checksum, size: int, url: str) -> None:
         """Record ``checksum`` for a file (first use); an existing pin is never changed."""
         self._update(f"{artifact}/{name}", {"checksum": str(checksum), "size": size, "url": url})
+
+
+def _file_lock(guard: Path) -> Any:
+    """An inter-process lock on ``guard`` (filelock is imported here: ~30 ms that a command which only
+    reads pins never pays)."""
+    import filelock
+
+    return filelock.FileLock(str(guard), timeout=60)

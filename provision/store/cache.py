@@ -29,9 +29,7 @@ import stat
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
-
-import filelock
+from typing import TYPE_CHECKING, Any
 
 from provision.errors import LockTimeoutError, ProvisionError
 from provision.fsutil import (
@@ -47,6 +45,9 @@ from provision.manifest.checksum import Checksum
 from provision.manifest.model import Artifact
 from provision.store.records import DROPPED, RECORD_SCHEMA, FileRecord
 from provision.store.trees import tree_present
+
+if TYPE_CHECKING:
+    import filelock
 
 __all__ = ["CACHEDIR_TAG", "NOT_WRITABLE", "WRITABLE_FIX", "Store", "regular_view", "walk_files"]
 
@@ -263,6 +264,8 @@ class Store:
     def _acquire(
         self, path: Path, name: str, timeout: float, on_wait: Callable[[str], None] | None, required: bool
     ) -> filelock.BaseFileLock | None:
+        import filelock  # here, not at the top: ~30 ms that commands which take no lock never pay
+
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             self.clear_irregular(path)
@@ -285,9 +288,7 @@ class Store:
         except OSError as exc:
             if not required and exc.errno in NOT_WRITABLE:
                 return None
-            raise ProvisionError(
-                f"cannot take the lock {path} ({exc.strerror or exc}); {WRITABLE_FIX}"
-            ) from exc
+            raise ProvisionError(f"cannot take the lock {path} ({exc.strerror or exc}); {WRITABLE_FIX}") from exc
         except ProvisionError:  # clear_irregular could not remove a link planted at the lock file
             if not required and not os.access(path.parent, os.W_OK):
                 return None

@@ -6,6 +6,7 @@ at the artifact's path.
 
 from __future__ import annotations
 
+import contextlib
 import email.utils
 import hashlib
 import json
@@ -257,10 +258,8 @@ def test_segment_threads_yield_the_cpu_to_the_in_order_hasher(
     while runner.is_alive():
         for t in threading.enumerate():
             if t.name.startswith(("seg", "hash:")) and t.native_id is not None:
-                try:
+                with contextlib.suppress(OSError):  # it ended between the listing and the question
                     seen[t.name.split(":")[0]] = os.getpriority(os.PRIO_PROCESS, t.native_id)
-                except OSError:
-                    pass  # it ended between the listing and the question
         time.sleep(0.02)
     runner.join()
     report = result[0]

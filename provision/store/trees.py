@@ -252,12 +252,15 @@ def tree_digest(files: dict[str, TreeFile], links: dict[str, str] | None = None)
     return f"xxh3_128:{h.hexdigest()}"
 
 
-def _hash_stream(fh: IO[bytes]) -> tuple[int, str]:
+def _hash_stream(fh: IO[bytes], on_chunk: Callable[[int], None] | None = None) -> tuple[int, str]:
+    """(bytes read, xxh3_128) of what ``fh`` holds; ``on_chunk(n)`` after each chunk."""
     h = xxhash.xxh3_128()
     size = 0
     while chunk := fh.read(CHUNK_SIZE):
         h.update(chunk)
         size += len(chunk)
+        if on_chunk is not None:
+            on_chunk(len(chunk))
     return size, h.hexdigest()
 
 
@@ -540,21 +543,15 @@ def _extras(root: str, record: StoredTree, problems: list[str]) -> set[int]:
 def _rehash(path: str, rel: str, key: str, progress: Progress, problems: list[str]) -> tuple[int, str] | None:
     """(bytes read, xxh3_128) of the regular file ``path``; None (and the problem noted) when it is
     gone or was replaced by something else since its stat."""
-    h = xxhash.xxh3_128()
-    nbytes = 0
     try:
         with open(open_regular(path), "rb") as fh:
-            while chunk := fh.read(CHUNK_SIZE):
-                h.update(chunk)
-                nbytes += len(chunk)
-                progress.advance(key, len(chunk))
+            return _hash_stream(fh, lambda n: progress.advance(key, n))
     except NotRegularFileError:  # replaced between the stat and the open
         problems.append(f"changed {rel} (not a regular file)")
         return None
     except OSError:
         problems.append(f"missing {rel}")
         return None
-    return nbytes, h.hexdigest()
 
 
 def tree_ok(store: Store, art: Artifact, spec: FileSpec) -> bool:

@@ -143,6 +143,7 @@ class Sink:
         self._lock = threading.Lock()
         self._cond = threading.Condition(self._lock)
         self._follower: threading.Thread | None = None
+        self._hash_buf: memoryview | None = None  # the buffer _hash_range reads through
         self._follow_error: BaseException | None = None
         self._closing = False
         self._last_state = 0.0
@@ -401,7 +402,9 @@ class Sink:
     def _hash_range(self, start: int, end: int) -> None:
         """Feed bytes ``[start, end)`` of the data file to the hasher, through one reused buffer."""
         assert self._fd is not None
-        view = memoryview(bytearray(min(CHUNK_SIZE, max(end - start, 1))))
+        if self._hash_buf is None:  # one per sink: the follower calls this each time the prefix grows
+            self._hash_buf = memoryview(bytearray(CHUNK_SIZE))
+        view = self._hash_buf
         pos = start
         while pos < end:
             n = os.preadv(self._fd, [view[: min(len(view), end - pos)]], pos)

@@ -498,7 +498,7 @@ class _Writer:
         self._check(m, self.budget.charge(len(data), len(data), start))
         record = TreeFile(len(data), xxhash.xxh3_128_hexdigest(data))
         self.record.files[rel] = record
-        self.batch.append((dest, data, (m.mode & 0o755) | 0o400, m.mtime, record))
+        self.batch.append((dest, data, m.mode, m.mtime, record))
         self.batch_bytes += len(data)
         if len(self.batch) >= _BATCH_FILES or self.batch_bytes >= _BATCH_BYTES:
             self._submit()
@@ -563,7 +563,7 @@ class _Writer:
         size = 0
         src = m.open()
         try:
-            fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+            fd = os.open(dest, _NEW_FILE, 0o600)
             try:
                 while chunk := src.read(CHUNK_SIZE):
                     self._check(m, self.budget.charge(len(chunk), size + len(chunk), start))
@@ -571,10 +571,7 @@ class _Writer:
                     _write_all(fd, chunk)
                     size += len(chunk)
                     self.advance(len(chunk))
-                os.fchmod(fd, (m.mode & 0o755) | 0o400)  # no setuid/setgid/sticky, no group/other write
-                if m.mtime > 0:
-                    os.utime(fd, (m.mtime, m.mtime))
-                st = os.fstat(fd)
+                st = _seal(fd, m.mode, m.mtime)
             finally:
                 os.close(fd)
         finally:
@@ -582,22 +579,31 @@ class _Writer:
         self.record.files[rel] = TreeFile(size, h.hexdigest(), st.st_mtime_ns, st.st_ino)
 
 
-#: A small file's write: (path, bytes, mode, mtime, the record to complete with its stat).
+#: A small file's write: (path, bytes, the member's mode, mtime, the record to complete with its stat).
 _Job = tuple[str, bytes, int, float, TreeFile]
+
+
+#: A member's file is always new, never reached through a link planted at its name.
+_NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+def _seal(fd: int, mode: int, mtime: float) -> os.stat_result:
+    """Give a written member its mode (no setuid/setgid/sticky, no group/other write) and mtime;
+    its final stat."""
+    os.fchmod(fd, (mode & 0o755) | 0o400)
+    if mtime > 0:
+        os.utime(fd, (mtime, mtime))
+    return os.fstat(fd)
 
 
 def _write_batch(jobs: list[_Job]) -> None:
     """Create and write each file (in a writer thread); record its final stat."""
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
     for path, data, mode, mtime, record in jobs:
-        fd = os.open(path, flags, 0o600)
+        fd = os.open(path, _NEW_FILE, 0o600)
         try:
             if data:
                 _write_all(fd, data)
-            os.fchmod(fd, mode)  # no setuid/setgid/sticky, no group/other write
-            if mtime > 0:
-                os.utime(fd, (mtime, mtime))
-            st = os.fstat(fd)
+            st = _seal(fd, mode, mtime)
         finally:
             os.close(fd)
         record.mtime_ns, record.ino = st.st_mtime_ns, st.st_ino

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from provision import api
 from provision.cli.common import CacheDir, Json, PlainCommand, PlainGroup, errors, print_json, settings
 from provision.fsutil import human_bytes
+
+if TYPE_CHECKING:
+    from provision.fleet.mirror import MirrorReport
 
 __all__ = ["bundle_app", "mirror_app"]
 
@@ -67,13 +70,18 @@ def export(
         if json_out:
             print_json(report.to_json())
             return
-        kept = len(report.blobs) - report.written
-        typer.echo(
-            f"{dest}: {len(report.blobs)} files ({report.written} written, {kept} already there), "
-            f"{human_bytes(report.bytes)} written"
-        )
+        _summary(report, dest, "written")
         for key in report.dropped:
             typer.echo(f"not exported: {key} (removed after extraction: keep_archive = false)", err=True)
+
+
+def _summary(report: MirrorReport, where: str, verb: str) -> None:
+    """One line: how many files the mirror holds, how many this run ``verb`` (and their bytes)."""
+    kept = len(report.blobs) - report.written
+    typer.echo(
+        f"{where}: {len(report.blobs)} files ({report.written} {verb}, {kept} already there), "
+        f"{human_bytes(report.bytes)} {verb}"
+    )
 
 
 @mirror_app.command("push", cls=PlainCommand, short_help="Upload them to s3://BUCKET/PREFIX/<alg>/<hex>.")
@@ -97,11 +105,7 @@ def push(
         if json_out:
             print_json(report.to_json())
             return
-        kept = len(report.blobs) - report.written
-        typer.echo(
-            f"{report.target}: {len(report.blobs)} files ({report.written} uploaded, {kept} already there), "
-            f"{human_bytes(report.bytes)} uploaded"
-        )
+        _summary(report, report.target, "uploaded")
 
 
 @bundle_app.command("create", cls=PlainCommand, short_help="Write one tar of everything NAME needs.")

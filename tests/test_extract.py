@@ -463,9 +463,8 @@ def test_single_stream_formats_extract(tmp_path: Path, fmt: str, declared: bool)
     record = extract_archive(archive, ExtractSpec(fmt if declared else "auto", "data.txt"), dest, label=LABEL)
     assert dest.is_file() and dest.read_bytes() == payload
     assert record.kind == "file"
-    assert record.files == {
-        "data.txt": TreeFile(len(payload), xxh(payload), dest.stat().st_mtime_ns, dest.stat().st_ino)
-    }
+    st = dest.stat()
+    assert record.files == {"data.txt": TreeFile(len(payload), xxh(payload), st.st_mtime_ns, st.st_ino, st.st_ctime_ns)}
     assert hash_tree(dest).digest == record.digest
     assert siblings(dest) == ["data.txt"]
 

@@ -1,13 +1,13 @@
-"""extract_archive with many small members: the writer threads, their errors, and the recorded stat.
+"""extract_archive with many small members: the writer processes, their errors, and the recorded stat.
 
-Small tar members are read and checked on the calling thread and written by a pool of
-threads in batches where creating a file proved slow, by the calling thread elsewhere (see
-:mod:`provision.extract.archive`). Every test runs both ways: ``threads`` makes any create
-count as slow from the first file, ``inline`` none. These tests build real
-archives with more members than one batch holds and check the disk: every byte, mode and
-mtime; the record's ``(mtime_ns, ino)`` equal to ``os.stat`` after the rename (there is no
-second stat pass); refusals, budget caps and writer errors leaving nothing behind; hard
-links waiting for queued writes.
+Small tar members are read and checked by the calling process; after the first
+``PROCESS_AFTER`` of them they are written by writer processes in batches (see
+:mod:`provision.extract.archive`). Every test runs both ways: ``processes`` starts them from
+the first small file, ``inline`` never. These tests build real archives with more members
+than one batch holds and check the disk: every byte, mode and mtime; the record's
+``(mtime_ns, ino, ctime_ns)`` equal to ``os.stat`` after the rename (there is no second stat
+pass); refusals, budget caps and writer errors leaving nothing behind; hard links waiting for
+queued writes.
 """
 
 from __future__ import annotations
@@ -19,12 +19,12 @@ import lzma
 import os
 import random
 import tarfile
-import threading
 import zipfile
 from pathlib import Path
 
 import pytest
 
+from provision.errors import ProvisionError
 from provision.extract import archive as engine
 from provision.extract.archive import SMALL_MEMBER, ExtractError, extract_archive
 from provision.manifest.model import ExtractSpec
@@ -33,14 +33,10 @@ from provision.store.trees import hash_tree
 LABEL = "art/pool.tar"
 
 
-@pytest.fixture(autouse=True, params=["threads", "inline"])
+@pytest.fixture(autouse=True, params=["processes", "inline"])
 def writers(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     """Both ways of writing small files: the tuning knobs, not the code, differ."""
-    if request.param == "threads":
-        monkeypatch.setattr(engine, "PROBE_FILES", 0)
-        monkeypatch.setattr(engine, "SLOW_CREATE", 0.0)
-    else:
-        monkeypatch.setattr(engine, "SLOW_CREATE", 1.0)
+    monkeypatch.setattr(engine, "PROCESS_AFTER", 0 if request.param == "processes" else 10**9)
     return str(request.param)
 
 
@@ -112,7 +108,7 @@ def test_many_small_members_extract_exactly_and_the_record_matches_os_stat(tmp_p
     assert set(record.files) == set(tree)
     for rel, f in record.files.items():
         st = os.stat(dest / rel)
-        assert (f.size, f.mtime_ns, f.ino) == (st.st_size, st.st_mtime_ns, st.st_ino), rel
+        assert (f.size, f.mtime_ns, f.ino, f.ctime_ns) == (st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns), rel
         if fmt != "zip":
             name_index = list(tree).index(rel)
             assert st.st_mtime == MTIME + name_index
@@ -133,7 +129,7 @@ def test_single_file_record_matches_os_stat_after_the_rename(tmp_path: Path, fmt
     record = extract_archive(archive, ExtractSpec(fmt, "data.bin"), dest, label=LABEL)
     st = os.stat(dest)
     (f,) = record.files.values()
-    assert (f.size, f.mtime_ns, f.ino) == (len(payload), st.st_mtime_ns, st.st_ino)
+    assert (f.size, f.mtime_ns, f.ino, f.ctime_ns) == (len(payload), st.st_mtime_ns, st.st_ino, st.st_ctime_ns)
 
 
 def test_hard_link_to_a_file_still_queued_is_written_after_it(tmp_path: Path) -> None:
@@ -148,9 +144,9 @@ def test_hard_link_to_a_file_still_queued_is_written_after_it(tmp_path: Path) ->
     record = extract_archive(archive, ExtractSpec("tar", "tree"), dest, label=LABEL)
     assert (dest / "links/again.bin").read_bytes() == tree[last]
     assert os.stat(dest / "links/again.bin").st_ino == os.stat(dest / last).st_ino
-    for rel, f in record.files.items():
+    for rel, f in record.files.items():  # the link moved the inode's ctime: both records carry the new one
         st = os.stat(dest / rel)
-        assert (f.mtime_ns, f.ino) == (st.st_mtime_ns, st.st_ino), rel
+        assert (f.mtime_ns, f.ino, f.ctime_ns) == (st.st_mtime_ns, st.st_ino, st.st_ctime_ns), rel
 
 
 def evil(name: str) -> tarfile.TarInfo:
@@ -203,15 +199,60 @@ def test_a_truncated_small_member_is_a_corrupt_archive(tmp_path: Path) -> None:
     assert leftovers(dest) == []
 
 
-def test_writer_threads_start_only_where_creating_a_file_was_slow(tmp_path: Path, writers: str) -> None:
-    """The first files are timed on the calling thread; the pool exists only after slow creates."""
+def writer_children() -> list[str]:
+    """The command lines of this process's running children that are writer processes."""
+    out = []
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+            cmd = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+        except OSError:
+            continue
+        if int(stat.rsplit(")", 1)[1].split()[1]) == os.getpid() and "writer_process.py" in cmd:
+            out.append(cmd)
+    return out
+
+
+def test_writer_processes_start_only_after_the_first_small_files(tmp_path: Path, writers: str) -> None:
+    """An archive of fewer small files than ``PROCESS_AFTER`` never starts a process; they end with it."""
     src = write(tmp_path, "pool.tar", tar_of(small_tree(600)))
-    seen: set[str] = set()
+    seen: list[int] = []
 
     def advance(n: int) -> None:
-        seen.update(t.name for t in threading.enumerate())
+        seen.append(len(writer_children()))
 
     extract_archive(src, ExtractSpec("tar", "out"), tmp_path / "out", label=LABEL, advance=advance)
-    pooled = any(name.startswith("provision-extract") for name in seen)
-    assert pooled == (writers == "threads"), sorted(seen)
+    assert (max(seen) == engine.WRITERS) == (writers == "processes"), seen
+    assert max(seen) in (0, engine.WRITERS)
+    assert writer_children() == []  # none outlives the extraction
     assert files_under(tmp_path / "out") == small_tree(600)
+
+
+def test_files_keep_their_modes_under_a_strict_umask(tmp_path: Path) -> None:
+    """Files are created with their final mode; where the umask took bits, fchmod restores them."""
+    tree = {f"d/f{i:03d}": b"x" * i for i in range(200)}
+    src = write(tmp_path, "pool.tar", tar_of(tree))
+    old = os.umask(0o077)
+    try:
+        extract_archive(src, ExtractSpec("tar", "out"), tmp_path / "out", label=LABEL)
+    finally:
+        os.umask(old)
+    for i, name in enumerate(tree):
+        assert stat_mode(os.stat(tmp_path / "out" / name)) == (0o755 if i % 5 == 0 else 0o644), name
+
+
+def test_a_writer_process_that_dies_is_an_error_and_leaves_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, writers: str
+) -> None:
+    if writers == "inline":
+        pytest.skip("no writer process runs inline")
+    dying = tmp_path / "dying.py"
+    dying.write_text("import sys\nsys.exit(7)\n")
+    monkeypatch.setattr(engine, "_WRITER_SCRIPT", str(dying))
+    src = write(tmp_path, "pool.tar", tar_of(small_tree(300)))
+    dest = tmp_path / "tree"
+    with pytest.raises(ProvisionError, match=r"writer process .* ended without a reply \(exit status 7\)"):
+        extract_archive(src, ExtractSpec("tar", "tree"), dest, label=LABEL)
+    assert leftovers(dest) == []

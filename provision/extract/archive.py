@@ -23,15 +23,20 @@ Atomicity: members are written into a temp folder beside the target, which is re
 into place only when everything was written and checked. Members larger than
 ``SMALL_MEMBER`` are copied in chunks on the calling thread, never read whole into memory.
 
-Small files (tar formats): the calling thread reads the archive once, parses headers,
-applies every rule above, charges the budget, reads the member's bytes and hashes them,
-then hands the write (create with ``O_EXCL|O_NOFOLLOW``, write, chmod, utime, fstat) to
-``WRITERS`` threads, in batches, with at most ``IN_FLIGHT`` bytes queued, where the first
-``PROBE_FILES`` writes showed that creating a file is slow (``SLOW_CREATE``); elsewhere it
-writes them itself. Folders are made
-before a file is queued into them; a hard link waits for every queued write; the first
-error of a writer is raised on the calling thread, and the queue is drained before the
-temp folder is removed, so a refusal still leaves nothing behind.
+Small files (tar formats): the calling process reads the archive once, parses each header
+(a plain ustar/GNU header by ``_fast_header``, which reads exactly what tarfile reads; any
+other by tarfile), applies every rule above and charges the budget. The first
+``PROCESS_AFTER`` small files it writes itself (create with ``O_EXCL|O_NOFOLLOW`` relative to
+the temp folder, write, utime, fstat; ``fchmod`` only where the umask took mode bits). After
+that it hands the writes, in batches, to ``WRITERS`` writer processes
+(:mod:`provision.extract.writer_process`), which create, write, hash and stat the files and
+reply with the digests and stats: in an uncompressed tar they read each member's data from
+the archive themselves, otherwise the data comes with the batch. Processes, not threads:
+the GIL would serialise the per-file Python that the syscalls leave. Folders are made before
+a file is queued into them; a hard link and a large member wait for every queued write;
+the first error of a writer is raised in the calling process, and the writers are stopped
+(killed when a batch is unanswered) before the temp folder is removed, so a refusal still
+leaves nothing behind.
 
 Tree digest (``xxh3_128:<hex>``): xxh3_128 over one line per entry, sorted by path
 (UTF-8 bytes): ``f\\0<path>\\0<size>\\0<xxh3_128 hex>\\n`` for a file and
@@ -45,27 +50,34 @@ import bz2
 import collections
 import contextlib
 import fnmatch
+import functools
 import gzip
 import io
 import lzma
+import marshal
 import os
+import re
 import shutil
 import stat
+import subprocess
+import sys
 import tarfile
-import time
 import zipfile
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import IO, Any, cast
+from typing import IO, Any, Protocol, cast
 
 import xxhash
 
-from provision.errors import IntegrityError
+from provision.errors import IntegrityError, ProvisionError
+from provision.extract.writer_process import NEW_FILE, read_exact, seal, write_all, write_file
 from provision.fsutil import CHUNK_SIZE, temp_name
 from provision.manifest.model import SINGLE_FILE_FORMATS, ExtractSpec
 from provision.store.trees import TreeFile, TreeRecord
+
+#: The writer process's script, run as a file (with the environment of this process): it imports nothing of provision.
+_WRITER_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "writer_process.py")
 
 __all__ = ["DEFAULT_GRACE", "DEFAULT_RATIO", "ExtractError", "detect_format", "extract_archive"]
 
@@ -73,24 +85,18 @@ __all__ = ["DEFAULT_GRACE", "DEFAULT_RATIO", "ExtractError", "detect_format", "e
 DEFAULT_RATIO = 100
 #: ... once this many bytes are written (by the member for its own ratio, by the archive for the whole).
 DEFAULT_GRACE = 64 << 20
-#: Tar members up to this size are read whole and written by the writer threads.
+#: Tar members up to this size are read whole (or by a writer process) and written in one write.
 SMALL_MEMBER = 1 << 20
-#: Threads that create and write small files where creating a file is slow (the syscalls release
-#: the GIL); 0: always write them on the calling thread. Two: more threads fight the parsing
-#: thread for the GIL after every syscall, and on this project's 2-core ext4 machine 2 beat 4
-#: (``benchmarks/smallfiles.py``).
-WRITERS = 2
-#: The first ``PROBE_FILES`` small files are written on the calling thread and timed; the writer
-#: threads start only when a file took more than ``SLOW_CREATE`` seconds on average. Where
-#: creating a file costs a few microseconds (tmpfs, a healthy disk) the work is Python's and
-#: threads only add GIL hand-offs: 50,000 files took 2.3 s without them and 4.2 s with two on
-#: /dev/shm here; where each create waits in the kernel (this VM's ext4 after many deletions,
-#: NFS) two threads took 0.42x GNU tar's time.
-PROBE_FILES = 256
-SLOW_CREATE = 100e-6
-#: At most this many bytes of small members read but not yet written.
-IN_FLIGHT = 64 << 20
-#: Small files handed to a writer thread at once (fewer hand-offs per file).
+#: Writer processes for the small files of a tar; 0: the calling process writes them all. Most
+#: of a small file's cost is the kernel's create, which processes run side by side (threads
+#: cannot: the GIL serialises the Python between the syscalls). On this project's 2-core VM,
+#: 50,000 files of 1-8 KiB took 2.2-2.5 s in one process, 1.6-1.8 s with one writer process,
+#: 1.4-1.65 s with two and 1.3-1.55 s with three (GNU tar: 1.52-1.66 s).
+WRITERS = 3
+#: The small files written by the calling process before the writer processes start (each
+#: costs a process start of about 20 ms): an archive of fewer files never starts them.
+PROCESS_AFTER = 1000
+#: A batch sent to a writer process: at most this many files or bytes.
 _BATCH_FILES = 64
 _BATCH_BYTES = 1 << 20
 
@@ -192,6 +198,14 @@ def detect_format(path: Path) -> str:
 # Members
 
 
+class _Source(Protocol):
+    """A member's data, read in chunks."""
+
+    def read(self, size: int = -1, /) -> bytes: ...
+
+    def close(self) -> None: ...
+
+
 @dataclass
 class _Member:
     name: str
@@ -200,9 +214,10 @@ class _Member:
     mode: int
     mtime: float
     linkname: str = ""
-    open: Callable[[], IO[bytes]] | None = None
+    open: Callable[[], _Source | None] | None = None
     packed: int | None = None  # compressed size, where the archive declares it (zip)
     read_all: Callable[[], bytes] | None = None  # the whole content, for a small member (tar)
+    offset: int | None = None  # where the data lies in the archive file (an uncompressed tar)
 
 
 def _not_utf8(name: str) -> bool:
@@ -222,43 +237,213 @@ def _shown(name: str | bytes) -> str:
     return repr(name)
 
 
-def _tar_members(tf: tarfile.TarFile, raw: _Counted | None) -> Iterator[_Member]:
-    """The members of ``tf``; ``raw``: the uncompressed, seekable archive (small members are read from it directly)."""
-    for info in tf:
-        if info.isreg():
-            kind = "file"
-        elif info.isdir():
-            kind = "dir"
-        elif info.issym():
-            kind = "symlink"
-        elif info.islnk():
-            kind = "hardlink"
-        else:
-            kind = "special"
-        opener = read_all = None
-        if kind == "file":
-            opener = lambda i=info: tf.extractfile(i)  # noqa: E731
-            if info.size <= SMALL_MEMBER and getattr(info, "sparse", None) is None:
-                read_all = _tar_reader(tf, info, raw)
-        yield _Member(info.name, kind, info.size, info.mode, float(info.mtime), info.linkname, opener, None, read_all)  # type: ignore[arg-type]
+class _TarStream:
+    """The tar stream as both readers see it: tarfile (for any header the fast reader leaves
+    to it) and ``_fast_member``. Reads go forward; a forward seek skips (a real seek on an
+    uncompressed file, reading and dropping on a decompressed stream); one header block
+    can be pushed back, so a header is read once whichever reader parses it. A decompressor
+    is never asked to seek backwards (for gzip that would decompress again from the start).
+    """
 
+    def __init__(self, src: IO[bytes], seekable: bool) -> None:
+        self.src = src
+        self.seekable = seekable
+        self.pos = 0  # logical position: what was read, less what was pushed back
+        self.back = b""
 
-def _tar_reader(tf: tarfile.TarFile, info: tarfile.TarInfo, raw: _Counted | None) -> Callable[[], bytes]:
-    """Read the whole (small) member: one read at its offset from ``raw``, else through tarfile."""
-
-    def read() -> bytes:
-        if raw is None:
-            fh = tf.extractfile(info)
-            assert fh is not None
-            with fh:
-                data = fh.read()
-        else:
-            data = raw.read_at(info.offset_data, info.size)
-        if len(data) != info.size:
-            raise tarfile.ReadError("unexpected end of data")
+    def read(self, size: int = -1) -> bytes:
+        back = self.back
+        if back:
+            self.back = b""
+            if 0 <= size < len(back):
+                self.back = back[size:]
+                back = back[:size]
+            elif size < 0 or size > len(back):
+                back += self.src.read(-1 if size < 0 else size - len(back))
+            self.pos += len(back)
+            return back
+        data = self.src.read(size)
+        self.pos += len(data)
         return data
 
-    return read
+    def unread(self, block: bytes) -> None:
+        """Push back ``block``, the bytes just read: the next read starts with them."""
+        self.back = block + self.back
+        self.pos -= len(block)
+
+    def tell(self) -> int:
+        return self.pos
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        if whence == os.SEEK_CUR:
+            offset += self.pos
+        elif whence != os.SEEK_SET:
+            raise io.UnsupportedOperation("a tar stream seeks from its start or its position only")
+        if offset < self.pos:
+            raise io.UnsupportedOperation(f"a tar stream does not seek backwards ({self.pos} -> {offset})")
+        skip = offset - self.pos
+        if skip <= len(self.back):
+            self.read(skip)
+        elif self.seekable:
+            self.src.seek(offset - self.pos - len(self.back), os.SEEK_CUR)
+            self.back = b""
+            self.pos = offset
+        else:
+            while self.pos < offset and self.read(min(CHUNK_SIZE, offset - self.pos)):
+                pass
+        return self.pos
+
+
+class _Slice:
+    """Exactly ``size`` bytes of ``stream`` from its position: a tar member's data."""
+
+    def __init__(self, stream: _TarStream, size: int) -> None:
+        self.stream = stream
+        self.left = size
+
+    def read(self, size: int = -1) -> bytes:
+        n = self.left if size < 0 else min(size, self.left)
+        data = self.stream.read(n)
+        if len(data) != n:
+            raise tarfile.ReadError("unexpected end of data")
+        self.left -= n
+        return data
+
+    def close(self) -> None:
+        pass
+
+
+#: A plain number field of a tar header, as tarfile reads it: octal digits between spaces.
+_PLAIN_NUMBER = re.compile(rb" *[0-7]* *")
+#: The number fields (offsets) tarfile parses in every header: mode, uid, gid, size, mtime,
+#: checksum, devmajor, devminor.
+_NUMBER_FIELDS = ((100, 108), (108, 116), (116, 124), (124, 136), (136, 148), (148, 156), (329, 337), (337, 345))
+#: The number fields as GNU tar and tarfile write them (zero-padded octal, then NUL; the
+#: checksum's six digits, NUL, space): mode, uid, gid, size, mtime, checksum; then the two
+#: device numbers, written the same way or left as NULs. A header that differs takes the
+#: field-by-field reading, which accepts what tarfile accepts.
+_USUAL_NUMBERS = re.compile(rb"([0-7]{7})\0[0-7]{7}\0[0-7]{7}\0([0-7]{11})\0([0-7]{11})\0([0-7]{6})\0 ")
+_USUAL_DEVICE = re.compile(rb"(?:[0-7]{7}\0|\0{8}){2}")
+#: Header types the fast reader parses itself: a regular file (``0``, NUL) or a folder.
+_FAST_TYPES = (b"0", b"\0", b"5")
+
+
+def _fast_header(buf: bytes) -> tuple[str, str, int, int, int] | None:
+    """``(name, kind, size, mode, mtime)`` of a plain ustar/GNU header, read exactly as
+    tarfile reads it; ``None`` for anything else (tarfile parses those).
+
+    Plain: a regular file or folder, every number field octal digits between spaces (no
+    base-256), the unsigned checksum right. Long names, pax headers, links, sparse files,
+    the end of the archive and every invalid header are not plain.
+    """
+    if len(buf) != tarfile.BLOCKSIZE or buf[156:157] not in _FAST_TYPES:
+        return None
+    usual = _USUAL_NUMBERS.match(buf, 100)
+    if usual is not None and _USUAL_DEVICE.match(buf, 329):
+        mode, size, mtime, checksum = int(usual[1], 8), int(usual[2], 8), int(usual[3], 8), int(usual[4], 8)
+    else:
+        numbers = []
+        for start, end in _NUMBER_FIELDS:
+            field = buf[start:end]
+            cut = field.find(0)
+            if cut >= 0:
+                field = field[:cut]
+            if not _PLAIN_NUMBER.fullmatch(field):
+                return None
+            field = field.strip(b" ")
+            numbers.append(int(field, 8) if field else 0)
+        mode, _, _, size, mtime, checksum, _, _ = numbers
+    if checksum != sum(buf) - sum(buf[148:156]) + 256:
+        return None
+    name = buf[:100]
+    cut = name.find(0)
+    name_s = (name[:cut] if cut >= 0 else name).decode("utf-8", "surrogateescape")
+    kind = "file"
+    if buf[156:157] == b"5" or (buf[156:157] == b"\0" and name_s.endswith("/")):
+        kind = "dir"
+        name_s = name_s.rstrip("/")
+    prefix = buf[345:500]
+    cut = prefix.find(0)
+    if cut >= 0:
+        prefix = prefix[:cut]
+    if prefix:
+        name_s = prefix.decode("utf-8", "surrogateescape") + "/" + name_s
+    return name_s, kind, size, mode, mtime
+
+
+def _block(size: int) -> int:
+    """``size`` rounded up to whole tar blocks."""
+    return -(-size // tarfile.BLOCKSIZE) * tarfile.BLOCKSIZE
+
+
+def _tar_members(tf: tarfile.TarFile, stream: _TarStream) -> Iterator[_Member]:
+    """The members of ``tf``, read once from ``stream`` (its file object).
+
+    Plain headers (``_fast_header``) are parsed here; every other header, and every header
+    after a pax global header, is tarfile's. Either way the member's data is read where it
+    lies in the stream, in order, when the writer asks for it (a skipped member is skipped).
+    """
+    info = tf.next()  # tarfile read the first header when it opened the archive
+    while info is not None:
+        yield _info_member(tf, info, stream)
+        pos = tf.offset
+        while not tf.pax_headers:
+            if stream.pos != pos:  # as tarfile does: the data before the next header must be there
+                stream.seek(pos - 1)
+                if not stream.read(1):
+                    raise tarfile.ReadError("unexpected end of data")
+            buf = stream.read(tarfile.BLOCKSIZE)
+            head = _fast_header(buf)
+            if head is None:
+                stream.unread(buf)
+                break
+            name, kind, size, mode, mtime = head
+            pos += tarfile.BLOCKSIZE
+            opener = read_all = None
+            if kind == "file":
+                if size <= SMALL_MEMBER:
+                    read_all = functools.partial(_read_padded, stream, size)
+                else:
+                    opener = functools.partial(_Slice, stream, size)
+                pos += _block(size)
+            yield _Member(name, kind, size, mode, float(mtime), "", opener, None, read_all, pos - _block(size))
+        tf.offset = pos
+        info = tf.next()
+
+
+def _read_padded(stream: _TarStream, size: int) -> bytes:
+    """A member's ``size`` bytes, read with the padding to the next header in one read."""
+    data = stream.read(_block(size))
+    if len(data) < size:
+        raise tarfile.ReadError("unexpected end of data")
+    return data[:size] if len(data) > size else data
+
+
+def _info_member(tf: tarfile.TarFile, info: tarfile.TarInfo, stream: _TarStream) -> _Member:
+    """The member tarfile parsed as ``info``."""
+    if info.isreg():
+        kind = "file"
+    elif info.isdir():
+        kind = "dir"
+    elif info.issym():
+        kind = "symlink"
+    elif info.islnk():
+        kind = "hardlink"
+    else:
+        kind = "special"
+    opener = read_all = None
+    if kind == "file":
+        opener = lambda: tf.extractfile(info)  # noqa: E731
+        if info.size <= SMALL_MEMBER and getattr(info, "sparse", None) is None:
+
+            def read_all() -> bytes:
+                stream.seek(info.offset_data)
+                return _Slice(stream, info.size).read()
+
+    offset = info.offset_data if read_all is not None else None
+    return _Member(
+        info.name, kind, info.size, info.mode, float(info.mtime), info.linkname, opener, None, read_all, offset
+    )
 
 
 #: The longest symlink target accepted (Linux's PATH_MAX).
@@ -371,13 +556,12 @@ class _Writer:
         self.seen: dict[str, str] = {}  # path -> kind
         self.links: set[str] = set()
         self.made: set[str] = {""}  # folders (relative) known to exist: mkdir once, not per member
-        self.pool: ThreadPoolExecutor | None = None
-        self.batch: list[_Job] = []
-        self.batch_bytes = 0
-        self.pending: collections.deque[tuple[Future[None], list[_Job], int]] = collections.deque()
-        self.in_flight = 0
-        self.probed = 0  # small files written and timed on this thread before the choice (PROBE_FILES)
-        self.probe_s = 0.0
+        self.root_fd = -1  # the temp folder, opened once the first small file is written
+        self.archive_fd = -1  # the uncompressed tar, for writer processes that read members' data themselves
+        self.small = 0  # small files seen (PROCESS_AFTER)
+        self.pool: list[_Process] | None = None
+        self.turn = 0
+        self.relinked: list[str] = []  # files whose inode a hard link changed (their ctime moved)
 
     def refuse(self, member: str, why: str) -> ExtractError:
         return ExtractError(f"{self.archive}: member {_shown(member)}: {why}; refused, nothing was extracted")
@@ -389,13 +573,17 @@ class _Writer:
             raise self.refuse(raw, "backslash in the path")
         if raw.startswith("/") or (len(raw) > 1 and raw[1] == ":"):
             raise self.refuse(raw, "absolute path")
-        parts = [p for p in raw.split("/") if p not in ("", ".")]
+        split = raw.split("/")
+        parts = [p for p in split if p not in ("", ".")]
         if ".." in parts:
             raise self.refuse(raw, "'..' in the path")
-        parts = parts[self.spec.strip_components :]
-        if not parts:
-            return None
-        rel = "/".join(parts)
+        if len(parts) == len(split) and not self.spec.strip_components:
+            rel = raw  # already clean
+        else:
+            parts = parts[self.spec.strip_components :]
+            if not parts:
+                return None
+            rel = "/".join(parts)
         if self.spec.members and not any(fnmatch.fnmatchcase(rel, pat) for pat in self.spec.members):
             return None
         return rel
@@ -406,14 +594,15 @@ class _Writer:
             return
         if m.kind == "special":
             raise self.refuse(m.name, "device file or FIFO")
-        if _not_utf8(rel) or (m.kind == "symlink" and _not_utf8(m.linkname)):
+        if (not rel.isascii() and _not_utf8(rel)) or (m.kind == "symlink" and _not_utf8(m.linkname)):
             what = "its name" if _not_utf8(rel) else f"its symlink target {_shown(m.linkname)}"
             raise self.refuse(
                 m.name,
                 f"{what} is not UTF-8 (tree records and digests hold UTF-8 paths); "
                 "leave it out with 'members', or repack the archive with UTF-8 names",
             )
-        for i in range(1, rel.count("/") + 1):
+        folder = rel.rpartition("/")[0]
+        for i in range(1, 0 if folder in self.made else rel.count("/") + 1):  # a made folder's are all folders
             parent = rel.rsplit("/", i)[0]
             if self.seen.get(parent) in ("file", "symlink", "hardlink"):
                 raise self.refuse(m.name, f"its parent {parent!r} is a {self.seen[parent]} (writing through it)")
@@ -426,7 +615,7 @@ class _Writer:
         if m.kind == "dir":
             self._mkdir(rel)
             return
-        self._mkdir(rel.rpartition("/")[0])
+        self._mkdir(folder)
         if m.kind == "symlink":
             self._symlink(m, rel, dest)
         elif m.kind == "hardlink":
@@ -481,78 +670,92 @@ class _Writer:
         src = self.record.files[link]
         self._check(m, self.budget.charge(src.size))  # a hard link's bytes count in the archive's total
         os.link(self.base + "/" + link, dest)
-        st = os.stat(dest)
-        self.record.files[rel] = TreeFile(src.size, src.xxh3_128, st.st_mtime_ns, st.st_ino)
+        self.record.files[rel] = TreeFile(src.size, src.xxh3_128)
+        self.relinked += [link, rel]  # a link moves the inode's ctime: both are stat-ed at the end
 
     def _check(self, m: _Member, why: str | None) -> None:
         if why is not None:
             raise self.refuse(m.name, why)
 
     def _small_file(self, m: _Member, rel: str, dest: str) -> None:
-        """Read, check and hash a small member here; queue its write for a writer thread."""
+        """Check a small member and write it: here, or (after ``PROCESS_AFTER`` of them) in a writer process."""
         self._check(m, self.budget.admit(m.size, m.packed))
         assert m.read_all is not None
+        if self.root_fd < 0:
+            self.root_fd = os.open(self.base, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        self.small += 1
+        record = TreeFile(m.size, "")
+        mode = _final_mode(m.mode)
+        pool = self.pool if self.pool is not None or self.small <= PROCESS_AFTER else self._start()
+        if pool and m.offset is not None and self.archive_fd >= 0:  # the process reads the data itself
+            self._check(m, self.budget.charge(m.size))
+            self._queue(rel, (rel, None, m.offset, m.size, mode, m.mtime), m.size, record)
+            return
         consumed = self.budget.consumed
         start = consumed() if consumed is not None else None
         data = m.read_all()
         self._check(m, self.budget.charge(len(data), len(data), start))
-        record = TreeFile(len(data), xxhash.xxh3_128_hexdigest(data))
+        record.size = len(data)
+        if pool:
+            self._queue(rel, (rel, data, 0, len(data), mode, m.mtime), len(data), record)
+            return
+        _fill(record, write_file(self.root_fd, rel, data, mode, m.mtime))
         self.record.files[rel] = record
-        self.batch.append((dest, data, m.mode, m.mtime, record))
-        self.batch_bytes += len(data)
-        if len(self.batch) >= _BATCH_FILES or self.batch_bytes >= _BATCH_BYTES:
-            self._submit()
+        self.advance(len(data))
 
-    def _submit(self) -> None:
-        """Hand the current batch to a writer thread; wait while too many bytes are in flight."""
-        if not self.batch:
-            return
-        if not self._threaded():
-            began = time.perf_counter()
-            _write_batch(self.batch)  # here, on the calling thread
-            if self.probed < PROBE_FILES:
-                self.probe_s += time.perf_counter() - began
-                self.probed += len(self.batch)
-            for job in self.batch:
-                self.advance(len(job[1]))
-            self.batch, self.batch_bytes = [], 0
-            return
-        if self.pool is None:
-            self.pool = ThreadPoolExecutor(WRITERS, thread_name_prefix="provision-extract")
-        self.pending.append((self.pool.submit(_write_batch, self.batch), self.batch, self.batch_bytes))
-        self.in_flight += self.batch_bytes
-        self.batch, self.batch_bytes = [], 0
-        while self.pending and (self.in_flight > IN_FLIGHT or self.pending[0][0].done()):
-            self._reap()
+    def _start(self) -> list[_Process]:
+        """Start the writer processes (none where they cannot be started: the files are written here)."""
+        self.pool = []
+        if WRITERS > 0 and sys.executable:
+            self.pool = [_Process(self.root_fd, self.archive_fd) for _ in range(WRITERS)]
+        return self.pool
 
-    def _threaded(self) -> bool:
-        """Whether small files go to the writer threads: once the probe showed slow creates."""
-        if self.pool is not None:
-            return True
-        if WRITERS <= 0 or self.probed < PROBE_FILES:
-            return False
-        return self.probe_s >= SLOW_CREATE * self.probed
+    def _queue(self, rel: str, job: _Job, size: int, record: TreeFile) -> None:
+        """Add a write to the next process's batch; send the batch once it is full."""
+        assert self.pool
+        proc = self.pool[self.turn]
+        self.record.files[rel] = record  # its digest and stat come with the reply
+        proc.batch.append(job)
+        proc.records.append(record)
+        proc.batch_bytes += size
+        if len(proc.batch) >= _BATCH_FILES or proc.batch_bytes >= _BATCH_BYTES:
+            self._send(proc)
+            self.turn = (self.turn + 1) % len(self.pool)
 
-    def _reap(self) -> None:
-        future, jobs, nbytes = self.pending.popleft()
-        self.in_flight -= nbytes
-        future.result()  # a writer's error is raised here, on the calling thread
-        for job in jobs:  # progress counts bytes written
-            self.advance(len(job[1]))
+    def _send(self, proc: _Process) -> None:
+        if len(proc.sent) >= _IN_FLIGHT_BATCHES:
+            self._reap(proc)
+        proc.send()
+
+    def _reap(self, proc: _Process) -> None:
+        """Wait for ``proc``'s oldest reply; raise its error."""
+        written = proc.reap(self.archive)
+        self.advance(written)
 
     def flush(self) -> None:
-        """Write everything queued; raise the first writer error."""
-        self._submit()
-        while self.pending:
-            self._reap()
+        """Wait until everything queued is written; raise the first writer error."""
+        for proc in self.pool or ():
+            if proc.batch:
+                self._send(proc)
+            while proc.sent:
+                self._reap(proc)
 
     def close(self) -> None:
-        """Stop the writer threads: queued batches are dropped, running ones finish (nothing writes after)."""
-        if self.pool is not None:
-            self.pool.shutdown(wait=True, cancel_futures=True)
-            self.pool = None
-        self.batch, self.batch_bytes = [], 0
-        self.pending.clear()
+        """Stop the writer processes (none writes after this returns) and close the folder."""
+        for proc in self.pool or ():
+            proc.stop()
+        self.pool = None
+        for fd in (self.root_fd, self.archive_fd):
+            if fd >= 0:
+                os.close(fd)
+        self.root_fd = self.archive_fd = -1
+
+    def stamp_relinked(self) -> None:
+        """Record the final stat of the files a hard link touched (after the writes are done)."""
+        for rel in self.relinked:
+            st = os.lstat(self.base + "/" + rel)
+            f = self.record.files[rel]
+            f.mtime_ns, f.ino, f.ctime_ns = st.st_mtime_ns, st.st_ino, st.st_ctime_ns
 
     def _file(self, m: _Member, rel: str, dest: str) -> None:
         self._check(m, self.budget.admit(m.size, m.packed))
@@ -562,58 +765,103 @@ class _Writer:
         h = xxhash.xxh3_128()
         size = 0
         src = m.open()
+        if src is None:
+            raise self.refuse(m.name, "tarfile gives no data for this regular file")
         try:
-            fd = os.open(dest, _NEW_FILE, 0o600)
+            fd = os.open(dest, NEW_FILE, _final_mode(m.mode))
             try:
                 while chunk := src.read(CHUNK_SIZE):
                     self._check(m, self.budget.charge(len(chunk), size + len(chunk), start))
                     h.update(chunk)
-                    _write_all(fd, chunk)
+                    write_all(fd, chunk)
                     size += len(chunk)
                     self.advance(len(chunk))
-                st = _seal(fd, m.mode, m.mtime)
+                st = seal(fd, _final_mode(m.mode), m.mtime)
             finally:
                 os.close(fd)
         finally:
             src.close()
-        self.record.files[rel] = TreeFile(size, h.hexdigest(), st.st_mtime_ns, st.st_ino)
+        self.record.files[rel] = TreeFile(size, h.hexdigest(), st.st_mtime_ns, st.st_ino, st.st_ctime_ns)
 
 
-#: A small file's write: (path, bytes, the member's mode, mtime, the record to complete with its stat).
-_Job = tuple[str, bytes, int, float, TreeFile]
+#: A small file's write, as a writer process takes it: (path, data or None, offset, size, mode, mtime).
+_Job = tuple[str, bytes | None, int, int, int, float]
+#: Batches sent to one writer process and not yet answered, at most: its replies (a few KiB
+#: each) then always fit in the pipe, so neither side can block the other.
+_IN_FLIGHT_BATCHES = 4
 
 
-#: A member's file is always new, never reached through a link planted at its name.
-_NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+def _final_mode(mode: int) -> int:
+    """A member's mode on disk: no setuid/setgid/sticky, no group/other write, owner read."""
+    return (mode & 0o755) | 0o400
 
 
-def _seal(fd: int, mode: int, mtime: float) -> os.stat_result:
-    """Give a written member its mode (no setuid/setgid/sticky, no group/other write) and mtime;
-    its final stat."""
-    os.fchmod(fd, (mode & 0o755) | 0o400)
-    if mtime > 0:
-        os.utime(fd, (mtime, mtime))
-    return os.fstat(fd)
+def _fill(record: TreeFile, result: tuple[str, int, int, int]) -> None:
+    record.xxh3_128, record.mtime_ns, record.ino, record.ctime_ns = result
 
 
-def _write_batch(jobs: list[_Job]) -> None:
-    """Create and write each file (in a writer thread); record its final stat."""
-    for path, data, mode, mtime, record in jobs:
-        fd = os.open(path, _NEW_FILE, 0o600)
-        try:
-            if data:
-                _write_all(fd, data)
-            st = _seal(fd, mode, mtime)
-        finally:
-            os.close(fd)
-        record.mtime_ns, record.ino = st.st_mtime_ns, st.st_ino
+class _Process:
+    """One writer process (:mod:`provision.extract.writer_process`) and the batches it was sent."""
 
+    def __init__(self, root_fd: int, archive_fd: int) -> None:
+        fds = tuple(fd for fd in (root_fd, archive_fd) if fd >= 0)
+        quiet = os.environ.get("PROVISION_DEBUG") != "1"
+        self.proc = subprocess.Popen(
+            [sys.executable, _WRITER_SCRIPT, str(root_fd), str(archive_fd)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL if quiet else None,
+            pass_fds=fds,
+        )
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.wfd, self.rfd = self.proc.stdin.fileno(), self.proc.stdout.fileno()
+        self.batch: list[_Job] = []
+        self.records: list[TreeFile] = []
+        self.batch_bytes = 0
+        self.sent: collections.deque[tuple[list[TreeFile], int]] = collections.deque()
 
-def _write_all(fd: int, data: bytes) -> None:
-    """``os.write`` until all of ``data`` is written (a write may be short)."""
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view) :]
+    def send(self) -> None:
+        payload = marshal.dumps(self.batch)
+        with contextlib.suppress(BrokenPipeError):  # it ended: its reply (or its absence) says why
+            write_all(self.wfd, len(payload).to_bytes(8, "little") + payload)
+        self.sent.append((self.records, self.batch_bytes))
+        self.batch, self.records, self.batch_bytes = [], [], 0
+
+    def reap(self, archive: str) -> int:
+        """Complete the records of the oldest batch from its reply: the bytes written."""
+        records, nbytes = self.sent.popleft()
+        head = read_exact(self.rfd, 8)
+        reply = marshal.loads(read_exact(self.rfd, int.from_bytes(head, "little"))) if len(head) == 8 else None
+        if not isinstance(reply, tuple) or not reply:
+            try:
+                code: int | None = self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                code = None
+            raise ProvisionError(
+                f"{archive}: a writer process of the extraction ended without a reply (exit status {code}); "
+                "nothing was extracted; run again (PROVISION_DEBUG=1 shows its error)"
+            )
+        if reply[0] == "oserror":
+            _, err, why, path = reply
+            raise OSError(err, why, path)
+        if reply[0] == "short":
+            raise ExtractError(
+                f"{archive}: corrupt or truncated tar archive (the data of member {_shown(reply[1])} ends early); "
+                "delete it and fetch again"
+            )
+        for record, result in zip(records, reply[1], strict=True):
+            _fill(record, result)
+        return nbytes
+
+    def stop(self) -> None:
+        """End the process: at once if batches are unanswered (an error stops the extraction)."""
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        with contextlib.suppress(OSError):
+            self.proc.stdin.close()
+        if self.sent or self.batch:
+            self.proc.kill()
+        self.proc.wait()
+        self.proc.stdout.close()
 
 
 # ---------------------------------------------------------------------------------------
@@ -638,11 +886,12 @@ def _stat_single(path: Path, record: TreeRecord) -> None:
     """Record the final stat of a single-file extraction (the fast path of ``verify``).
 
     A tree needs no second stat: each file's was taken once it was written, and renaming
-    the temp folder changes no file's inode or mtime.
+    the temp folder changes no file's inode, mtime or ctime (a hard link does: those files
+    are stat-ed again, ``_Writer.stamp_relinked``).
     """
     st = os.stat(path)
     for f in record.files.values():
-        f.mtime_ns, f.ino = st.st_mtime_ns, st.st_ino
+        f.mtime_ns, f.ino, f.ctime_ns = st.st_mtime_ns, st.st_ino, st.st_ctime_ns
 
 
 def extract_archive(
@@ -675,6 +924,7 @@ def extract_archive(
                 try:
                     _unpack(raw, fmt, writer, label)
                     writer.flush()
+                    writer.stamp_relinked()
                 finally:
                     writer.close()  # before the temp folder can be removed: no write comes after
                 writer.check_links()
@@ -707,12 +957,14 @@ def _unpack(raw: _Counted, fmt: str, writer: _Writer, label: str) -> None:
             return
         inner = fmt.split(".", 1)[1] if "." in fmt else "tar"
         with contextlib.ExitStack() as stack:
-            if inner == "tar":  # seekable: members' data is read straight from the file, not via 10 KiB records
-                tf = stack.enter_context(tarfile.open(fileobj=cast(IO[bytes], raw), mode="r:", **_TAR_NAMES))
+            if inner == "tar":  # uncompressed: skipped data is seeked over; its position is what it consumed
+                stream = _TarStream(cast(IO[bytes], raw.fh), seekable=True)
+                writer.budget.consumed = stream.tell
+                writer.archive_fd = os.dup(raw.fh.fileno())  # writer processes read members' data from it
             else:
-                stream = stack.enter_context(_open_stream(cast(IO[bytes], raw), inner))
-                tf = stack.enter_context(tarfile.open(fileobj=stream, mode="r|", **_TAR_NAMES))
-            for m in _tar_members(tf, raw if inner == "tar" else None):
+                stream = _TarStream(stack.enter_context(_open_stream(cast(IO[bytes], raw), inner)), seekable=False)
+            tf = stack.enter_context(tarfile.open(fileobj=cast(IO[bytes], stream), mode="r:", **_TAR_NAMES))
+            for m in _tar_members(tf, stream):
                 writer.add(m)
             _check_tar_end(tf, label, fmt)
     except ExtractError:

@@ -20,7 +20,6 @@ from provision.store.trees import (
     diff_trees,
     load_trees,
     save_trees,
-    stamp_ctimes,
     tree_entry,
     tree_record,
 )
@@ -44,7 +43,6 @@ def extract_file(store: Store, art: Artifact, spec: FileSpec, progress: Progress
         progress.finish(key, False)
         raise
     progress.finish(key, True)
-    stamp_ctimes(dest, record)
     if old is not None and spec.extract.tree is None:
         diffs = diff_trees(old, record)
         if diffs:

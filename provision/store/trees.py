@@ -51,7 +51,6 @@ __all__ = [
     "iter_paths",
     "load_trees",
     "save_trees",
-    "stamp_ctimes",
     "stored_tree",
     "tree_digest",
     "tree_entry",
@@ -287,19 +286,6 @@ def hash_tree(root: Path, on_file: Callable[[int], None] | None = None) -> TreeR
                 if on_file is not None:
                     on_file(size)
     return record
-
-
-def stamp_ctimes(root: Path, record: TreeRecord) -> None:
-    """Record the ctime of each file of ``record`` under ``root`` whose size, mtime and inode are the
-    recorded ones (after extraction: the stat that the fast path of ``verify`` compares)."""
-    base = os.fspath(root)
-    for rel, f in record.files.items():
-        try:
-            st = os.lstat(os.path.join(base, rel) if record.kind == "dir" else base)
-        except OSError:
-            continue
-        if (st.st_size, st.st_mtime_ns, st.st_ino) == (f.size, f.mtime_ns, f.ino):
-            f.ctime_ns = st.st_ctime_ns
 
 
 def diff_trees(expected: TreeRecord, actual: TreeRecord, limit: int = 5) -> list[str]:

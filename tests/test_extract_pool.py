@@ -18,13 +18,14 @@ import io
 import lzma
 import os
 import random
+import signal
 import tarfile
+import threading
 import zipfile
 from pathlib import Path
 
 import pytest
 
-from provision.errors import ProvisionError
 from provision.extract import archive as engine
 from provision.extract.archive import SMALL_MEMBER, ExtractError, extract_archive
 from provision.manifest.model import ExtractSpec
@@ -253,6 +254,78 @@ def test_a_writer_process_that_dies_is_an_error_and_leaves_nothing(
     monkeypatch.setattr(engine, "_WRITER_SCRIPT", str(dying))
     src = write(tmp_path, "pool.tar", tar_of(small_tree(300)))
     dest = tmp_path / "tree"
-    with pytest.raises(ProvisionError, match=r"writer process .* ended without a reply \(exit status 7\)"):
+    with pytest.raises(ExtractError, match=r"writer process .* ended without a reply \(exit status 7\)"):
         extract_archive(src, ExtractSpec("tar", "tree"), dest, label=LABEL)
+    assert leftovers(dest) == []
+
+
+@pytest.mark.parametrize("fmt", ["tar", "tar.gz"])
+def test_one_page_pipes_do_not_stall_the_writer_processes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, writers: str, fmt: str
+) -> None:
+    """pipe(7): past pipe-user-pages-soft a user's new pipes hold one page, less than four replies;
+    the exchange must still go on (it hung before requests were written without blocking)."""
+    if writers == "inline":
+        pytest.skip("no writer process runs inline")
+    monkeypatch.setattr(engine, "WRITER_PIPE_BYTES", 4096)
+    tree = {f"f/{i:05d}": b"%08d" % i * 64 for i in range(3000)}
+    archive = write(tmp_path, "pool.tar", tar_of(tree, mode="w:gz" if fmt == "tar.gz" else "w"))
+    dest = tmp_path / "tree"
+    done: list[BaseException | None] = []
+
+    def run() -> None:
+        try:
+            extract_archive(archive, ExtractSpec(fmt, "tree"), dest, label=LABEL)
+            done.append(None)
+        except BaseException as exc:  # re-raised below
+            done.append(exc)
+
+    worker = threading.Thread(target=run, daemon=True)
+    worker.start()
+    worker.join(60)
+    if worker.is_alive():
+        for pid in writer_children():  # let the stuck extraction end with the test
+            os.kill(int(pid), signal.SIGKILL)
+        pytest.fail("the extraction stalled with one-page pipes")
+    assert done == [None]
+    assert files_under(dest) == tree
+
+
+def raw_member(name: str, data: bytes, *, size: bytes | None = None, pax: dict[str, str] | None = None) -> bytes:
+    """One member's blocks as ``tarfile`` writes them, its size field replaced by ``size`` (and the
+    checksum made again): values tarfile reads but no tar writes."""
+    info = tarfile.TarInfo(name)
+    info.size, info.mtime = len(data), MTIME
+    fmt = tarfile.PAX_FORMAT if pax else tarfile.GNU_FORMAT
+    if pax:
+        info.pax_headers = pax
+    blob = bytearray(info.tobuf(fmt, "utf-8", "surrogateescape"))
+    head = len(blob) - 512
+    if size is not None:
+        blob[head + 124 : head + 136] = size
+        blob[head + 148 : head + 156] = b" " * 8
+        blob[head + 148 : head + 156] = b"%06o\0 " % sum(blob[head : head + 512])
+    return bytes(blob) + data + b"\0" * (-len(data) % 512)
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        raw_member("neg.bin", b"", size=b"\xff" * 11 + b"\xfb"),  # base-256 -5
+        raw_member("late.bin", b"hello", pax={"mtime": "1e300"}),
+        raw_member("later.bin", b"hello", size=None, pax={"mtime": str(2**70)}),
+    ],
+    ids=["negative-size", "mtime-1e300", "mtime-2**70"],
+)
+def test_a_member_size_or_mtime_no_file_can_have_is_a_corrupt_archive_on_both_paths(tmp_path: Path, bad: bytes) -> None:
+    """tarfile reads a negative base-256 size and any pax mtime; the writer processes used to fail on
+    them as an OSError or a dead process ("run again"), the calling process as a corrupt archive."""
+    tree = {f"d/f{i:04d}": b"x" for i in range(50)}
+    head = tar_of(tree)[: -1024 * 10]  # without its end-of-archive blocks
+    head = head.rstrip(b"\0")
+    head += b"\0" * (-len(head) % 512)
+    archive = write(tmp_path, "pool.tar", head + bad + b"\0" * 1024)
+    dest = tmp_path / "tree"
+    with pytest.raises(ExtractError, match=r"corrupt archive \(member '.*' has size -?\d+ and mtime"):
+        extract_archive(archive, ExtractSpec("tar", "tree"), dest, label=LABEL)
     assert leftovers(dest) == []

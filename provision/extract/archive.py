@@ -49,6 +49,7 @@ from __future__ import annotations
 import bz2
 import collections
 import contextlib
+import fcntl
 import fnmatch
 import functools
 import gzip
@@ -57,6 +58,7 @@ import lzma
 import marshal
 import os
 import re
+import select
 import shutil
 import stat
 import subprocess
@@ -70,8 +72,8 @@ from typing import IO, Any, Protocol, cast
 
 import xxhash
 
-from provision.errors import IntegrityError, ProvisionError
-from provision.extract.writer_process import NEW_FILE, read_exact, seal, write_all, write_file
+from provision.errors import IntegrityError
+from provision.extract.writer_process import NEW_FILE, seal, write_all, write_file
 from provision.fsutil import CHUNK_SIZE, temp_name
 from provision.manifest.model import SINGLE_FILE_FORMATS, ExtractSpec
 from provision.store.trees import TreeFile, TreeRecord
@@ -96,6 +98,10 @@ WRITERS = 3
 #: The small files written by the calling process before the writer processes start (each
 #: costs a process start of about 20 ms): an archive of fewer files never starts them.
 PROCESS_AFTER = 1000
+#: The pipe buffer, in bytes, of each writer process's requests and replies (``F_SETPIPE_SZ``);
+#: None: the system's. A smaller one models a machine past ``pipe-user-pages-soft``, where
+#: pipe(7) gives an unprivileged user's new pipes a single page: the exchange must not block.
+WRITER_PIPE_BYTES: int | None = None
 #: A batch sent to a writer process: at most this many files or bytes.
 _BATCH_FILES = 64
 _BATCH_BYTES = 1 << 20
@@ -594,6 +600,11 @@ class _Writer:
             return
         if m.kind == "special":
             raise self.refuse(m.name, "device file or FIFO")
+        if m.size < 0 or not m.mtime < _MTIME_LIMIT:  # tarfile reads a negative base-256 size; a pax mtime may be 1e300
+            raise ExtractError(
+                f"{self.archive}: corrupt archive (member {_shown(m.name)} has size {m.size} and mtime "
+                f"{m.mtime}); delete it and fetch again"
+            )
         if (not rel.isascii() and _not_utf8(rel)) or (m.kind == "symlink" and _not_utf8(m.linkname)):
             what = "its name" if _not_utf8(rel) else f"its symlink target {_shown(m.linkname)}"
             raise self.refuse(
@@ -786,9 +797,12 @@ class _Writer:
 
 #: A small file's write, as a writer process takes it: (path, data or None, offset, size, mode, mtime).
 _Job = tuple[str, bytes | None, int, int, int, float]
-#: Batches sent to one writer process and not yet answered, at most: its replies (a few KiB
-#: each) then always fit in the pipe, so neither side can block the other.
+#: Batches sent to one writer process and not yet answered, at most (memory, not deadlock: a
+#: request is written without blocking, and the replies that arrive meanwhile are read).
 _IN_FLIGHT_BATCHES = 4
+_F_SETPIPE_SZ = 1031  # linux/fcntl.h
+#: An mtime ``os.utime`` can set (seconds that fit a 64-bit time_t); at or above it, or NaN: corrupt.
+_MTIME_LIMIT = 2.0**63
 
 
 def _final_mode(mode: int) -> int:
@@ -815,29 +829,60 @@ class _Process:
         )
         assert self.proc.stdin is not None and self.proc.stdout is not None
         self.wfd, self.rfd = self.proc.stdin.fileno(), self.proc.stdout.fileno()
+        if WRITER_PIPE_BYTES is not None:
+            for fd in (self.wfd, self.rfd):
+                fcntl.fcntl(fd, _F_SETPIPE_SZ, WRITER_PIPE_BYTES)
+        os.set_blocking(self.wfd, False)
+        self.inbox = bytearray()  # replies read while a request was being written
         self.batch: list[_Job] = []
         self.records: list[TreeFile] = []
         self.batch_bytes = 0
         self.sent: collections.deque[tuple[list[TreeFile], int]] = collections.deque()
 
     def send(self) -> None:
+        """Write the batch without blocking on a full pipe: while the process cannot take more, the
+        replies it writes meanwhile are read (kept for :meth:`reap`), so neither side waits on the other."""
         payload = marshal.dumps(self.batch)
-        with contextlib.suppress(BrokenPipeError):  # it ended: its reply (or its absence) says why
-            write_all(self.wfd, len(payload).to_bytes(8, "little") + payload)
+        view = memoryview(len(payload).to_bytes(8, "little") + payload)
+        while view:
+            try:
+                view = view[os.write(self.wfd, view) :]
+                continue
+            except BlockingIOError:
+                pass
+            except BrokenPipeError:  # it ended: its reply (or its absence) says why
+                break
+            readable, _, _ = select.select([self.rfd], [self.wfd], [])
+            if readable:
+                chunk = os.read(self.rfd, 1 << 16)
+                if not chunk:  # it ended
+                    break
+                self.inbox += chunk
         self.sent.append((self.records, self.batch_bytes))
         self.batch, self.records, self.batch_bytes = [], [], 0
+
+    def _take(self, n: int) -> bytes:
+        """``n`` bytes of replies: first those read during :meth:`send`; fewer only at the end."""
+        while len(self.inbox) < n:
+            chunk = os.read(self.rfd, max(n - len(self.inbox), 1 << 16))
+            if not chunk:
+                break
+            self.inbox += chunk
+        out = bytes(self.inbox[:n])
+        del self.inbox[:n]
+        return out
 
     def reap(self, archive: str) -> int:
         """Complete the records of the oldest batch from its reply: the bytes written."""
         records, nbytes = self.sent.popleft()
-        head = read_exact(self.rfd, 8)
-        reply = marshal.loads(read_exact(self.rfd, int.from_bytes(head, "little"))) if len(head) == 8 else None
+        head = self._take(8)
+        reply = marshal.loads(self._take(int.from_bytes(head, "little"))) if len(head) == 8 else None
         if not isinstance(reply, tuple) or not reply:
             try:
                 code: int | None = self.proc.wait(timeout=5)
             except subprocess.TimeoutExpired:
                 code = None
-            raise ProvisionError(
+            raise ExtractError(
                 f"{archive}: a writer process of the extraction ended without a reply (exit status {code}); "
                 "nothing was extracted; run again (PROVISION_DEBUG=1 shows its error)"
             )
